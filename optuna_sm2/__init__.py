@@ -1,0 +1,15 @@
+"""optuna-sm2: energy-aware hyperparameter search for Optuna (SM², arXiv 2412.08526)."""
+
+from __future__ import annotations
+
+from optuna_sm2 import _attrs as attrs
+from optuna_sm2._report import report
+from optuna_sm2._successive_halving_energy import SuccessiveHalvingEnergyPruner
+from optuna_sm2._weighted_objective import weighted_objective
+
+__all__ = [
+    "SuccessiveHalvingEnergyPruner",
+    "attrs",
+    "report",
+    "weighted_objective",
+]
