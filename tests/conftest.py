@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
