@@ -19,3 +19,27 @@ ENERGY_SOURCE = "sm2.energy_source"
 
 SYSTEM_ATTR_PREFIX = "sm2:"
 """Prefix of every system attr the pruner writes (never Optuna's bare ``completed_rung_*``)."""
+
+ENERGY_TRAIN_J = "sm2.energy_train_j"
+"""User attr: the thorough-training part of :data:`ENERGY_TOTAL_J`."""
+
+ENERGY_EVAL_J = "sm2.energy_eval_j"
+"""User attr: the evaluation part of :data:`ENERGY_TOTAL_J`."""
+
+EPOCHS_TRAINED = "sm2.epochs_trained"
+"""User attr: thorough epochs done so far."""
+
+EXPLORATIONS = "sm2.explorations"
+"""User attr: exploratory sweeps done so far."""
+
+LR_WINDOW = "sm2.lr_window"
+"""User attr: lowest and highest LR of the window the latest sweep chose."""
+
+LR_DIVERGED_AT = "sm2.lr_diverged_at"
+"""User attr: first LR of the latest sweep whose loss was non-finite or exploded, or null."""
+
+RESUMED_FROM = "sm2.resumed_from"
+"""User attr of a retried trial: the trial whose checkpoint it resumed from."""
+
+SCHEDULE = "sm2.schedule"
+"""Study user attr: the schedule of the study's ``SM2Objective``; marks a study SM² wrote."""
