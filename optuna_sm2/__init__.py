@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from optuna_sm2 import _attrs as attrs
+from optuna_sm2._batches import PreloadedBatches
 from optuna_sm2._report import report
 from optuna_sm2._successive_halving_energy import SuccessiveHalvingEnergyPruner
 from optuna_sm2._weighted_objective import weighted_objective
 
 __all__ = [
+    "PreloadedBatches",
     "SuccessiveHalvingEnergyPruner",
     "attrs",
     "report",

@@ -2,6 +2,118 @@
 
 from __future__ import annotations
 
+import os
+
+import optuna
+import sqlalchemy.exc
+from optuna.storages.journal import JournalFileBackend
+from sqlalchemy.engine import make_url
+
+JOURNAL_SUFFIXES = (".log", ".jsonl")
+"""A ``--storage`` ending in one of these is a JournalStorage file, not a database URL."""
+
+_URL_HELP = (
+    "expected a database URL such as sqlite:///studies/demo.db or postgresql://host/db, "
+    "or a journal file path ending in .log or .jsonl"
+)
+
+
+_STORAGE_ERRORS = (
+    sqlalchemy.exc.SQLAlchemyError,
+    optuna.exceptions.OptunaError,
+    ImportError,
+    RuntimeError,
+    ValueError,
+    KeyError,
+)
+"""What opening or reading a storage raises for a bad URL, driver, file or schema."""
+
 
 class CLIError(Exception):
     """A problem with the user's input, printed as one line without a traceback."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (of its cause, for Optuna's generic storage error)."""
+    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _sqlite_path(url: str) -> str | None:
+    """The file a ``sqlite://`` URL names, ``None`` for an in-memory database."""
+    database = make_url(url).database
+    return None if not database or database == ":memory:" else database
+
+
+def open_storage(url: str, *, must_exist: bool = True) -> optuna.storages.BaseStorage:
+    """The Optuna storage ``url`` names.
+
+    ``url`` is any URL :class:`optuna.storages.RDBStorage` takes (``sqlite:///path.db``,
+    ``postgresql://...``, ``mysql+pymysql://...``) or a path ending in ``.log`` or ``.jsonl``,
+    which opens ``JournalStorage(JournalFileBackend(path))``.
+
+    Args:
+        url: The storage URL or journal file path.
+        must_exist: Refuse a SQLite or journal file that does not exist (instead of creating
+            an empty one) and do not create Optuna's tables in a database that lacks them.
+            Commands that only read a study (``report``, ``dashboard``) keep the default.
+
+    Raises:
+        CLIError: the URL is malformed, the file is missing, or the storage cannot be opened;
+            the message is one line.
+
+    Example:
+        >>> from optuna_sm2.cli._common import open_storage
+        >>> open_storage("studies/nothing-here.log")
+        Traceback (most recent call last):
+        ...
+        optuna_sm2.cli._common.CLIError: journal file studies/nothing-here.log does not exist
+    """
+    if not url.strip():
+        raise CLIError(f"empty --storage; {_URL_HELP}")
+    if url.endswith(JOURNAL_SUFFIXES) and "://" not in url:
+        if os.path.isdir(url):
+            raise CLIError(f"journal file {url} is a directory")
+        if must_exist and not os.path.exists(url):
+            raise CLIError(f"journal file {url} does not exist")
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(url))
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"cannot open journal file {url}: {_one_line(exc)}") from exc
+    if "://" not in url:
+        hint = f" (did you mean sqlite:///{url}?)" if url.endswith((".db", ".sqlite3")) else ""
+        raise CLIError(f"not a storage URL: {url!r}{hint}; {_URL_HELP}")
+    try:
+        if url.startswith("sqlite"):
+            path = _sqlite_path(url)
+            if path is not None and must_exist and not os.path.exists(path):
+                raise CLIError(f"SQLite file {path} (from {url}) does not exist")
+            if path is not None and os.path.isdir(path):
+                raise CLIError(f"SQLite path {path} (from {url}) is a directory")
+        return optuna.storages.RDBStorage(url, skip_table_creation=must_exist)
+    except CLIError:
+        raise
+    except _STORAGE_ERRORS as exc:
+        raise CLIError(f"cannot open storage {url}: {_one_line(exc)}") from exc
+
+
+def load_study(storage_url: str, study_name: str) -> optuna.Study:
+    """The existing study ``study_name`` in the storage ``storage_url`` (see :func:`open_storage`).
+
+    Raises:
+        CLIError: the storage cannot be opened or read, or holds no study of that name (the
+            message lists the names it holds); one line.
+    """
+    storage = open_storage(storage_url)
+    try:
+        names = sorted(optuna.get_all_study_names(storage))
+    except _STORAGE_ERRORS as exc:
+        raise CLIError(
+            f"cannot read studies from {storage_url} (is it an Optuna storage?): {_one_line(exc)}"
+        ) from exc
+    if study_name not in names:
+        available = ", ".join(names) if names else "none, the storage holds no studies"
+        raise CLIError(f"no study named {study_name!r} in {storage_url}; available: {available}")
+    return optuna.load_study(study_name=study_name, storage=storage)

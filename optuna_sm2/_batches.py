@@ -1,0 +1,195 @@
+"""The flexible batch loader of SM²: data preloaded to the device, cut into batches there."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterator
+
+import torch
+
+
+def _check_tensor(name: str, x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}.")
+    if x.ndim == 0:
+        raise ValueError(f"`{name}` must have a first (sample) dimension, got a 0-d tensor.")
+    return x
+
+
+def _check_batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size}.")
+    return int(batch_size)
+
+
+def _check_fraction(fraction: object) -> float:
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
+        raise ValueError(f"`fraction` must be a number in (0, 1], got {fraction!r}.")
+    if not 0.0 < float(fraction) <= 1.0:
+        raise ValueError(f"`fraction` must be in (0, 1], got {fraction}.")
+    return float(fraction)
+
+
+def fraction_size(n: int, fraction: float) -> int:
+    """``ceil(fraction * n)``, at least 1, robust to float noise.
+
+    ``0.1 * 30`` is ``3.0000000000000004`` in floating point; the product is rounded to nine
+    decimals before the ceiling so that it counts as 3, not 4.
+
+    >>> fraction_size(30, 0.1), fraction_size(10, 0.25), fraction_size(7, 1.0)
+    (3, 3, 7)
+    """
+    return max(1, min(n, math.ceil(round(fraction * n, 9))))
+
+
+class PreloadedBatches:
+    """Training data held on the training device and cut into batches of any size there.
+
+    The paper's flexible batch loader: the tensors are moved to ``device`` once, at
+    construction, and every batch is an index into them, so trying another batch size costs
+    nothing and no worker process or host-to-device copy runs during an epoch. Each call of
+    :meth:`batches` is one epoch; with ``shuffle=True`` it draws a fresh permutation from a
+    ``torch.Generator`` seeded with ``seed``, so the sequence of epochs is reproducible from the
+    seed. The permutation is drawn on the CPU and then moved, so it is the same on every device.
+
+    Args:
+        inputs: The inputs, samples along the first dimension.
+        targets: The targets, as many samples as ``inputs``.
+        device: Where the data is trained on. ``None`` keeps ``inputs`` where it is (and moves
+            ``targets`` there).
+        seed: Seed of the shuffling generator.
+
+    Raises:
+        ValueError: ``inputs`` or ``targets`` is not a tensor, is 0-d, the two differ in length,
+            or they hold no samples.
+
+    Example:
+        >>> import torch
+        >>> from optuna_sm2 import PreloadedBatches
+        >>> data = PreloadedBatches(torch.randn(10, 3), torch.arange(10), seed=1)
+        >>> len(data), data.n_batches(4), data.n_batches(4, drop_last=True)
+        (10, 3, 2)
+        >>> [len(y) for _, y in data.batches(4)]
+        [4, 4, 2]
+        >>> [len(y) for _, y in data.batches(2, fraction=0.25)]  # ceil(0.25 * 10) = 3 samples
+        [2, 1]
+        >>> sorted(torch.cat([y for _, y in data.batches(3)]).tolist()) == list(range(10))
+        True
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        *,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+    ) -> None:
+        inputs = _check_tensor("inputs", inputs)
+        targets = _check_tensor("targets", targets)
+        if len(inputs) != len(targets):
+            raise ValueError(
+                f"`inputs` and `targets` must hold as many samples, "
+                f"got {len(inputs)} and {len(targets)}."
+            )
+        if len(inputs) == 0:
+            raise ValueError("`inputs` and `targets` hold no samples.")
+        target_device = inputs.device if device is None else torch.device(device)
+        self._inputs = inputs.to(target_device)
+        self._targets = targets.to(target_device)
+        self._seed = int(seed)
+        self._generator = torch.Generator(device="cpu")
+        self._generator.manual_seed(self._seed)
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """All inputs, on :attr:`device`."""
+        return self._inputs
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """All targets, on :attr:`device`."""
+        return self._targets
+
+    @property
+    def device(self) -> torch.device:
+        """The device the data lives on."""
+        return self._inputs.device
+
+    @property
+    def seed(self) -> int:
+        """The seed the shuffling generator started from."""
+        return self._seed
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+    def __repr__(self) -> str:
+        return f"PreloadedBatches(n={len(self)}, device={self.device}, seed={self._seed})"
+
+    def _epoch_size(self, batch_size: object, fraction: object) -> tuple[int, int]:
+        """The checked batch size and the number of samples one epoch covers."""
+        size = _check_batch_size(batch_size)
+        share = _check_fraction(fraction)
+        n = len(self)
+        m = fraction_size(n, share)
+        if size > m:
+            of = f"{m} of the {n} samples (fraction {share})" if m < n else f"the {n} samples"
+            raise ValueError(
+                f"`batch_size` {size} is larger than the data: an epoch covers {of}; "
+                f"accepted range 1 <= batch_size <= {m}."
+            )
+        return size, m
+
+    def n_batches(self, batch_size: int, fraction: float = 1.0, drop_last: bool = False) -> int:
+        """How many batches :meth:`batches` yields with these arguments.
+
+        Raises:
+            ValueError: as :meth:`batches`.
+        """
+        size, m = self._epoch_size(batch_size, fraction)
+        return m // size if drop_last else -(-m // size)
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        fraction: float = 1.0,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of ``(inputs, targets)`` batches, cut on the device.
+
+        The arguments are checked and the permutation is drawn when this is called, not when
+        the first batch is taken.
+
+        Args:
+            batch_size: Samples per batch, ``1 <= batch_size <= ceil(fraction * len(self))``.
+            shuffle: Draw a fresh permutation (the next one of the seeded generator). ``False``
+                keeps the stored order and leaves the generator untouched.
+            fraction: Share of the data the epoch covers, in (0, 1]: the first
+                ``ceil(fraction * len(self))`` samples of the (shuffled) order. SM²'s
+                exploration uses 0.25.
+            drop_last: Leave out a last batch smaller than ``batch_size``.
+
+        Raises:
+            ValueError: ``batch_size`` is not an integer >= 1 or is larger than the epoch's
+                share of the data, or ``fraction`` is outside (0, 1].
+        """
+        size, m = self._epoch_size(batch_size, fraction)
+        if shuffle:
+            order = torch.randperm(len(self), generator=self._generator)[:m].to(self.device)
+        else:
+            order = torch.arange(m, device=self.device)
+        stop = m - m % size if drop_last else m
+        return self._cut(order, size, stop)
+
+    def _cut(
+        self, order: torch.Tensor, size: int, stop: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, stop, size):
+            index = order[start : start + size]
+            yield self._inputs.index_select(0, index), self._targets.index_select(0, index)
