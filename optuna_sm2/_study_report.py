@@ -17,6 +17,10 @@ from optuna_sm2._attrs import (
     ENERGY_PER_EPOCH_J,
     ENERGY_SOURCE,
     ENERGY_TOTAL_J,
+    EPOCHS_TRAINED,
+    EXPLORATIONS,
+    RESUMED_FROM,
+    SCHEDULE,
     STABLE_LR,
 )
 from optuna_sm2._successive_halving_energy import own_records
@@ -24,18 +28,6 @@ from optuna_sm2._successive_halving_energy import own_records
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
-
-SCHEDULE = "sm2.schedule"
-"""Study user attr written by ``SM2Objective``: the schedule every configuration follows."""
-
-EPOCHS_TRAINED = "sm2.epochs_trained"
-"""Trial user attr: thorough epochs done so far."""
-
-EXPLORATIONS = "sm2.explorations"
-"""Trial user attr: exploratory sweeps done so far."""
-
-RESUMED_FROM = "sm2.resumed_from"
-"""Trial user attr of a retried trial: the number of the trial whose checkpoint it resumed."""
 
 FAILED_TRIAL = "failed_trial"
 """Optuna's system attr on a trial its heartbeat retry created: the number of the failed trial."""
