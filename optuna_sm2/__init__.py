@@ -6,10 +6,14 @@ from optuna_sm2 import _attrs as attrs
 from optuna_sm2._report import report
 from optuna_sm2._successive_halving_energy import SuccessiveHalvingEnergyPruner
 from optuna_sm2._weighted_objective import weighted_objective
+from optuna_sm2.energy import EnergyMeter, EnergyTracker, auto_meter
 
 __all__ = [
+    "EnergyMeter",
+    "EnergyTracker",
     "SuccessiveHalvingEnergyPruner",
     "attrs",
+    "auto_meter",
     "report",
     "weighted_objective",
 ]
