@@ -7,11 +7,15 @@ from optuna_sm2._batches import PreloadedBatches
 from optuna_sm2._report import report
 from optuna_sm2._successive_halving_energy import SuccessiveHalvingEnergyPruner
 from optuna_sm2._weighted_objective import weighted_objective
+from optuna_sm2.energy import EnergyMeter, EnergyTracker, auto_meter
 
 __all__ = [
+    "EnergyMeter",
+    "EnergyTracker",
     "PreloadedBatches",
     "SuccessiveHalvingEnergyPruner",
     "attrs",
+    "auto_meter",
     "report",
     "weighted_objective",
 ]
