@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from optuna_sm2 import _attrs as attrs
+from optuna_sm2._lr_sweep import LRExploration, explore_lr
 from optuna_sm2._report import report
 from optuna_sm2._successive_halving_energy import SuccessiveHalvingEnergyPruner
 from optuna_sm2._weighted_objective import weighted_objective
 
 __all__ = [
+    "LRExploration",
     "SuccessiveHalvingEnergyPruner",
     "attrs",
+    "explore_lr",
     "report",
     "weighted_objective",
 ]
