@@ -55,10 +55,15 @@ def _explode_limit(best: float, factor: float) -> float:
 
 
 def smooth(values: FloatArray, width: int = SMOOTH_WIDTH) -> FloatArray:
-    """Centered moving average of ``width`` points; the window shrinks at both ends."""
+    """Centered moving average of ``width`` points.
+
+    Near the ends the window shrinks symmetrically (the end points stay as they are), so a
+    straight line is left unchanged and the smoothing adds no kink at the edges.
+    """
     x = np.asarray(values, dtype=np.float64)
-    half = width // 2
-    return np.array([x[max(0, i - half) : i + half + 1].mean() for i in range(x.size)])
+    n = x.size
+    halves = [min(width // 2, i, n - 1 - i) for i in range(n)]
+    return np.array([x[i - h : i + h + 1].mean() for i, h in enumerate(halves)])
 
 
 def normalize(values: FloatArray) -> FloatArray:
@@ -142,10 +147,17 @@ def largest_stable_index(candidate: int, is_stable: Callable[[int], bool]) -> in
     return lo if lo >= 0 else None
 
 
-def with_margin(index: int, *, instability_seen: bool) -> int:
-    """One grid step below a verified index when any LR was seen to be unstable.
+def extend_grid(lrs: FloatArray) -> FloatArray:
+    """The grid with one more log-step above its largest LR (a probe for the margin)."""
+    return np.append(lrs, lrs[-1] * lrs[-1] / lrs[-2])
+
+
+def with_margin(verified: int | None) -> int:
+    """The selected index: one grid step below the largest verified one (0 at the bottom).
 
     A step-after-step check cannot see an LR barely above the stability limit (its growth
-    factor per step is close to 1), so the verified LR may still be just above the limit.
+    factor per step is close to 1), so the verified LR may still be just above the limit;
+    the LR one step below it is not. ``verified`` indexes :func:`extend_grid`, so that
+    ``lr_max`` is selected when the probe above it passes.
     """
-    return max(index - 1, 0) if instability_seen else index
+    return 0 if verified is None else max(verified - 1, 0)

@@ -478,18 +478,21 @@ def _explore(
         )
     if div is None:  # nothing unstable in the curve: the top window, and lr_max
         first, last = n - sel.window_size(n), n - 1
-    candidate = last
 
+    probe = sel.extend_grid(lrs)
     checks: list[tuple[float, bool]] = []
 
     def is_stable(k: int) -> bool:
-        ok = _is_stable(work, opt, start, loss_fn, keep, float(lrs[k]))
-        checks.append((float(lrs[k]), ok))
+        if div is not None and k >= div:
+            return False  # the sweep already saw it diverge
+        ok = _is_stable(work, opt, start, loss_fn, keep, float(probe[k]))
+        checks.append((float(probe[k]), ok))
         return ok
 
-    verified = sel.largest_stable_index(candidate, is_stable)
+    verified = sel.largest_stable_index(last + 1, is_stable)
+    chosen = sel.with_margin(verified)
     unstable = [lr for lr, ok in checks if not ok] + ([float(lrs[div])] if div is not None else [])
-    chosen = 0 if verified is None else sel.with_margin(verified, instability_seen=bool(unstable))
+    unstable = [lr for lr in unstable if lr <= lrs[-1]]
     return {
         "losses": losses,
         "curvature": curv,
@@ -497,7 +500,7 @@ def _explore(
         "window": (float(lrs[first]), float(lrs[last])),
         "diverged_at": min(unstable) if unstable else None,
         "all_unstable": verified is None,
-        "candidate_lr": float(lrs[candidate]),
+        "candidate_lr": float(lrs[last]),
         "checks": tuple(checks),
         "n_batches": trained,
     }
