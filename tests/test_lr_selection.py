@@ -78,6 +78,6 @@ def test_rules_never_crash_on_any_losses(raw: list[float]) -> None:
     stop = sel.divergence_index(losses)
     stop = len(losses) if stop is None else stop
     lrs = sel.lr_grid(1e-3, 1.0, len(losses))
-    first, last, curv = sel.candidate_window(lrs[:stop], losses[:stop], sel.window_size(len(lrs)))
+    first, last, _ = sel.candidate_window(lrs[:stop], losses[:stop], sel.window_size(len(lrs)))
     assert 0 <= first <= last <= max(stop - 1, 0)
     assert np.isfinite(losses[:stop]).all()

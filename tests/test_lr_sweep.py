@@ -91,7 +91,9 @@ def test_non_finite_losses_do_not_crash_or_leak(bad: float) -> None:
 
     def overflowing(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = F.mse_loss(out, target)
-        return loss if float(loss) < threshold else loss * bad  # an overflow past a threshold
+        return (
+            loss if float(loss.detach()) < threshold else loss * bad
+        )  # an overflow past a threshold
 
     result = explore_lr(model, overflowing, batches)
     assert result.diverged_at is not None
