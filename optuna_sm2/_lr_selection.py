@@ -19,6 +19,8 @@ FloatArray = npt.NDArray[np.float64]
 EXPLODE_FACTOR = 4.0
 #: Width of the centered moving average applied before differentiating twice.
 SMOOTH_WIDTH = 3
+#: A window is "low curvature" when its score is at most this fraction of the largest score.
+LOW_FRACTION = 0.5
 #: Smallest grid the rule accepts: a second derivative needs three points.
 MIN_LRS = 3
 
@@ -67,9 +69,17 @@ def smooth(values: FloatArray, width: int = SMOOTH_WIDTH) -> FloatArray:
 
 
 def normalize(values: FloatArray) -> FloatArray:
-    """Min-max rescale to [0, 1]; a constant curve maps to zeros."""
+    """Min-max rescale finite values to [0, 1]; a constant curve maps to zeros.
+
+    The values are first divided by their largest magnitude, so that losses near the float
+    range (1e308) rescale without overflow.
+    """
     x = np.asarray(values, dtype=np.float64)
-    span = float(x.max() - x.min()) if x.size else 0.0
+    scale = float(np.abs(x).max()) if x.size else 0.0
+    if scale == 0.0:
+        return np.zeros_like(x)
+    x = x / scale
+    span = float(x.max() - x.min())
     return np.zeros_like(x) if span == 0.0 else (x - x.min()) / span
 
 
@@ -91,10 +101,13 @@ def window_scores(curv: FloatArray, width: int) -> FloatArray:
 def flattest_highest_window(lrs: FloatArray, scores: FloatArray, width: int) -> int:
     """Start of the low-curvature window with the largest mean LR.
 
-    "Low" means a score no larger than the median score, so that the rule does not depend on
-    the loss's units or on a tuned threshold.
+    "Low" means a score at most :data:`LOW_FRACTION` of the largest score: low relative to
+    the sharpest bend of the curve (usually the elbow before divergence), so that a steady
+    descent counts as low while the elbow does not. (A median threshold would call every
+    descent "high" as soon as a long flat plateau fills the rest of the grid.) The flattest
+    window always counts as low.
     """
-    low = np.flatnonzero(scores <= np.median(scores))
+    low = np.flatnonzero(scores <= max(LOW_FRACTION * scores.max(), scores.min()))
     means = np.array([lrs[i : i + width].mean() for i in low])
     return int(low[int(np.argmax(means))])
 
@@ -112,7 +125,7 @@ def candidate_window(
     n = len(losses)
     if n == 0:
         return 0, 0, np.zeros(0)
-    curv = curvature(lrs, normalize(smooth(losses)))
+    curv = curvature(lrs, normalize(smooth(normalize(losses))))  # inner one: no overflow
     if n <= width:
         return 0, n - 1, curv
     first = flattest_highest_window(lrs, window_scores(curv, width), width)
