@@ -277,6 +277,8 @@ def test_bad_loss_and_too_few_batches() -> None:
         explore_lr(model, F.mse_loss, [])
     with pytest.raises(ValueError, match="at least n_lrs=20"):
         explore_lr(model, F.mse_loss, iter(batches[:5]))
+    with pytest.raises(ValueError, match=r"\(inputs, targets\) pair"):
+        explore_lr(model, F.mse_loss, [batches[0][0]] * 20)
 
 
 def test_plot_with_agg() -> None:
