@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -112,15 +113,19 @@ class LRExploration:
         return ax
 
 
+def _is_real(x: object) -> bool:
+    return isinstance(x, Real) and not isinstance(x, bool)
+
+
 def _check_arguments(loss_fn: object, lr_min: float, lr_max: float, n_lrs: int) -> None:
     """Raise one clear ``ValueError`` for a bad argument of ``explore_lr``."""
     if not callable(loss_fn):
         raise ValueError(f"`loss_fn` must be callable(outputs, targets), got {loss_fn!r}.")
-    if not (isinstance(lr_min, (int, float)) and math.isfinite(lr_min) and lr_min > 0):
+    if not (_is_real(lr_min) and math.isfinite(lr_min) and lr_min > 0):
         raise ValueError(f"`lr_min` must be a finite number > 0, got {lr_min!r}.")
-    if not (isinstance(lr_max, (int, float)) and math.isfinite(lr_max) and lr_max > lr_min):
+    if not (_is_real(lr_max) and math.isfinite(lr_max) and lr_max > lr_min):
         raise ValueError(f"`lr_max` must be a finite number > lr_min={lr_min}, got {lr_max!r}.")
-    if not (isinstance(n_lrs, int) and n_lrs >= sel.MIN_LRS):
+    if not (isinstance(n_lrs, Integral) and not isinstance(n_lrs, bool) and n_lrs >= sel.MIN_LRS):
         raise ValueError(f"`n_lrs` must be an integer >= {sel.MIN_LRS}, got {n_lrs!r}.")
 
 
@@ -428,7 +433,7 @@ def explore_lr(
         raise ValueError(_too_few(len(batches), n_lrs))
     started = time.perf_counter()
     dev = torch.device(device) if device is not None else _model_device(model)
-    lrs = sel.lr_grid(float(lr_min), float(lr_max), n_lrs)
+    lrs = sel.lr_grid(float(lr_min), float(lr_max), int(n_lrs))
     window: Any = None
     fork_devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
@@ -48,6 +51,14 @@ def test_quadratic_never_above_the_limit_and_within_10x(lam_max: float, seed: in
     assert result.selected_lr <= limit
     assert result.selected_lr >= limit / 10
     assert not result.all_unstable
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(st.floats(0.01, 2.99), st.integers(0, 2**16))  # limits inside the grid
+def test_quadratic_property(log10_limit_below_one: float, seed: int) -> None:
+    model, batches, limit = quadratic(2.0 * 10**log10_limit_below_one, seed=seed)
+    result = explore_lr(model, F.mse_loss, batches)
+    assert limit / 10 <= result.selected_lr <= limit
 
 
 def test_every_grid_lr_stable_gives_lr_max() -> None:
@@ -216,6 +227,26 @@ def test_buffers_untouched_without_optimizer() -> None:
     explore_lr(model, loss_fn, batches, optimizer_factory=lambda p, lr: torch.optim.Adam(p, lr))
     assert_same_state(before, state_copy(model))
     assert not model.training
+
+
+def test_adam_state_untouched_and_dataloader_batches() -> None:
+    model, loss_fn, batches = lstm_case(torch.Generator().manual_seed(3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for x, y in batches[:2]:
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+    before = copy.deepcopy(optimizer.state_dict())
+    before_model = state_copy(model)
+    data = torch.utils.data.TensorDataset(
+        torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    )
+    loader = torch.utils.data.DataLoader(data, batch_size=16)
+    result = explore_lr(model, loss_fn, loader, optimizer=optimizer, n_lrs=12)
+    assert_same_state(before["state"], optimizer.state_dict()["state"])
+    assert before["param_groups"] == optimizer.state_dict()["param_groups"]
+    assert_same_state(before_model, state_copy(model))
+    assert 1e-3 <= result.selected_lr <= 1.0 and result.n_batches == len(loader)
 
 
 @dataclass
