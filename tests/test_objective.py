@@ -175,8 +175,8 @@ def test_retried_trial_resumes_from_checkpoint(tmp_path, monkeypatch):
     assert retry.user_attrs[attrs.EPOCHS_TRAINED] == total
     assert len(epochs_run) == total - epochs_at_checkpoint  # not the whole run again
     # Each trial books only what it ran itself: the study total counts the lost work once.
-    assert 0 < retry.user_attrs[attrs.ENERGY_TRAIN_J]
-    assert 0 < study.trials[0].user_attrs[attrs.ENERGY_TRAIN_J]
+    assert retry.user_attrs[attrs.ENERGY_TRAIN_J] > 0
+    assert study.trials[0].user_attrs[attrs.ENERGY_TRAIN_J] > 0
 
 
 @pytest.mark.parametrize(
