@@ -132,8 +132,11 @@ def main() -> int:
     power.meter.close()
     queued = queued_kernels(device, idle["counter_mean_w"], gpu)
 
-    results = {"device": torch.cuda.get_device_name(device), "phases": [busy, idle]}
-    results["queued_kernels"] = queued
+    results = {
+        "device": torch.cuda.get_device_name(device),
+        "phases": [busy, idle],
+        "queued_kernels": queued,
+    }
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
