@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from optuna_sm2._objective import SM2Objective
+
 if TYPE_CHECKING:
     import optuna
 
@@ -47,3 +49,35 @@ def accuracy(model: nn.Module, data: DataPair) -> float:
     """Share of correctly classified samples."""
     inputs, targets = data
     return float((model(inputs).argmax(dim=1) == targets).float().mean().item())
+
+
+DEMO_BATCH_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def demo_objective(
+    *,
+    epochs_per_rung: int = 5,
+    final_epochs: int = 10,
+    n_lrs: int = 20,
+    device: str | torch.device | None = None,
+    checkpoint_dir: str | None = None,
+) -> SM2Objective:
+    """The objective of ``optuna-sm2 demo`` and ``optuna-sm2 worker --scenario demo``.
+
+    An MLP (64 hidden units) on digits, the paper's 8 batch sizes from 4 to 512, accuracy.
+    """
+    train, valid = load_digits()
+    return SM2Objective(
+        lambda trial: build_mlp(hidden=64),
+        train,
+        valid,
+        torch.nn.functional.cross_entropy,
+        accuracy,
+        batch_sizes=DEMO_BATCH_SIZES,
+        n_lrs=n_lrs,
+        epochs_per_rung=epochs_per_rung,
+        final_epochs=final_epochs,
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+        metric_name="accuracy",
+    )

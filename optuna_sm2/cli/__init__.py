@@ -8,13 +8,14 @@ and are printed as one line with a non-zero exit, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from optuna_sm2.cli import _demo, _doctor, _report
+from optuna_sm2.cli import _demo, _doctor, _report, _worker
 from optuna_sm2.cli._common import CLIError
 
-_SUBCOMMANDS = (_demo, _report, _doctor)
+_SUBCOMMANDS = (_demo, _report, _doctor, _worker)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, ValueError, FileNotFoundError, PermissionError) as exc:
         print(f"optuna-sm2 {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``optuna-sm2 report ... | head``): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(f"optuna-sm2 {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import random
+import time
+import warnings
 
 import optuna
 import sqlalchemy.exc
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 from sqlalchemy.engine import make_url
 
 JOURNAL_SUFFIXES = (".log", ".jsonl")
@@ -14,7 +19,7 @@ JOURNAL_SUFFIXES = (".log", ".jsonl")
 
 _URL_HELP = (
     "expected a database URL such as sqlite:///studies/demo.db or postgresql://host/db, "
-    "or a journal file path ending in .log or .jsonl"
+    "a journal file path ending in .log or .jsonl, or a Redis journal URL redis://host:6379"
 )
 
 
@@ -47,18 +52,24 @@ def _sqlite_path(url: str) -> str | None:
     return None if not database or database == ":memory:" else database
 
 
-def open_storage(url: str, *, must_exist: bool = True) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str, *, must_exist: bool = True, heartbeat_interval: int | None = None
+) -> optuna.storages.BaseStorage:
     """The Optuna storage ``url`` names.
 
     ``url`` is any URL :class:`optuna.storages.RDBStorage` takes (``sqlite:///path.db``,
-    ``postgresql://...``, ``mysql+pymysql://...``) or a path ending in ``.log`` or ``.jsonl``,
-    which opens ``JournalStorage(JournalFileBackend(path))``.
+    ``postgresql://...``, ``mysql+pymysql://...``), a path ending in ``.log`` or ``.jsonl``,
+    which opens ``JournalStorage(JournalFileBackend(path))``, or a ``redis://`` URL, which
+    opens ``JournalStorage(JournalRedisBackend(url))``.
 
     Args:
         url: The storage URL or journal file path.
         must_exist: Refuse a SQLite or journal file that does not exist (instead of creating
             an empty one) and do not create Optuna's tables in a database that lacks them.
             Commands that only read a study (``report``, ``dashboard``) keep the default.
+        heartbeat_interval: For a database, the seconds between a running trial's heartbeats;
+            a trial silent for twice as long is marked FAIL and retried (inheriting its
+            reported values, so that ``SM2Objective`` resumes it from its checkpoint).
 
     Raises:
         CLIError: the URL is malformed, the file is missing, or the storage cannot be opened;
@@ -92,11 +103,43 @@ def open_storage(url: str, *, must_exist: bool = True) -> optuna.storages.BaseSt
                 raise CLIError(f"SQLite file {path} (from {url}) does not exist")
             if path is not None and os.path.isdir(path):
                 raise CLIError(f"SQLite path {path} (from {url}) is a directory")
-        return optuna.storages.RDBStorage(url, skip_table_creation=must_exist)
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            return optuna.storages.JournalStorage(JournalRedisBackend(url))
+        return _rdb_storage(url, must_exist, heartbeat_interval)
     except CLIError:
         raise
     except _STORAGE_ERRORS as exc:
         raise CLIError(f"cannot open storage {url}: {_one_line(exc)}") from exc
+
+
+def _rdb_storage(
+    url: str, must_exist: bool, heartbeat_interval: int | None
+) -> optuna.storages.RDBStorage:
+    """``RDBStorage(url)``; creating the schema is retried, since workers started together on
+    an empty database race to create the same tables and all but one fail."""
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                if heartbeat_interval is None:
+                    return optuna.storages.RDBStorage(url, skip_table_creation=must_exist)
+                return optuna.storages.RDBStorage(
+                    url,
+                    skip_table_creation=must_exist,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=2 * heartbeat_interval,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                        inherit_intermediate_values=True
+                    ),
+                )
+        except sqlalchemy.exc.DBAPIError:
+            if must_exist or attempt == _SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+_SCHEMA_ATTEMPTS = 5
 
 
 def load_study(storage_url: str, study_name: str) -> optuna.Study:
@@ -117,3 +160,23 @@ def load_study(storage_url: str, study_name: str) -> optuna.Study:
         available = ", ".join(names) if names else "none, the storage holds no studies"
         raise CLIError(f"no study named {study_name!r} in {storage_url}; available: {available}")
     return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def add_schedule_options(parser: argparse.ArgumentParser) -> None:
+    """The options that size an SM² run, shared by ``demo`` and ``worker``."""
+    parser.add_argument("--epochs-per-rung", type=int, default=5, help="%(default)s (paper: 5)")
+    parser.add_argument("--final-epochs", type=int, default=10, help="%(default)s (paper: 10)")
+    parser.add_argument("--n-lrs", type=int, default=20, help="%(default)s (paper: 20)")
+    parser.add_argument("--alpha", type=float, default=0.75, help="%(default)s (paper: 0.75)")
+    parser.add_argument("--beta", type=float, default=0.5, help="%(default)s (paper: 0.5)")
+
+
+def make_sqlite_parent(storage: str) -> None:
+    """Create the folder of a ``sqlite:///`` file, so that a fresh clone can write its study."""
+    if storage.startswith("sqlite:///"):
+        database = make_url(storage).database
+        if database and database != ":memory:":
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+            except OSError as exc:
+                raise CLIError(f"cannot create the folder for {database}: {exc}") from exc
