@@ -1,0 +1,72 @@
+"""A worker killed with SIGKILL mid-trial: nothing stored is lost, the trial is retried and resumes."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import optuna
+from optuna.trial import TrialState
+
+from optuna_sm2 import attrs
+from optuna_sm2._study_report import summarize_study
+from tests._workers import start_worker
+
+SCHEDULE = ["--epochs-per-rung", "2", "--final-epochs", "4", "--n-lrs", "6"]
+HEARTBEAT = ["--heartbeat-interval", "1"]
+
+
+def _wait_for_a_checkpointed_running_trial(worker, url, ckpt, deadline_s=240):
+    """Poll the study until a trial is running past a checkpoint, with one finished before."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        assert worker.poll() is None, "the worker finished before it could be killed"
+        try:
+            trials = optuna.load_study(study_name="crash", storage=url).get_trials()
+        except (KeyError, optuna.exceptions.OptunaError):
+            trials = []
+        finished = [t for t in trials if t.state.is_finished()]
+        for t in trials:
+            if t.state == TrialState.RUNNING and finished and (ckpt / f"{t.number}.pt").exists():
+                return t.number
+        time.sleep(0.1)
+    raise AssertionError("no trial reached a checkpoint in time")
+
+
+def test_sigkill_mid_trial_then_resume(tmp_path):
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    ckpt = tmp_path / "ckpt"
+    worker = start_worker(url, "crash", 12, ckpt, *SCHEDULE, *HEARTBEAT)
+    killed = _wait_for_a_checkpointed_running_trial(worker, url, ckpt / "crash")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+
+    before = {t.number: t for t in optuna.load_study(study_name="crash", storage=url).trials}
+    assert before[killed].state == TrialState.RUNNING  # stale: nobody will finish it
+    time.sleep(3)  # past the grace period (2 heartbeats) of the killed trial
+
+    again = start_worker(url, "crash", 1, ckpt, *SCHEDULE, *HEARTBEAT)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-3000:]
+
+    study = optuna.load_study(study_name="crash", storage=url)
+    after = {t.number: t for t in study.trials}
+    # Every trial finished before the kill is intact, energy attributes included.
+    for number, t in before.items():
+        if t.state.is_finished():
+            assert after[number].state == t.state
+            assert after[number].user_attrs == t.user_attrs
+            assert after[number].intermediate_values == t.intermediate_values
+    # The stale trial became FAIL with what it had stored; its retry resumed from its checkpoint.
+    assert after[killed].state == TrialState.FAIL
+    assert after[killed].user_attrs == before[killed].user_attrs
+    (retry,) = [t for t in after.values() if t.system_attrs.get("failed_trial") == killed]
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retry.user_attrs[attrs.RESUMED_FROM] == killed
+    assert retry.params == after[killed].params
+    # The lost work is counted once: in the failed trial; the retry books only its own spend.
+    lost = after[killed].user_attrs[attrs.ENERGY_TOTAL_J]
+    own = retry.user_attrs[attrs.ENERGY_TOTAL_J]
+    assert own != lost
+    report = summarize_study(study)
+    assert report.total_energy_j == sum(t.user_attrs[attrs.ENERGY_TOTAL_J] for t in after.values())
