@@ -152,6 +152,34 @@ def run(args: argparse.Namespace) -> int:
     if args.study is not None and args.study not in names:
         available = ", ".join(names) if names else "none, the storage holds no studies"
         raise CLIError(f"no study named {args.study!r} in {args.storage}; available: {available}")
+    # Bind first, so that a busy port or a bad --host fails before anything is written.
+    server = None if args.no_serve else make_dashboard_server(storage, args.host, args.port)
+    try:
+        attached = _attach_all(storage, names, args)
+        if server is None:
+            return 0
+        if not _is_loopback(args.host):
+            print(
+                f"optuna-sm2 dashboard: warning: listening on {args.host}, reachable from other "
+                "machines; the dashboard can edit and delete studies",
+                file=sys.stderr,
+            )
+        port = server.server_port
+        for name, study_id in attached:
+            print(f"study {name!r}: {_url(args.host, port, f'/dashboard/studies/{study_id}')}")
+        print(f"serving optuna-dashboard on {_url(args.host, port, '/dashboard')} (Ctrl-C stops)")
+        sys.stdout.flush()
+        server.serve_forever()
+        return 0
+    finally:
+        if server is not None:
+            server.server_close()
+
+
+def _attach_all(
+    storage: optuna.storages.BaseStorage, names: list[str], args: argparse.Namespace
+) -> list[tuple[str, int]]:
+    """Attach to ``--study`` or to every SM² study; ``(name, study id)`` of each attached."""
     attached: list[tuple[str, int]] = []
     for name in [args.study] if args.study is not None else names:
         study = optuna.load_study(study_name=name, storage=storage)
@@ -171,25 +199,8 @@ def run(args: argparse.Namespace) -> int:
             f"study {name!r}: attached {len(result.figure_ids)} figures, "
             f"{len(result.notes_written)} trial notes updated"
         )
+    if not names:
+        raise CLIError(f"{args.storage} holds no studies; nothing to show")
     if not attached:
         raise CLIError(f"no study in {args.storage} holds SM² data; nothing to show")
-    if args.no_serve:
-        return 0
-
-    server = make_dashboard_server(storage, args.host, args.port)
-    if not _is_loopback(args.host):
-        print(
-            f"optuna-sm2 dashboard: warning: listening on {args.host}, reachable from other "
-            "machines; the dashboard can edit and delete studies",
-            file=sys.stderr,
-        )
-    port = server.server_port
-    for name, study_id in attached:
-        print(f"study {name!r}: {_url(args.host, port, f'/dashboard/studies/{study_id}')}")
-    print(f"serving optuna-dashboard on {_url(args.host, port, '/dashboard')} (Ctrl-C stops it)")
-    sys.stdout.flush()
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
+    return attached
