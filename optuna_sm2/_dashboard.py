@@ -279,7 +279,7 @@ def _pareto_figure(summary: StudyReport, metric: str, maximize: bool, label: str
     )
     better = "higher" if maximize else "lower"
     fig.update_layout(
-        title=f"SM²: energy per epoch vs {metric} (last reported value), Pareto front ({label})",
+        title=f"SM²: energy per epoch vs {metric}, Pareto front<br><sup>{label}</sup>",
         xaxis_title=f"energy per epoch, J (lower is better) ({label})",
         yaxis_title=f"{metric}, last reported value ({better} is better)",
     )
@@ -316,7 +316,7 @@ def _energy_split_figure(
             )
     fig.update_layout(
         barmode="stack",
-        title=f"SM²: total energy per trial, by phase ({label})",
+        title=f"SM²: total energy per trial, by phase<br><sup>{label}</sup>",
         xaxis_title="trial",
         yaxis_title=f"energy, J ({label})",
     )
@@ -361,8 +361,8 @@ def _score_figure(scores: Sequence[RungScore], alpha: float, beta: float) -> go.
     fig.update_layout(
         barmode="stack",
         title=(
-            f"SM²: Eq. 2 score per rung and configuration, α={alpha:g}, β={beta:g} "
-            "(given to the dashboard; the study does not store the pruner's)"
+            f"SM²: Eq. 2 score per rung, α={alpha:g}, β={beta:g}<br><sup>α, β given to the "
+            "dashboard (the study does not store the pruner's)</sup>"
         ),
         xaxis_title="rung, trial",
         yaxis_title="score (1 is best), split into its weighted terms",
@@ -397,7 +397,7 @@ def _cumulative_figure(
         )
     )
     fig.update_layout(
-        title=f"SM²: cumulative study energy over time ({label})",
+        title=f"SM²: cumulative study energy over time<br><sup>{label}</sup>",
         xaxis_title="trial finished (started, while running)",
         yaxis_title=f"cumulative energy, J ({label})",
     )
