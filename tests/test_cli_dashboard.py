@@ -123,3 +123,19 @@ def test_busy_port_fails_before_attaching(
     assert f"cannot listen on 127.0.0.1:{port}" in err
     study = optuna.load_study(study_name="sm2", storage=url)
     assert not get_plotly_graph_objects(study._storage.get_study_system_attrs(study._study_id))
+
+
+def test_storage_that_refuses_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optuna_dashboard
+    import sqlalchemy.exc
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        error = sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("readonly database"))
+        raise optuna.exceptions.StorageInternalError("An exception is raised.") from error
+
+    monkeypatch.setattr(optuna_dashboard, "save_plotly_graph_object", refuse)
+    url = build_dashboard_study(tmp_path / "s.db")
+    err = _error(capsys, ["--storage", url, "--no-serve"])
+    assert f"cannot attach the figures to {url}" in err and "readonly database" in err
