@@ -139,3 +139,41 @@ def test_storage_that_refuses_writes(
     url = build_dashboard_study(tmp_path / "s.db")
     err = _error(capsys, ["--storage", url, "--no-serve"])
     assert f"cannot attach the figures to {url}" in err and "readonly database" in err
+
+
+def test_serves_on_loopback_until_interrupted(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    url = build_dashboard_study(tmp_path / "s.db")
+    command = [sys.executable, "-m", "optuna_sm2.cli", "dashboard", "--storage", url]
+    process = subprocess.Popen(
+        [*command, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell's background job starts with SIGINT ignored, and so would the server.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert lines[0].startswith("study 'sm2': attached 4 figures")
+        assert lines[1].startswith("study 'sm2': http://127.0.0.1:")
+        assert lines[2].startswith("serving optuna-dashboard on http://127.0.0.1:")
+        page = lines[1].split(": ", 1)[1].strip()
+        api = page.replace("/dashboard/studies/", "/api/studies/")
+        with urllib.request.urlopen(api, timeout=10) as response:
+            detail = json.loads(response.read())
+        assert len(detail["plotly_graph_objects"]) == len(FIGURE_IDS)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            _, err = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert process.returncode == 130
+    assert "Traceback" not in err and "optuna-sm2 dashboard: interrupted" in err

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import socket
 import sys
+import threading
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -169,11 +170,29 @@ def run(args: argparse.Namespace) -> int:
             print(f"study {name!r}: {_url(args.host, port, f'/dashboard/studies/{study_id}')}")
         print(f"serving optuna-dashboard on {_url(args.host, port, '/dashboard')} (Ctrl-C stops)")
         sys.stdout.flush()
-        server.serve_forever()
+        _serve_until_interrupted(server)
         return 0
     finally:
         if server is not None:
             server.server_close()
+
+
+def _serve_until_interrupted(server: WSGIServer) -> None:
+    """Serve in a thread until Ctrl-C reaches this (main) thread, then stop cleanly.
+
+    ``wsgiref`` catches everything raised while it answers a request, ``KeyboardInterrupt``
+    included, and would print it and keep serving; serving off the main thread keeps the
+    interrupt out of request handling.
+    """
+    thread = threading.Thread(target=server.serve_forever, name="optuna-sm2-dashboard")
+    thread.daemon = True
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    finally:
+        server.shutdown()
+        thread.join()
 
 
 def _attach_all(
