@@ -11,6 +11,7 @@ from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from optuna_sm2._dashboard import FIGURE_IDS
 from optuna_sm2.cli import main
+from optuna_sm2.cli._common import open_storage
 from tests._dashboard_studies import build_dashboard_study
 
 
@@ -177,3 +178,15 @@ def test_serves_on_loopback_until_interrupted(tmp_path: Path) -> None:
             raise
     assert process.returncode == 130
     assert "Traceback" not in err and "optuna-sm2 dashboard: interrupted" in err
+
+
+def test_journal_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.log"
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    source = optuna.load_study(study_name="sm2", storage=build_dashboard_study(tmp_path / "s.db"))
+    optuna.copy_study(from_study_name="sm2", from_storage=source._storage, to_storage=journal)
+    assert main(["dashboard", "--storage", str(path), "--no-serve"]) == 0
+    assert "attached 4 figures, 4 trial notes updated" in capsys.readouterr().out
+    study = optuna.load_study(study_name="sm2", storage=open_storage(str(path)))
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert sorted(get_plotly_graph_objects(attrs)) == sorted(FIGURE_IDS.values())
