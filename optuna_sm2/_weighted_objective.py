@@ -85,6 +85,68 @@ def weighted_objective(
             )
             best = int(scores.argmax())
     """
+    terms, total_weight, finite = _weighted_terms(
+        values, energies, lrs, alpha, beta, direction, lr_scale
+    )
+    score = np.clip(sum(w * s for _, w, s in terms) / total_weight, 0.0, 1.0)
+    score[~finite] = 0.0
+    return score
+
+
+COMPONENTS = ("performance", "energy", "lr")
+"""The components of Eq. 2, in the order of its terms: α·P, (1-α)·β·E and (1-α)·(1-β)·LR."""
+
+
+def weighted_components(
+    values: Sequence[float],
+    energies: Sequence[float] | None = None,
+    lrs: Sequence[float] | None = None,
+    *,
+    alpha: float = 0.75,
+    beta: float = 0.5,
+    direction: Direction = "maximize",
+    lr_scale: LRScale = "log",
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Each term of :func:`weighted_objective`'s score, per competitor.
+
+    Same arguments, validation and normalization as :func:`weighted_objective`. Returns one
+    array per name of :data:`COMPONENTS`: the component's normalized attribute (1 best) times
+    its weight, the weights renormalized as :func:`weighted_objective` renormalizes them. A
+    component passed as ``None`` (or dropped because nothing but zero weights remained) is all
+    zeros, and every term of a competitor with a non-finite value is 0. The terms of a
+    competitor sum to its :func:`weighted_objective` score up to rounding (the score is also
+    clipped to [0, 1]).
+
+    Example:
+        >>> from optuna_sm2._weighted_objective import weighted_components
+        >>> parts = weighted_components([0.9, 0.8], energies=[100.0, 50.0], lrs=[0.1, 0.1])
+        >>> [float(x) for x in parts["performance"]], [float(x) for x in parts["energy"]]
+        ([0.75, 0.0], [0.0, 0.125])
+        >>> [float(x) for x in parts["lr"]]  # equal for both: 1 x (1 - 0.75) x (1 - 0.5)
+        [0.125, 0.125]
+    """
+    terms, total_weight, finite = _weighted_terms(
+        values, energies, lrs, alpha, beta, direction, lr_scale
+    )
+    parts = {name: np.zeros(finite.size) for name in COMPONENTS}
+    for name, w, s in terms:
+        part = np.asarray(w * s / total_weight, dtype=np.float64)
+        part[~finite] = 0.0
+        parts[name] = part
+    return parts
+
+
+def _weighted_terms(
+    values: Sequence[float],
+    energies: Sequence[float] | None,
+    lrs: Sequence[float] | None,
+    alpha: float,
+    beta: float,
+    direction: Direction,
+    lr_scale: LRScale,
+) -> tuple[list[tuple[str, float, npt.NDArray[np.float64]]], float, npt.NDArray[np.bool_]]:
+    """``(name, weight, normalized attribute)`` per present component, their total weight and
+    the mask of finite values; raises ``ValueError`` for bad arguments."""
     check_unit_interval("alpha", alpha)
     check_unit_interval("beta", beta)
     if direction not in _DIRECTIONS:
@@ -105,21 +167,20 @@ def weighted_objective(
         p_score[finite] = _min_max_best_is_one(oriented_perf[finite])
 
     w_p, w_e, w_lr = component_weights(alpha, beta)
-    terms = [(w_p, p_score)]
+    terms = [("performance", w_p, p_score)]
     if energies is not None:
         e = np.asarray(energies, dtype=np.float64)
         if not np.isfinite(e).all() or (e < 0).any():
             raise ValueError("`energies` must be finite and >= 0 (joules per epoch).")
-        terms.append((w_e, _min_max_best_is_one(-e)))
+        terms.append(("energy", w_e, _min_max_best_is_one(-e)))
     if lrs is not None:
         lr = np.asarray(lrs, dtype=np.float64)
         if not np.isfinite(lr).all() or (lr <= 0).any():
             raise ValueError("`lrs` must be finite and > 0.")
-        terms.append((w_lr, _min_max_best_is_one(np.log(lr) if lr_scale == "log" else lr)))
+        lr_score = _min_max_best_is_one(np.log(lr) if lr_scale == "log" else lr)
+        terms.append(("lr", w_lr, lr_score))
 
-    total_weight = math.fsum(w for w, _ in terms)
+    total_weight = math.fsum(w for _, w, _ in terms)
     if total_weight == 0.0:
-        terms, total_weight = [(1.0, p_score)], 1.0
-    score = np.clip(sum(w * s for w, s in terms) / total_weight, 0.0, 1.0)
-    score[~finite] = 0.0
-    return score
+        terms, total_weight = [("performance", 1.0, p_score)], 1.0
+    return terms, total_weight, finite

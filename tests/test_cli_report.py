@@ -5,10 +5,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from _report_studies import build_sm2_study
 
 from optuna_sm2.cli import main
 from optuna_sm2.cli._common import open_storage
+from tests._report_studies import build_sm2_study
 
 
 def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

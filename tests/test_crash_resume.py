@@ -1,4 +1,4 @@
-"""A worker killed with SIGKILL mid-trial: nothing stored is lost, the trial is retried and resumes."""
+"""SIGKILL a worker mid-trial: nothing stored is lost, the trial is retried and resumes."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_sigkill_mid_trial_then_resume(tmp_path):
     time.sleep(3)  # past the grace period (2 heartbeats) of the killed trial
 
     again = start_worker(url, "crash", 1, ckpt, *SCHEDULE, *HEARTBEAT)
-    out, err = again.communicate(timeout=300)
+    _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err[-3000:]
 
     study = optuna.load_study(study_name="crash", storage=url)

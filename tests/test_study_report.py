@@ -7,11 +7,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from _report_studies import add, build_sm2_study, rung, sm2_attrs
 from optuna.trial import TrialState
 
 from optuna_sm2 import _study_report
 from optuna_sm2._study_report import summarize_study
+from tests._report_studies import add, build_sm2_study, rung, sm2_attrs
 
 # By hand, from tests/_report_studies.py (train_epochs_total 20, explorations_total 4):
 #   totals 1000 + 300 + 100 + 50 + 80 (+ 0 for trial 5) = 1530 J, explore 240 J, pruned 480 J

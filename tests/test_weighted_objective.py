@@ -133,3 +133,26 @@ def test_every_permutation_gives_the_same_scores():
             [values[i] for i in p], [energies[i] for i in p], [lrs[i] for i in p]
         )
         np.testing.assert_allclose(got, base[p])
+
+
+@pytest.mark.parametrize(
+    ("values", "energies", "lrs", "alpha", "beta", "direction"),
+    [
+        ([0.9, 0.8, 0.7], [10.0, 30.0, 20.0], [0.1, 0.01, 1.0], 0.75, 0.5, "maximize"),
+        ([2.0, float("nan"), 1.0], [10.0, 30.0, 20.0], None, 0.6, 0.3, "minimize"),
+        ([0.5, 0.5], None, [0.1, 0.2], 0.0, 1.0, "maximize"),
+        ([0.3], [5.0], [0.1], 0.2, 0.9, "maximize"),
+    ],
+)
+def test_weighted_components_sum_to_the_score(values, energies, lrs, alpha, beta, direction):
+    from optuna_sm2._weighted_objective import COMPONENTS, weighted_components
+
+    kwargs = {"alpha": alpha, "beta": beta, "direction": direction}
+    parts = weighted_components(values, energies, lrs, **kwargs)
+    assert list(parts) == list(COMPONENTS)
+    total = sum(parts.values())
+    np.testing.assert_allclose(total, weighted_objective(values, energies, lrs, **kwargs))
+    if energies is None:
+        assert not parts["energy"].any()
+    for name, part in parts.items():
+        assert (part >= 0).all(), name

@@ -150,12 +150,7 @@ def load_study(storage_url: str, study_name: str) -> optuna.Study:
             message lists the names it holds); one line.
     """
     storage = open_storage(storage_url)
-    try:
-        names = sorted(optuna.get_all_study_names(storage))
-    except _STORAGE_ERRORS as exc:
-        raise CLIError(
-            f"cannot read studies from {storage_url} (is it an Optuna storage?): {_one_line(exc)}"
-        ) from exc
+    names = study_names(storage, storage_url)
     if study_name not in names:
         available = ", ".join(names) if names else "none, the storage holds no studies"
         raise CLIError(f"no study named {study_name!r} in {storage_url}; available: {available}")
@@ -180,3 +175,22 @@ def make_sqlite_parent(storage: str) -> None:
                 os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
             except OSError as exc:
                 raise CLIError(f"cannot create the folder for {database}: {exc}") from exc
+
+
+def study_names(storage: optuna.storages.BaseStorage, storage_url: str) -> list[str]:
+    """The sorted names of the studies in ``storage`` (opened from ``storage_url``).
+
+    Raises:
+        CLIError: the storage cannot be read (it is not an Optuna storage, or is damaged).
+    """
+    try:
+        return sorted(optuna.get_all_study_names(storage))
+    except _STORAGE_ERRORS as exc:
+        raise CLIError(
+            f"cannot read studies from {storage_url} (is it an Optuna storage?): {_one_line(exc)}"
+        ) from exc
+
+
+def storage_failure(action: str, storage_url: str, exc: BaseException) -> CLIError:
+    """A one-line :class:`CLIError` for a storage that failed while ``action`` (e.g. writing)."""
+    return CLIError(f"cannot {action} {storage_url}: {_one_line(exc)}")

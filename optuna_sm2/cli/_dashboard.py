@@ -1,0 +1,225 @@
+"""``optuna-sm2 dashboard``: attach SM² figures and notes to studies, serve optuna-dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+import threading
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import optuna
+import sqlalchemy.exc
+
+from optuna_sm2._dashboard import attach_to_dashboard
+from optuna_sm2.cli._common import CLIError, open_storage, storage_failure, study_names
+
+_WRITE_ERRORS = (
+    sqlalchemy.exc.SQLAlchemyError,
+    optuna.exceptions.StorageInternalError,
+    OSError,
+)
+"""What writing to an opened storage raises when it is read-only, locked or damaged."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "dashboard",
+        help="attach SM² figures and notes to studies and serve optuna-dashboard",
+        description=(
+            "Attach to each SM² study of the storage (or to --study only) four figures, saved "
+            "with optuna_dashboard.save_plotly_graph_object: energy per epoch against "
+            "performance with the Pareto front; total energy per trial split into exploration, "
+            "training and evaluation; the rung-by-rung Eq. 2 score of every configuration split "
+            "into α·P, (1-α)·β·E and (1-α)·(1-β)·LR; cumulative study energy over time. Each "
+            "trial gets a note (energy source, chosen LR and window, rung decisions) and the "
+            "study its metric name. Attaching again replaces what an earlier run attached. Then "
+            "serve optuna-dashboard, on loopback unless --host says otherwise."
+        ),
+    )
+    parser.add_argument(
+        "--storage",
+        required=True,
+        metavar="URL",
+        help="an Optuna storage URL (sqlite:///path.db, postgresql://...) or a JournalStorage "
+        "file path ending in .log or .jsonl; nothing is created if it does not exist",
+    )
+    parser.add_argument(
+        "--study",
+        metavar="NAME",
+        help="attach to this study only (default: every study holding SM² data)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only); the dashboard can "
+        "edit and delete studies, so expose it to a network deliberately",
+    )
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free one)"
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=0.75,
+        help="α of Eq. 2 for the score figure (default 0.75, the paper's); the study does not "
+        "store the pruner's, so give the one it ran with",
+    )
+    parser.add_argument(
+        "--beta", type=float, default=0.5, help="β of Eq. 2 for the score figure (default 0.5)"
+    )
+    parser.add_argument(
+        "--lr-scale",
+        choices=("log", "linear"),
+        default="log",
+        help="how the score figure compares learning rates (default log, as the pruner)",
+    )
+    parser.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="attach the figures and notes, then exit without serving",
+    )
+    parser.set_defaults(run=run)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """A request handler that does not log each request to stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _IPv6Server(WSGIServer):
+    address_family = socket.AF_INET6
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
+def make_dashboard_server(
+    storage: optuna.storages.BaseStorage, host: str, port: int, *, quiet: bool = False
+) -> WSGIServer:
+    """A ``wsgiref`` server of optuna-dashboard's WSGI app over ``storage``, bound, not started.
+
+    Call ``serve_forever()`` on it; ``server_port`` is the port bound (useful with ``port=0``).
+
+    Raises:
+        CLIError: ``host`` cannot be resolved or ``host:port`` cannot be bound.
+    """
+    import optuna_dashboard
+
+    app = optuna_dashboard.wsgi(storage)
+    server_class = _IPv6Server if _is_ipv6(host) else WSGIServer
+    handler_class = _QuietHandler if quiet else WSGIRequestHandler
+    try:
+        return make_server(host, port, app, server_class=server_class, handler_class=handler_class)
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name in ("alpha", "beta"):
+        value = getattr(args, name)
+        if not 0.0 <= value <= 1.0:
+            raise CLIError(f"--{name} must be in [0, 1], got {value}")
+    if not 0 <= args.port <= 65535:
+        raise CLIError(f"--port must be in 0..65535, got {args.port}")
+
+
+def _url(host: str, port: int, path: str) -> str:
+    shown = f"[{host}]" if _is_ipv6(host) else host
+    return f"http://{shown}:{port}{path}"
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    storage = open_storage(args.storage)
+    names = study_names(storage, args.storage)
+    if args.study is not None and args.study not in names:
+        available = ", ".join(names) if names else "none, the storage holds no studies"
+        raise CLIError(f"no study named {args.study!r} in {args.storage}; available: {available}")
+    # Bind first, so that a busy port or a bad --host fails before anything is written.
+    server = None if args.no_serve else make_dashboard_server(storage, args.host, args.port)
+    try:
+        attached = _attach_all(storage, names, args)
+        if server is None:
+            return 0
+        if not _is_loopback(args.host):
+            print(
+                f"optuna-sm2 dashboard: warning: listening on {args.host}, reachable from other "
+                "machines; the dashboard can edit and delete studies",
+                file=sys.stderr,
+            )
+        port = server.server_port
+        for name, study_id in attached:
+            print(f"study {name!r}: {_url(args.host, port, f'/dashboard/studies/{study_id}')}")
+        print(f"serving optuna-dashboard on {_url(args.host, port, '/dashboard')} (Ctrl-C stops)")
+        sys.stdout.flush()
+        _serve_until_interrupted(server)
+        return 0
+    finally:
+        if server is not None:
+            server.server_close()
+
+
+def _serve_until_interrupted(server: WSGIServer) -> None:
+    """Serve in a thread until Ctrl-C reaches this (main) thread, then stop cleanly.
+
+    ``wsgiref`` catches everything raised while it answers a request, ``KeyboardInterrupt``
+    included, and would print it and keep serving; serving off the main thread keeps the
+    interrupt out of request handling.
+    """
+    thread = threading.Thread(target=server.serve_forever, name="optuna-sm2-dashboard")
+    thread.daemon = True
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def _attach_all(
+    storage: optuna.storages.BaseStorage, names: list[str], args: argparse.Namespace
+) -> list[tuple[str, int]]:
+    """Attach to ``--study`` or to every SM² study; ``(name, study id)`` of each attached."""
+    attached: list[tuple[str, int]] = []
+    for name in [args.study] if args.study is not None else names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        try:
+            result = attach_to_dashboard(
+                study, alpha=args.alpha, beta=args.beta, lr_scale=args.lr_scale
+            )
+        except ValueError as exc:
+            if args.study is not None:
+                raise
+            print(f"skipped study {name!r}: {exc}")
+            continue
+        except _WRITE_ERRORS as exc:
+            raise storage_failure("attach the figures to", args.storage, exc) from exc
+        attached.append((name, study._study_id))
+        print(
+            f"study {name!r}: attached {len(result.figure_ids)} figures, "
+            f"{len(result.notes_written)} trial notes updated"
+        )
+    if not names:
+        raise CLIError(f"{args.storage} holds no studies; nothing to show")
+    if not attached:
+        raise CLIError(f"no study in {args.storage} holds SM² data; nothing to show")
+    return attached
