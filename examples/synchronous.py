@@ -3,6 +3,7 @@
     python examples/synchronous.py [--tiny]
 
 Writes the study ``synchronous`` to ``studies/examples.db`` (delete it to run again from scratch).
+The workload is the demo's (``optuna_sm2.demo``): an MLP on digits, 8 batch sizes from 4 to 512.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import argparse
 import optuna
 import torch
 
-from optuna_sm2 import SM2Objective, optimize_synchronous
-from optuna_sm2.demo import accuracy, build_mlp, load_digits
+from optuna_sm2 import optimize_synchronous
+from optuna_sm2.demo import demo_objective
 
 
 def main() -> None:
@@ -22,17 +23,10 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    train, valid = load_digits()
-    objective = SM2Objective(
-        lambda trial: build_mlp(hidden=64),
-        train,
-        valid,
-        torch.nn.functional.cross_entropy,
-        accuracy,
-        batch_sizes=(16, 32, 64, 128) if args.tiny else (8, 16, 32, 64, 128, 256, 512, 1024),
-        epochs_per_rung=1 if args.tiny else 5,
-        final_epochs=1 if args.tiny else 10,
-        metric_name="accuracy",
+    objective = (
+        demo_objective(epochs_per_rung=1, final_epochs=1, n_lrs=6)
+        if args.tiny
+        else demo_objective()
     )
     study = optuna.create_study(
         storage="sqlite:///studies/examples.db",
