@@ -272,6 +272,17 @@ class SM2Objective:
                     energy_per_epoch_j=energy_per_epoch,
                     stable_lr=state.lr,
                 )
+            _logger.info(
+                "trial %d  batch %4d  step %2d  %-7s  %s=%.4f  lr=%.3g  J/epoch=%s",
+                trial.number,
+                batch_size,
+                phase.step,
+                phase.kind,
+                self._metric_name,
+                value,
+                state.lr,
+                "n/a" if energy_per_epoch is None else f"{energy_per_epoch:.1f}",
+            )
             if phase.rung is not None:
                 self._save(trial, state, batch_size)
             yield phase

@@ -78,7 +78,7 @@ def optimize_synchronous(
                 steps.close()
                 study.tell(trial, state=TrialState.PRUNED)
                 del alive[number]
-                _logger.info("trial %d pruned at rung %d", number, rung)
+                _logger.info("trial %d pruned at rung %d (synchronous halving)", number, rung)
 
 
 def _run_to_next_rung(

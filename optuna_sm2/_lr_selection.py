@@ -1,0 +1,151 @@
+"""Pure selection rules of SM²'s exploratory learning-rate sweep (arXiv 2412.08526, Fig. 1).
+
+Each function is one idea over numpy arrays and imports no torch, so that the rule can be
+tested on synthetic curves. :func:`optuna_sm2.explore_lr` records the per-LR losses and
+composes these functions; ``docs/lr-sweep.md`` explains every choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+#: A loss above this multiple of the best loss seen so far in a cycle counts as exploded
+#: (the convention of fastai's and torch-lr-finder's range tests).
+EXPLODE_FACTOR = 4.0
+#: Width of the centered moving average applied before differentiating twice.
+SMOOTH_WIDTH = 3
+#: Smallest grid the rule accepts: a second derivative needs three points.
+MIN_LRS = 3
+
+
+def lr_grid(lr_min: float, lr_max: float, n_lrs: int) -> FloatArray:
+    """``n_lrs`` learning rates log-spaced over ``[lr_min, lr_max]``, both ends included."""
+    return np.logspace(np.log10(lr_min), np.log10(lr_max), n_lrs, dtype=np.float64)
+
+
+def window_size(n_lrs: int) -> int:
+    """Points per curvature window: a sixth of the grid, at least 3 (half a decade on 20)."""
+    return max(MIN_LRS, round(n_lrs / 6))
+
+
+def divergence_index(
+    losses: FloatArray, *, reference: float = np.inf, factor: float = EXPLODE_FACTOR
+) -> int | None:
+    """First index whose loss is non-finite or above ``factor`` x the best loss before it.
+
+    ``reference`` is a loss known before the first entry (the cycle's starting loss); it
+    takes part in the best-so-far. Returns ``None`` when no entry diverged.
+    """
+    best = reference if np.isfinite(reference) else np.inf
+    for i, loss in enumerate(np.asarray(losses, dtype=np.float64)):
+        if not np.isfinite(loss) or (np.isfinite(best) and loss > _explode_limit(best, factor)):
+            return i
+        best = min(best, float(loss))
+    return None
+
+
+def _explode_limit(best: float, factor: float) -> float:
+    """The loss above which a step counts as exploded, also for negative best losses."""
+    return best * factor if best > 0.0 else best + (factor - 1.0) * abs(best)
+
+
+def smooth(values: FloatArray, width: int = SMOOTH_WIDTH) -> FloatArray:
+    """Centered moving average of ``width`` points; the window shrinks at both ends."""
+    x = np.asarray(values, dtype=np.float64)
+    half = width // 2
+    return np.array([x[max(0, i - half) : i + half + 1].mean() for i in range(x.size)])
+
+
+def normalize(values: FloatArray) -> FloatArray:
+    """Min-max rescale to [0, 1]; a constant curve maps to zeros."""
+    x = np.asarray(values, dtype=np.float64)
+    span = float(x.max() - x.min()) if x.size else 0.0
+    return np.zeros_like(x) if span == 0.0 else (x - x.min()) / span
+
+
+def curvature(lrs: FloatArray, values: FloatArray) -> FloatArray:
+    """Second derivative of ``values`` over ``log10(lrs)`` (zeros for fewer than 3 points)."""
+    x = np.log10(np.asarray(lrs, dtype=np.float64))
+    y = np.asarray(values, dtype=np.float64)
+    if y.size < MIN_LRS:
+        return np.zeros_like(y)
+    return np.asarray(np.gradient(np.gradient(y, x), x), dtype=np.float64)
+
+
+def window_scores(curv: FloatArray, width: int) -> FloatArray:
+    """Mean absolute curvature of every run of ``width`` consecutive points."""
+    c = np.abs(np.asarray(curv, dtype=np.float64))
+    return np.array([c[i : i + width].mean() for i in range(c.size - width + 1)])
+
+
+def flattest_highest_window(lrs: FloatArray, scores: FloatArray, width: int) -> int:
+    """Start of the low-curvature window with the largest mean LR.
+
+    "Low" means a score no larger than the median score, so that the rule does not depend on
+    the loss's units or on a tuned threshold.
+    """
+    low = np.flatnonzero(scores <= np.median(scores))
+    means = np.array([lrs[i : i + width].mean() for i in low])
+    return int(low[int(np.argmax(means))])
+
+
+def candidate_window(
+    lrs: FloatArray, losses: FloatArray, width: int
+) -> tuple[int, int, FloatArray]:
+    """The paper's window over a curve with no diverged point: ``(first, last, curvature)``.
+
+    ``lrs`` and ``losses`` have equal length (the grid up to the first diverged LR). The
+    losses are smoothed, rescaled to [0, 1] and differentiated twice over log-LR; the
+    flattest-highest window of ``width`` points is chosen and its largest LR (index ``last``)
+    is the candidate. A curve no longer than a window is one window.
+    """
+    n = len(losses)
+    if n == 0:
+        return 0, 0, np.zeros(0)
+    curv = curvature(lrs, normalize(smooth(losses)))
+    if n <= width:
+        return 0, n - 1, curv
+    first = flattest_highest_window(lrs, window_scores(curv, width), width)
+    return first, first + width - 1, curv
+
+
+def largest_stable_index(candidate: int, is_stable: Callable[[int], bool]) -> int | None:
+    """Largest index ``<= candidate`` that ``is_stable`` accepts, searching downwards.
+
+    The candidate is tried first (one check when it passes). When it fails, stability is
+    assumed monotone in the LR: indices ``candidate - 1, -2, -4, ...`` are tried until one
+    passes (a galloping search, since the limit is usually a step or two below), then the gap
+    is bisected: about ``2 log2(distance)`` checks. Returns ``None`` when index 0 fails.
+    """
+    if is_stable(candidate):
+        return candidate
+    hi, step = candidate, 1  # hi: known unstable
+    lo = -1  # lo: known stable, -1 for none yet
+    while candidate - step >= 0:
+        if is_stable(candidate - step):
+            lo = candidate - step
+            break
+        hi, step = candidate - step, step * 2
+    if lo < 0 and hi > 0 and is_stable(0):
+        lo = 0
+    while hi - lo > 1 and lo >= 0:
+        mid = (lo + hi) // 2
+        if is_stable(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo if lo >= 0 else None
+
+
+def with_margin(index: int, *, instability_seen: bool) -> int:
+    """One grid step below a verified index when any LR was seen to be unstable.
+
+    A step-after-step check cannot see an LR barely above the stability limit (its growth
+    factor per step is close to 1), so the verified LR may still be just above the limit.
+    """
+    return max(index - 1, 0) if instability_seen else index

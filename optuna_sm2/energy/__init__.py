@@ -1,0 +1,42 @@
+"""Energy measurement: meters for NVIDIA GPUs, RAPL, Zeus and an estimate, and windows.
+
+Nothing here knows Optuna; :class:`EnergyTracker` measures any block of code. See
+``docs/energy.md`` for how each source works and which figures are estimates.
+"""
+
+from __future__ import annotations
+
+from optuna_sm2.energy._auto import SourceProbe, auto_meter, probe_meters
+from optuna_sm2.energy._cpu_time import WATTS_PER_CORE, CpuTimeMeter
+from optuna_sm2.energy._meter import (
+    SOURCES,
+    EnergyMeter,
+    EnergyMeterUnavailable,
+    EnergyReadError,
+    SumMeter,
+)
+from optuna_sm2.energy._nvml import NvmlMeter, parse_visible_devices
+from optuna_sm2.energy._rapl import RaplMeter
+from optuna_sm2.energy._simulated import SimulatedMeter
+from optuna_sm2.energy._tracker import EnergyTracker, EnergyWindow
+from optuna_sm2.energy._zeus import ZeusMeter
+
+__all__ = [
+    "SOURCES",
+    "WATTS_PER_CORE",
+    "CpuTimeMeter",
+    "EnergyMeter",
+    "EnergyMeterUnavailable",
+    "EnergyReadError",
+    "EnergyTracker",
+    "EnergyWindow",
+    "NvmlMeter",
+    "RaplMeter",
+    "SimulatedMeter",
+    "SourceProbe",
+    "SumMeter",
+    "ZeusMeter",
+    "auto_meter",
+    "parse_visible_devices",
+    "probe_meters",
+]

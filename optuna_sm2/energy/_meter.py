@@ -1,0 +1,138 @@
+"""The meter interface shared by every energy source, and the sum of several meters."""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Mapping
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optuna_sm2.energy._auto import SourceProbe
+
+SOURCES = ("nvml-counter", "nvml-power", "zeus", "rapl", "cpu-time-estimate", "simulated")
+"""Every source label a single meter can carry, best first (``simulated`` is for tests)."""
+
+
+def check_finite(name: str, value: float, *, minimum: float, inclusive: bool) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number above ``minimum`` (or equal to it
+    when ``inclusive``)."""
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= minimum if inclusive else value > minimum)
+    )
+    if not ok:
+        bound = ">=" if inclusive else ">"
+        raise ValueError(f"`{name}` must be a finite number {bound} {minimum}, got {value!r}.")
+
+
+class EnergyMeterUnavailable(RuntimeError):
+    """A meter cannot work on this machine; the message says why and, where there is one, how
+    to fix it."""
+
+
+class EnergyReadError(RuntimeError):
+    """A meter that worked failed to read; the window being measured is invalid, training goes
+    on."""
+
+
+class EnergyMeter(abc.ABC):
+    """A source of cumulative energy, in joules, since the meter was created.
+
+    Subclasses set :attr:`source` and implement :meth:`read`. A meter is read only at the edges
+    of measurement windows (see :class:`~optuna_sm2.energy.EnergyTracker`); a failed read raises
+    :class:`EnergyReadError` and never anything that would stop training.
+
+    Example:
+        .. code-block:: python
+
+            from optuna_sm2.energy import SimulatedMeter
+
+            with SimulatedMeter(power_w=50.0) as meter:
+                before = meter.read()
+                sum(range(100_000))
+                print(meter.source, meter.read() - before, "J")
+    """
+
+    skipped: Mapping[str, str] = MappingProxyType({})
+    """Sources :func:`~optuna_sm2.auto_meter` did not use, mapped to why (empty otherwise)."""
+
+    probes: tuple[SourceProbe, ...] = ()
+    """What :func:`~optuna_sm2.auto_meter` found about every source (empty otherwise)."""
+
+    @property
+    @abc.abstractmethod
+    def source(self) -> str:
+        """The label of what is measured: one of :data:`SOURCES`, or several joined by ``+``."""
+
+    @property
+    def is_estimate(self) -> bool:
+        """Whether the figures are an estimate rather than a hardware measurement."""
+        return False
+
+    @abc.abstractmethod
+    def read(self) -> float:
+        """Joules since the meter was created; raises :class:`EnergyReadError` on failure."""
+
+    def close(self) -> None:  # noqa: B027 (a no-op is the right default)
+        """Release what the meter holds (threads, library handles); safe to call twice."""
+
+    def __enter__(self) -> EnergyMeter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} source={self.source!r}>"
+
+
+class SumMeter(EnergyMeter):
+    """Several meters of disjoint parts of the machine, e.g. a GPU and the CPU, read as one.
+
+    The source is the members' labels joined by ``+`` (``nvml-counter+rapl``); the sum is an
+    estimate when any member is.
+
+    Args:
+        meters: The meters to add up, at least one. They must measure disjoint hardware: the
+            sum does not check that.
+
+    Example:
+        .. code-block:: python
+
+            from optuna_sm2.energy import SimulatedMeter, SumMeter
+
+            with SumMeter(SimulatedMeter(200.0), SimulatedMeter(60.0)) as meter:
+                print(meter.source, meter.read())
+    """
+
+    def __init__(self, *meters: EnergyMeter) -> None:
+        if not meters:
+            raise ValueError("SumMeter needs at least one EnergyMeter, got none.")
+        for meter in meters:
+            if not isinstance(meter, EnergyMeter):
+                raise ValueError(f"SumMeter takes EnergyMeter instances, got {meter!r}.")
+        self.meters: tuple[EnergyMeter, ...] = meters
+
+    @property
+    def source(self) -> str:
+        return "+".join(meter.source for meter in self.meters)
+
+    @property
+    def is_estimate(self) -> bool:
+        return any(meter.is_estimate for meter in self.meters)
+
+    def read(self) -> float:
+        return sum(meter.read() for meter in self.meters)
+
+    def close(self) -> None:
+        for meter in self.meters:
+            meter.close()

@@ -1,0 +1,309 @@
+"""``NvmlMeter``: NVIDIA GPU energy through NVML (module ``pynvml`` of ``nvidia-ml-py``)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from optuna_sm2.energy._meter import (
+    EnergyMeter,
+    EnergyMeterUnavailable,
+    EnergyReadError,
+    check_finite,
+)
+
+_DEVICE_FORMS = "an NVML index (int >= 0) or a GPU UUID string starting with 'GPU-'"
+
+
+def _import_pynvml() -> Any:
+    try:
+        return importlib.import_module("pynvml")
+    except ImportError:
+        raise EnergyMeterUnavailable(
+            "module pynvml is missing: pip install nvidia-ml-py (not the deprecated 'pynvml')"
+        ) from None
+
+
+def _mig_refusal(label: str) -> str:
+    return (
+        f"GPU {label} is a MIG device or has MIG enabled: NVML reports energy and power for "
+        "the whole physical GPU, shared by every MIG instance, so this process's share cannot "
+        "be measured; use a GPU without MIG, or measure the CPU only (RaplMeter, CpuTimeMeter)"
+    )
+
+
+def parse_visible_devices(value: str) -> list[int | str]:
+    """The GPUs that ``CUDA_VISIBLE_DEVICES=value`` shows, as NVML indices or ``GPU-`` UUIDs.
+
+    As CUDA does, parsing stops at the first entry that is neither (``-1`` hides every GPU).
+    ``MIG-`` entries are refused with :class:`EnergyMeterUnavailable`.
+    """
+    devices: list[int | str] = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if entry.isdigit():
+            devices.append(int(entry))
+        elif entry.startswith("GPU-"):
+            devices.append(entry)
+        elif entry.startswith("MIG-"):
+            raise EnergyMeterUnavailable(_mig_refusal(f"{entry} (from CUDA_VISIBLE_DEVICES)"))
+        else:
+            break
+    return devices
+
+
+def _torch_current_device() -> int | None:
+    """Torch's current CUDA device without initializing CUDA (which would break a later fork):
+    0, torch's default, until CUDA is initialized; ``None`` when torch has no CUDA."""
+    try:
+        torch = importlib.import_module("torch")
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.current_device()) if torch.cuda.is_initialized() else 0
+
+
+def _default_devices(pynvml: Any) -> list[int | str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        devices = parse_visible_devices(visible)
+        if not devices:
+            raise EnergyMeterUnavailable(f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU")
+        return devices
+    current = _torch_current_device()
+    if current is not None:
+        return [current]
+    return list(range(pynvml.nvmlDeviceGetCount()))
+
+
+def _check_device(device: object) -> int | str:
+    if isinstance(device, int) and not isinstance(device, bool) and device >= 0:
+        return device
+    if isinstance(device, str) and device.startswith("GPU-"):
+        return device
+    if isinstance(device, str) and device.startswith("MIG-"):
+        raise EnergyMeterUnavailable(_mig_refusal(device))
+    raise ValueError(f"a GPU must be {_DEVICE_FORMS}, got {device!r}.")
+
+
+def _is_mig(pynvml: Any, handle: Any) -> bool:
+    """Whether ``handle`` is a MIG instance or a GPU in MIG mode; GPUs without MIG support
+    answer NOT_SUPPORTED, which means no."""
+    try:
+        # nvidia-ml-py returns a ctypes c_uint here, whose truth is its value.
+        if bool(pynvml.nvmlDeviceIsMigDeviceHandle(handle)):
+            return True
+    except pynvml.NVMLError:
+        pass
+    try:
+        current, _pending = pynvml.nvmlDeviceGetMigMode(handle)
+    except pynvml.NVMLError:
+        return False
+    return bool(current == pynvml.NVML_DEVICE_MIG_ENABLE)
+
+
+class _PowerIntegrator:
+    """A daemon thread sampling the power of some GPUs and integrating it (trapezoids).
+
+    A failed sample records why and restarts the integration at the next good sample; the next
+    :meth:`read` raises :class:`EnergyReadError` with the reason, once.
+    """
+
+    def __init__(
+        self,
+        sample_w: Callable[[], float],
+        interval_s: float,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._sample_w = sample_w
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._joules = 0.0
+        self._last: tuple[float, float] | None = (clock(), sample_w())
+        self._error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(interval_s,), name="optuna-sm2-nvml-power", daemon=True
+        )
+        self._thread.start()
+
+    def _sample(self) -> None:
+        now = self._clock()
+        try:
+            watts = self._sample_w()
+        except Exception as exc:  # the thread must never die silently
+            self._error = f"NVML power sample failed: {exc}"
+            self._last = None
+            return
+        if self._last is not None:
+            then, before = self._last
+            self._joules += (before + watts) / 2.0 * (now - then)
+        self._last = (now, watts)
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            with self._lock:
+                self._sample()
+
+    def read(self) -> float:
+        with self._lock:
+            self._sample()
+            error, self._error = self._error, None
+            joules = self._joules
+        if error is not None:
+            raise EnergyReadError(error)
+        return joules
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class NvmlMeter(EnergyMeter):
+    """NVIDIA GPU energy through NVML.
+
+    On Volta and newer GPUs NVML keeps a total-energy counter
+    (``nvmlDeviceGetTotalEnergyConsumption``, millijoules since the driver loaded): it is read at
+    the window edges and nothing runs in between; the label is ``nvml-counter``. Older GPUs
+    answer NOT_SUPPORTED; for them a daemon thread samples ``nvmlDeviceGetPowerUsage``
+    (milliwatts) every ``sample_interval_s`` and integrates it, and the label is
+    ``nvml-power``.
+
+    Which GPUs: ``devices`` when given; otherwise those of ``CUDA_VISIBLE_DEVICES`` (indices or
+    ``GPU-`` UUIDs) when it is set; otherwise torch's current CUDA device; otherwise, when torch
+    has no CUDA, every GPU NVML sees. Integer indices are NVML's, in PCI bus order; they are
+    CUDA's too when ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (or on machines with one GPU model): with
+    mixed models, set that or use UUIDs. MIG devices, and GPUs in MIG mode, are refused: NVML
+    measures the whole GPU, not one instance.
+
+    An NVML error while reading never stops training: :meth:`read` raises
+    :class:`EnergyReadError` saying why, and the tracker marks the window invalid.
+
+    Args:
+        devices: GPUs to measure, each an NVML index or a ``GPU-`` UUID; ``None`` as above.
+        sample_interval_s: Power sampling period for GPUs without the counter (> 0).
+
+    Raises:
+        EnergyMeterUnavailable: NVML is missing or fails to start, no GPU is selected, or a GPU
+            is a MIG device.
+
+    Example:
+        .. code-block:: python
+
+            from optuna_sm2.energy import EnergyMeterUnavailable, NvmlMeter
+
+            try:
+                with NvmlMeter() as meter:
+                    print(meter.source, meter.devices, meter.read())
+            except EnergyMeterUnavailable as exc:
+                print("no NVIDIA GPU here:", exc)
+    """
+
+    def __init__(
+        self, devices: Sequence[int | str] | None = None, *, sample_interval_s: float = 0.1
+    ) -> None:
+        check_finite("sample_interval_s", sample_interval_s, minimum=0.0, inclusive=False)
+        wanted = None if devices is None else [_check_device(d) for d in devices]
+        pynvml = _import_pynvml()
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            raise EnergyMeterUnavailable(
+                f"NVML cannot start ({exc}): no usable NVIDIA driver"
+            ) from None
+        self._pynvml = pynvml
+        self._closed = False
+        self._integrator: _PowerIntegrator | None = None
+        try:
+            self._open(wanted if wanted is not None else _default_devices(pynvml))
+            if self._sampled:
+                self._integrator = _PowerIntegrator(self._sampled_power_w, sample_interval_s)
+        except BaseException:
+            pynvml.nvmlShutdown()
+            raise
+
+    def _open(self, devices: list[int | str]) -> None:
+        pynvml = self._pynvml
+        if not devices:
+            raise EnergyMeterUnavailable("NVML sees no GPU")
+        handles: list[tuple[str, Any]] = []
+        for device in devices:
+            label = str(device)
+            try:
+                if isinstance(device, int):
+                    handle = pynvml.nvmlDeviceGetHandleByIndex(device)
+                else:
+                    handle = pynvml.nvmlDeviceGetHandleByUUID(device)
+                label = str(pynvml.nvmlDeviceGetUUID(handle))
+            except pynvml.NVMLError as exc:
+                count = pynvml.nvmlDeviceGetCount()
+                raise EnergyMeterUnavailable(
+                    f"NVML cannot open GPU {device!r} ({exc}); it sees {count} GPU(s), "
+                    f"0..{count - 1}"
+                ) from None
+            if _is_mig(pynvml, handle):
+                raise EnergyMeterUnavailable(_mig_refusal(label))
+            handles.append((label, handle))
+        self.devices: tuple[str, ...] = tuple(label for label, _ in handles)
+        """UUIDs of the GPUs measured."""
+        self._counters: list[tuple[str, Any, int]] = []
+        self._sampled: list[tuple[str, Any]] = []
+        for label, handle in handles:
+            try:
+                start = int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+            except pynvml.NVMLError_NotSupported:
+                self._sampled.append((label, handle))
+                continue
+            except pynvml.NVMLError as exc:
+                why = f"NVML energy counter of GPU {label}: {exc}"
+                raise EnergyMeterUnavailable(why) from None
+            self._counters.append((label, handle, start))
+        if self._sampled:
+            try:
+                self._sampled_power_w()
+            except pynvml.NVMLError as exc:
+                raise EnergyMeterUnavailable(
+                    f"GPU {self._sampled[0][0]} has neither the energy counter (pre-Volta) nor "
+                    f"a readable power ({exc})"
+                ) from None
+
+    def _sampled_power_w(self) -> float:
+        milliwatts = sum(int(self._pynvml.nvmlDeviceGetPowerUsage(h)) for _, h in self._sampled)
+        return milliwatts / 1000.0
+
+    @property
+    def source(self) -> str:
+        return "nvml-power" if self._sampled else "nvml-counter"
+
+    @property
+    def counter_missing(self) -> tuple[str, ...]:
+        """UUIDs of the GPUs without the energy counter (pre-Volta), whose power is sampled."""
+        return tuple(label for label, _ in self._sampled)
+
+    def read(self) -> float:
+        joules = 0.0
+        for label, handle, start in self._counters:
+            try:
+                now = int(self._pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+            except self._pynvml.NVMLError as exc:
+                raise EnergyReadError(f"NVML energy counter of GPU {label}: {exc}") from exc
+            joules += (now - start) / 1000.0
+        if self._integrator is not None:
+            joules += self._integrator.read()
+        return joules
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._integrator is not None:
+            self._integrator.stop()
+        # An error here means the driver went away: nothing is left to release.
+        with contextlib.suppress(self._pynvml.NVMLError):
+            self._pynvml.nvmlShutdown()

@@ -1,0 +1,179 @@
+"""``EnergyTracker``: energy and time of code blocks, read at the block edges."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Iterator
+
+from optuna_sm2.energy._meter import EnergyMeter, EnergyReadError
+
+
+def _cuda_synchronize() -> None:
+    """Wait for the kernels torch queued on every GPU; nothing when torch was never imported
+    or never initialized CUDA (then nothing can be queued, and CUDA is not started here)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return
+    for device in range(torch.cuda.device_count()):
+        torch.cuda.synchronize(device)
+
+
+class EnergyWindow:
+    """The energy and duration of one ``with tracker.window()`` block.
+
+    :attr:`source` and :attr:`is_estimate` are known from the start; the other attributes are
+    filled when the block exits, and reading them earlier raises ``RuntimeError``. An invalid
+    window (a read failed while it was open) has ``joules`` and ``mean_power_w`` NaN and says
+    why in ``invalid_reason``; ``seconds`` is always measured.
+    """
+
+    __slots__ = ("_joules", "_reason", "_seconds", "is_estimate", "source")
+
+    def __init__(self, source: str, is_estimate: bool) -> None:
+        self.source = source
+        """The meter's label, e.g. ``nvml-counter+rapl``."""
+        self.is_estimate = is_estimate
+        """Whether the figures are an estimate (the CPU-time meter is part of the source)."""
+        self._seconds: float | None = None
+        self._joules = math.nan
+        self._reason: str | None = None
+
+    def _close(self, seconds: float, joules: float, reason: str | None) -> None:
+        self._seconds, self._joules, self._reason = seconds, joules, reason
+
+    def _closed_seconds(self) -> float:
+        if self._seconds is None:
+            raise RuntimeError(
+                "the energy window is still open: read it after its `with` block has exited"
+            )
+        return self._seconds
+
+    @property
+    def closed(self) -> bool:
+        """Whether the block has exited and the figures are filled."""
+        return self._seconds is not None
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the block, in seconds (CUDA synchronized at both edges)."""
+        return self._closed_seconds()
+
+    @property
+    def joules(self) -> float:
+        """Energy of the block, in joules; NaN when the window is invalid."""
+        self._closed_seconds()
+        return self._joules
+
+    @property
+    def mean_power_w(self) -> float:
+        """``joules / seconds``, in watts; NaN when invalid or when no time elapsed."""
+        seconds = self._closed_seconds()
+        return self._joules / seconds if seconds > 0.0 else math.nan
+
+    @property
+    def valid(self) -> bool:
+        """Whether every read the window depends on succeeded."""
+        self._closed_seconds()
+        return self._reason is None
+
+    @property
+    def invalid_reason(self) -> str | None:
+        """Why the window is invalid, or ``None`` when it is valid."""
+        self._closed_seconds()
+        return self._reason
+
+    def __repr__(self) -> str:
+        if not self.closed:
+            return f"<EnergyWindow open source={self.source!r}>"
+        if self._reason is not None:
+            return f"<EnergyWindow invalid {self._reason!r}>"
+        return (
+            f"<EnergyWindow {self._joules:.3f} J in {self._seconds:.3f} s "
+            f"source={self.source!r}{' (estimate)' if self.is_estimate else ''}>"
+        )
+
+
+class EnergyTracker:
+    """Measure the energy of code blocks: ``with tracker.window() as w:``, then ``w.joules``.
+
+    The meter is read once when a window opens and once when it closes, never in between, so a
+    training loop pays two reads per window. With ``sync_cuda`` (default) every GPU torch uses is
+    synchronized at both edges first, so that kernels queued inside the block are counted in it
+    and kernels queued before it are not. Windows may nest and follow each other; they share the
+    meter. A read that fails (:class:`EnergyReadError`, e.g. an NVML error) never stops the
+    block: every window open at the time of the failure is marked invalid with the reason. An
+    exception escaping the block still closes its window, then propagates.
+
+    Args:
+        meter: What to read; ``None`` for :func:`~optuna_sm2.auto_meter`.
+        sync_cuda: Synchronize CUDA at window edges (when torch has initialized CUDA).
+
+    Example:
+        .. code-block:: python
+
+            from optuna_sm2 import EnergyTracker
+            from optuna_sm2.energy import SimulatedMeter
+
+            tracker = EnergyTracker(SimulatedMeter(power_w=100.0))
+            with tracker.window() as epoch:
+                with tracker.window() as step:
+                    sum(range(100_000))
+            print(f"{step.joules:.2f} J of {epoch.joules:.2f} J, {epoch.mean_power_w:.0f} W")
+    """
+
+    def __init__(self, meter: EnergyMeter | None = None, *, sync_cuda: bool = True) -> None:
+        if meter is None:
+            from optuna_sm2.energy._auto import auto_meter
+
+            meter = auto_meter()
+        elif not isinstance(meter, EnergyMeter):
+            raise ValueError(f"`meter` must be an EnergyMeter or None, got {meter!r}.")
+        self._meter = meter
+        self._sync_cuda = bool(sync_cuda)
+        self._failures = 0
+        self._last_failure = ""
+
+    @property
+    def meter(self) -> EnergyMeter:
+        """The meter read at window edges."""
+        return self._meter
+
+    @property
+    def source(self) -> str:
+        """The meter's label."""
+        return self._meter.source
+
+    @property
+    def is_estimate(self) -> bool:
+        """Whether the meter's figures are an estimate."""
+        return self._meter.is_estimate
+
+    def _edge(self) -> tuple[float, float]:
+        """Synchronize, then read the clock and the meter (NaN when the read fails)."""
+        if self._sync_cuda:
+            _cuda_synchronize()
+        now = time.perf_counter()
+        try:
+            joules = self._meter.read()
+        except EnergyReadError as exc:
+            self._failures += 1
+            self._last_failure = str(exc)
+            joules = math.nan
+        return now, joules
+
+    @contextlib.contextmanager
+    def window(self) -> Iterator[EnergyWindow]:
+        """Measure the enclosed block; the yielded :class:`EnergyWindow` is filled on exit."""
+        window = EnergyWindow(self.source, self.is_estimate)
+        failures = self._failures
+        start, joules_start = self._edge()
+        try:
+            yield window
+        finally:
+            end, joules_end = self._edge()
+            reason = self._last_failure if self._failures != failures else None
+            joules = math.nan if reason is not None else joules_end - joules_start
+            window._close(end - start, joules, reason)

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import math
+import sys
+import time
+import types
+
+import pytest
+
+from optuna_sm2 import EnergyMeter, EnergyTracker
+from optuna_sm2.energy import (
+    WATTS_PER_CORE,
+    CpuTimeMeter,
+    EnergyReadError,
+    SimulatedMeter,
+    SumMeter,
+    _tracker,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FlakyMeter(EnergyMeter):
+    """1 J per read; the reads whose numbers are in ``fail`` raise."""
+
+    def __init__(self, fail: set[int]) -> None:
+        self.reads = 0
+        self.fail = fail
+
+    @property
+    def source(self) -> str:
+        return "simulated"
+
+    def read(self) -> float:
+        self.reads += 1
+        if self.reads in self.fail:
+            raise EnergyReadError(f"read {self.reads} failed")
+        return float(self.reads)
+
+
+def test_simulated_meter_is_power_times_elapsed() -> None:
+    clock = Clock()
+    meter = SimulatedMeter(power_w=40.0, clock=clock)
+    clock.now = 2.5
+    assert meter.read() == 100.0 and meter.source == "simulated" and not meter.is_estimate
+    with pytest.raises(ValueError, match="power_w"):
+        SimulatedMeter(power_w=-1.0)
+    with pytest.raises(ValueError, match="power_w"):
+        SimulatedMeter(power_w=math.inf)
+
+
+def test_consecutive_and_nested_windows() -> None:
+    clock = Clock()
+    tracker = EnergyTracker(SimulatedMeter(power_w=10.0, clock=clock))
+    with tracker.window() as epoch:
+        clock.now += 1.0
+        with tracker.window() as step1:
+            clock.now += 2.0
+        with tracker.window() as step2:
+            clock.now += 3.0
+    with tracker.window() as next_epoch:
+        clock.now += 0.5
+    assert (step1.joules, step2.joules, epoch.joules, next_epoch.joules) == (20, 30, 60, 5)
+    for window in (epoch, step1, step2, next_epoch):
+        assert window.valid and window.invalid_reason is None and window.seconds > 0
+        assert window.source == "simulated" and not window.is_estimate
+
+
+def test_mean_power_on_the_real_clock() -> None:
+    tracker = EnergyTracker(SimulatedMeter(power_w=80.0))
+    with tracker.window() as window:
+        time.sleep(0.05)
+    assert window.mean_power_w == pytest.approx(80.0, rel=0.02)
+
+
+def test_figures_exist_only_after_the_block() -> None:
+    tracker = EnergyTracker(SimulatedMeter())
+    with tracker.window() as window:
+        assert window.source == "simulated" and not window.closed
+        for name in ("joules", "seconds", "mean_power_w", "valid", "invalid_reason"):
+            with pytest.raises(RuntimeError, match="still open"):
+                getattr(window, name)
+    assert window.closed and "J in" in repr(window)
+
+
+def test_exception_in_block_closes_the_window_and_propagates() -> None:
+    tracker = EnergyTracker(SimulatedMeter())
+    with pytest.raises(KeyError), tracker.window() as window:
+        raise KeyError("boom")
+    assert window.closed and window.valid
+
+
+def test_read_failure_invalidates_every_open_window() -> None:
+    meter = FlakyMeter(fail={3})
+    tracker = EnergyTracker(meter)
+    with tracker.window() as outer, tracker.window() as inner:  # reads 1, 2, 3 (fails), 4
+        pass
+    with tracker.window() as after:  # reads 5 and 6
+        pass
+    for window in (outer, inner):
+        assert not window.valid and window.invalid_reason == "read 3 failed"
+        assert math.isnan(window.joules) and math.isnan(window.mean_power_w)
+        assert window.seconds >= 0
+    assert after.valid and after.joules == 1.0
+    assert "invalid" in repr(inner)
+
+
+def test_failure_at_the_opening_edge() -> None:
+    tracker = EnergyTracker(FlakyMeter(fail={1}))
+    with tracker.window() as window:
+        pass
+    assert not window.valid and window.invalid_reason == "read 1 failed"
+
+
+def test_cuda_synchronized_at_both_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(_tracker, "_cuda_synchronize", lambda: calls.append(1))
+    with EnergyTracker(SimulatedMeter()).window():
+        assert len(calls) == 1
+    assert len(calls) == 2
+    with EnergyTracker(SimulatedMeter(), sync_cuda=False).window():
+        pass
+    assert len(calls) == 2
+
+
+def test_cuda_synchronize_waits_on_every_initialized_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    cuda = types.SimpleNamespace(
+        is_initialized=lambda: True, device_count=lambda: 2, synchronize=synced.append
+    )
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    _tracker._cuda_synchronize()
+    assert synced == [0, 1]
+    cuda.is_initialized = lambda: False  # CUDA never started: nothing queued, nothing started
+    _tracker._cuda_synchronize()
+    monkeypatch.delitem(sys.modules, "torch")
+    _tracker._cuda_synchronize()
+    assert synced == [0, 1]
+
+
+def test_cpu_time_estimate_is_proportional_to_cpu_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cpu = iter([10.0, 12.5, 17.5])
+    monkeypatch.setattr(time, "process_time", lambda: next(cpu))
+    meter = CpuTimeMeter(watts_per_core=8.0)
+    assert meter.read() == pytest.approx(20.0)
+    assert meter.read() == pytest.approx(60.0)
+    assert meter.source == "cpu-time-estimate" and meter.is_estimate
+
+
+def test_cpu_time_estimate_on_real_work() -> None:
+    tracker = EnergyTracker(CpuTimeMeter())
+    cpu_start = time.process_time()
+    with tracker.window() as busy:
+        end = time.perf_counter() + 0.05
+        while time.perf_counter() < end:
+            pass
+    cpu_seconds = time.process_time() - cpu_start
+    with tracker.window() as idle:
+        time.sleep(0.05)
+    assert busy.is_estimate and busy.source == "cpu-time-estimate"
+    assert 0.0 < busy.joules <= WATTS_PER_CORE * cpu_seconds
+    assert busy.joules == pytest.approx(WATTS_PER_CORE * cpu_seconds, rel=0.2)
+    assert idle.joules < 0.2 * busy.joules
+    with pytest.raises(ValueError, match="watts_per_core"):
+        CpuTimeMeter(0.0)
+
+
+def test_sum_meter_labels_and_estimates() -> None:
+    clock = Clock()
+    total = SumMeter(SimulatedMeter(200.0, clock=clock), SimulatedMeter(50.0, clock=clock))
+    clock.now = 2.0
+    assert total.read() == 500.0 and total.source == "simulated+simulated"
+    assert SumMeter(SimulatedMeter(), CpuTimeMeter()).is_estimate
+    assert not total.is_estimate
+    with pytest.raises(ValueError, match="at least one"):
+        SumMeter()
+    with pytest.raises(ValueError, match="EnergyMeter instances"):
+        SumMeter(object())  # type: ignore[arg-type]
+
+
+def test_tracker_rejects_what_is_not_a_meter() -> None:
+    with pytest.raises(ValueError, match="EnergyMeter or None"):
+        EnergyTracker("rapl")  # type: ignore[arg-type]
+
+
+def test_meter_context_manager_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[bool] = []
+    meter = SimulatedMeter()
+    monkeypatch.setattr(meter, "close", lambda: closed.append(True))
+    with meter as entered:
+        assert entered is meter
+    assert closed == [True]
