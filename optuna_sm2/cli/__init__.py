@@ -11,10 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from optuna_sm2.cli import _demo, _doctor, _report
+from optuna_sm2.cli import _bench, _demo, _doctor, _report
 from optuna_sm2.cli._common import CLIError
 
-_SUBCOMMANDS = (_demo, _report, _doctor)
+_SUBCOMMANDS = (_demo, _report, _doctor, _bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
