@@ -18,7 +18,7 @@ from optuna_sm2.energy import EnergyMeter, auto_meter
 from optuna_sm2.scenarios import load_scenario
 from optuna_sm2.scenarios._arms import make_objective, run_sm2, run_vanilla
 from optuna_sm2.scenarios._figure import plot_run
-from optuna_sm2.scenarios._results import ScenarioResult
+from optuna_sm2.scenarios._results import ArmResult, ScenarioResult
 
 ALPHA1 = (1.0, 0.5)
 SM2 = (0.75, 0.5)
@@ -179,6 +179,12 @@ def format_table(results: dict[str, ScenarioResult], meta: dict[str, Any]) -> st
             f"{r.vanilla.wall_s:.0f} / {r.alpha1.wall_s:.0f} / {r.sm2.wall_s:.0f} |"
         )
     lines += ["", "Gap: relative, positive when α=0.75 ends worse than α=1.", ""]
+    lines += ["| Scenario | Configurations reached (batch size: last step), α=1 | α=0.75 |"]
+    lines += ["|---|---|---|"]
+    for r in results.values():
+        same = " (the same decisions)" if r.same_decisions else ""
+        lines.append(f"| {r.scenario}{same} | {_reached(r.alpha1)} | {_reached(r.sm2)} |")
+    lines.append("")
     notes = [
         f"- {r.scenario} {arm.arm}: {note}"
         for r in results.values()
@@ -188,6 +194,10 @@ def format_table(results: dict[str, ScenarioResult], meta: dict[str, Any]) -> st
     if notes:
         lines += ["Notes:", "", *notes, ""]
     return "\n".join(lines)
+
+
+def _reached(arm: ArmResult) -> str:
+    return ", ".join(f"{t['batch_size']}: {t['last_step']}" for t in arm.trials_run)
 
 
 def _params(params: dict[str, Any]) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from optuna_sm2._schedule import Phase
 from optuna_sm2.scenarios._results import ArmResult, ScenarioResult
@@ -17,7 +20,9 @@ def plot_run(
     One line per configuration (batch size): the validation metric, the energy per epoch (J,
     scaled to a full pass) and the stable learning rate (log scale). Exploration steps (from the
     schedule's ``phases``) are shaded and drawn as crosses; the vanilla run is a grey dashed line,
-    its epochs placed at the thorough-training steps of the schedule.
+    its epochs placed at the thorough-training steps of the schedule. The metric axis spans the
+    5th to 95th percentile of the values (plus a margin), so that a diverged configuration does
+    not flatten the others.
 
     Needs matplotlib (the ``[scenarios]`` extra); uses the Agg backend.
     """
@@ -51,6 +56,12 @@ def plot_run(
         steps_v = [s for s, _ in placed]
         axes[0].plot(steps_v, [r.value for _, r in placed], "--", color="0.4", label="vanilla")
         axes[1].plot(steps_v, [r.energy_per_epoch_j for _, r in placed], "--", color="0.4")
+    values = [r.value for r in (*run.steps, *vanilla) if math.isfinite(r.value)]
+    if values:
+        # A diverged configuration's metric (a perplexity of e^50) would flatten the rest.
+        lo, hi = float(np.percentile(values, 5)), float(np.percentile(values, 95))
+        pad = 0.15 * (hi - lo) or 0.05 * abs(hi) or 1.0
+        axes[0].set_ylim(lo - pad, hi + pad)
     axes[0].set_ylabel(result.metric_name)
     axes[1].set_ylabel("energy per epoch (J)")
     axes[2].set_ylabel("stable LR")

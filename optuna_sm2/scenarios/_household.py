@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 _BUDGETS = {
     "tiny": Budget("tiny", (32, 64), n_lrs=5, epochs_per_rung=1, final_epochs=1, patience=1),
     "small": Budget(
-        "small", (16, 32, 64, 128), n_lrs=10, epochs_per_rung=1, final_epochs=4, patience=2
+        "small", (16, 32, 64, 128, 256, 512, 1024, 2048),
+        n_lrs=10, epochs_per_rung=1, final_epochs=4, patience=2,
     ),
     "paper": Budget(
         "paper", (8, 16, 32, 64, 128, 256, 512, 1024), n_lrs=20, epochs_per_rung=5,

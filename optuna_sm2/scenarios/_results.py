@@ -42,6 +42,18 @@ class ArmResult:
     notes: tuple[str, ...] = ()
 
     @property
+    def trials_run(self) -> list[dict[str, int]]:
+        """Per configuration: its batch size and the last step it reached (the decisions)."""
+        last: dict[int, StepRecord] = {}
+        for r in self.steps:
+            if r.trial not in last or r.step > last[r.trial].step:
+                last[r.trial] = r
+        return [
+            {"trial": t, "batch_size": last[t].batch_size, "last_step": last[t].step}
+            for t in sorted(last)
+        ]
+
+    @property
     def total_energy_wh(self) -> float:
         return self.total_energy_j / J_PER_WH
 
@@ -56,6 +68,7 @@ class ArmResult:
             "wall_s": self.wall_s,
             "energy_source": self.energy_source,
             "notes": list(self.notes),
+            "trials": self.trials_run,
         }
 
 
@@ -83,6 +96,15 @@ class ScenarioResult:
         return self.sm2.total_energy_j / self.vanilla.total_energy_j
 
     @property
+    def same_decisions(self) -> bool:
+        """Whether α=1 and α=0.75 kept the same configurations to the same steps."""
+        strip = [
+            [(t["batch_size"], t["last_step"]) for t in arm.trials_run]
+            for arm in (self.alpha1, self.sm2)
+        ]
+        return sorted(strip[0]) == sorted(strip[1])
+
+    @property
     def metric_gap(self) -> float:
         """Relative gap of the sm2 arm's final metric to alpha1's, positive when sm2 is worse."""
         a, b = self.alpha1.final_metric, self.sm2.final_metric
@@ -99,6 +121,7 @@ class ScenarioResult:
             "metric_name": self.metric_name,
             "direction": self.direction,
             "metric_gap": self.metric_gap,
+            "same_decisions": self.same_decisions,
             "description": self.description,
             "settings": self.settings,
         }

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 _BUDGETS = {
     "tiny": Budget("tiny", (32, 64), n_lrs=5, epochs_per_rung=1, final_epochs=1, patience=1),
     "small": Budget(
-        "small", (16, 32, 64, 128), n_lrs=10, epochs_per_rung=1, final_epochs=4, patience=2
+        "small", (8, 16, 32, 64, 128, 256, 512, 1024),
+        n_lrs=10, epochs_per_rung=1, final_epochs=4, patience=2,
     ),
     "paper": Budget(
         "paper", (8, 16, 32, 64, 128, 256, 512, 1024), n_lrs=20, epochs_per_rung=5,
@@ -25,7 +26,7 @@ _BUDGETS = {
 }  # fmt: skip
 # (training images, validation images, image side, channel width) per budget; the subset has
 # 5,000 images of 28x28; the CPU budgets average-pool them to 14x14.
-_SIZES = {"tiny": (256, 128, 14, 8), "small": (2000, 500, 14, 16), "paper": (4000, 1000, 28, 32)}
+_SIZES = {"tiny": (256, 128, 14, 8), "small": (3000, 1000, 14, 16), "paper": (4000, 1000, 28, 32)}
 
 
 def load_mnist_5k() -> tuple[torch.Tensor, torch.Tensor]:
