@@ -19,6 +19,8 @@ FloatArray = npt.NDArray[np.float64]
 EXPLODE_FACTOR = 4.0
 #: Width of the centered moving average applied before differentiating twice.
 SMOOTH_WIDTH = 3
+#: A window is "low curvature" when its score is at most this fraction of the largest score.
+LOW_FRACTION = 0.5
 #: Smallest grid the rule accepts: a second derivative needs three points.
 MIN_LRS = 3
 
@@ -55,16 +57,29 @@ def _explode_limit(best: float, factor: float) -> float:
 
 
 def smooth(values: FloatArray, width: int = SMOOTH_WIDTH) -> FloatArray:
-    """Centered moving average of ``width`` points; the window shrinks at both ends."""
+    """Centered moving average of ``width`` points.
+
+    Near the ends the window shrinks symmetrically (the end points stay as they are), so a
+    straight line is left unchanged and the smoothing adds no kink at the edges.
+    """
     x = np.asarray(values, dtype=np.float64)
-    half = width // 2
-    return np.array([x[max(0, i - half) : i + half + 1].mean() for i in range(x.size)])
+    n = x.size
+    halves = [min(width // 2, i, n - 1 - i) for i in range(n)]
+    return np.array([x[i - h : i + h + 1].mean() for i, h in enumerate(halves)])
 
 
 def normalize(values: FloatArray) -> FloatArray:
-    """Min-max rescale to [0, 1]; a constant curve maps to zeros."""
+    """Min-max rescale finite values to [0, 1]; a constant curve maps to zeros.
+
+    The values are first divided by their largest magnitude, so that losses near the float
+    range (1e308) rescale without overflow.
+    """
     x = np.asarray(values, dtype=np.float64)
-    span = float(x.max() - x.min()) if x.size else 0.0
+    scale = float(np.abs(x).max()) if x.size else 0.0
+    if scale == 0.0:
+        return np.zeros_like(x)
+    x = x / scale
+    span = float(x.max() - x.min())
     return np.zeros_like(x) if span == 0.0 else (x - x.min()) / span
 
 
@@ -86,10 +101,13 @@ def window_scores(curv: FloatArray, width: int) -> FloatArray:
 def flattest_highest_window(lrs: FloatArray, scores: FloatArray, width: int) -> int:
     """Start of the low-curvature window with the largest mean LR.
 
-    "Low" means a score no larger than the median score, so that the rule does not depend on
-    the loss's units or on a tuned threshold.
+    "Low" means a score at most :data:`LOW_FRACTION` of the largest score: low relative to
+    the sharpest bend of the curve (usually the elbow before divergence), so that a steady
+    descent counts as low while the elbow does not. (A median threshold would call every
+    descent "high" as soon as a long flat plateau fills the rest of the grid.) The flattest
+    window always counts as low.
     """
-    low = np.flatnonzero(scores <= np.median(scores))
+    low = np.flatnonzero(scores <= max(LOW_FRACTION * scores.max(), scores.min()))
     means = np.array([lrs[i : i + width].mean() for i in low])
     return int(low[int(np.argmax(means))])
 
@@ -107,7 +125,7 @@ def candidate_window(
     n = len(losses)
     if n == 0:
         return 0, 0, np.zeros(0)
-    curv = curvature(lrs, normalize(smooth(losses)))
+    curv = curvature(lrs, normalize(smooth(normalize(losses))))  # inner one: no overflow
     if n <= width:
         return 0, n - 1, curv
     first = flattest_highest_window(lrs, window_scores(curv, width), width)
@@ -142,10 +160,17 @@ def largest_stable_index(candidate: int, is_stable: Callable[[int], bool]) -> in
     return lo if lo >= 0 else None
 
 
-def with_margin(index: int, *, instability_seen: bool) -> int:
-    """One grid step below a verified index when any LR was seen to be unstable.
+def extend_grid(lrs: FloatArray) -> FloatArray:
+    """The grid with one more log-step above its largest LR (a probe for the margin)."""
+    return np.append(lrs, lrs[-1] * lrs[-1] / lrs[-2])
+
+
+def with_margin(verified: int | None) -> int:
+    """The selected index: one grid step below the largest verified one (0 at the bottom).
 
     A step-after-step check cannot see an LR barely above the stability limit (its growth
-    factor per step is close to 1), so the verified LR may still be just above the limit.
+    factor per step is close to 1), so the verified LR may still be just above the limit;
+    the LR one step below it is not. ``verified`` indexes :func:`extend_grid`, so that
+    ``lr_max`` is selected when the probe above it passes.
     """
-    return max(index - 1, 0) if instability_seen else index
+    return 0 if verified is None else max(verified - 1, 0)

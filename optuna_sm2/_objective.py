@@ -86,6 +86,8 @@ class _TrialState:
     next_step: int = 0
     epochs_trained: int = 0
     explorations: int = 0
+    stored: dict[str, Any] = field(default_factory=dict)
+    """User attrs as last written, so that unchanged ones are not written again."""
 
 
 class SM2Objective:
@@ -190,7 +192,7 @@ class SM2Objective:
         self._build_model = build_model
         self._loss_fn = loss_fn
         self._metric = metric
-        self._lr_grid = {"lr_min": lr_min, "lr_max": lr_max, "n_lrs": n_lrs}
+        self._lr_min, self._lr_max, self._n_lrs = lr_min, lr_max, n_lrs
         self._explore_fraction = explore_fraction
         self._optimizer_factory = optimizer_factory or sgd
         self._meter = meter
@@ -248,12 +250,14 @@ class SM2Objective:
         state = _TrialState(model, self._optimizer_factory(model.parameters(), 0.0), 0.0)
         self._resume(trial, state)
         train = PreloadedBatches(
-            *self._train.tensors, device=self._device, seed=self._seed + trial.number
+            self._train.inputs,
+            self._train.targets,
+            device=self._device,
+            seed=self._seed + trial.number,
         )
         book = _EnergyBook()
         already_reported = set(trial.study._storage.get_trial(trial._trial_id).intermediate_values)
-        trial.set_user_attr(_attrs.EPOCHS_TRAINED, state.epochs_trained)
-        trial.set_user_attr(_attrs.EXPLORATIONS, state.explorations)
+        self._store_progress(trial, state, book)
         value = math.nan
         for phase in self.schedule.phases[state.next_step :]:
             if phase.kind == "explore":
@@ -306,7 +310,9 @@ class SM2Objective:
             optimizer=state.optimizer,
             tracker=self.tracker,
             device=self._device,
-            **self._lr_grid,
+            lr_min=self._lr_min,
+            lr_max=self._lr_max,
+            n_lrs=self._n_lrs,
         )
         state.lr = exploration.selected_lr
         for group in state.optimizer.param_groups:
@@ -327,7 +333,7 @@ class SM2Objective:
             for batch in train.batches(batch_size, fraction=fraction):
                 yield batch
                 produced += 1
-                if produced >= self._lr_grid["n_lrs"] and produced >= train.n_batches(
+                if produced >= self._n_lrs and produced >= train.n_batches(
                     batch_size, fraction=fraction
                 ):
                     return
@@ -345,14 +351,14 @@ class SM2Objective:
                     raise optuna.TrialPruned(
                         f"training diverged at lr={state.lr:.3g}: the loss is {loss.item()}"
                     )
-                loss.backward()
+                torch.autograd.backward(loss)
                 state.optimizer.step()
         return book.add("train", window)
 
     def _evaluate(self, model: nn.Module, book: _EnergyBook) -> float:
         model.eval()
         with self.tracker.window() as window, torch.no_grad():
-            value = float(self._metric(model, self._valid.tensors))
+            value = float(self._metric(model, (self._valid.inputs, self._valid.targets)))
         book.add("eval", window)
         model.train()
         return value
@@ -362,16 +368,25 @@ class SM2Objective:
             batch_sizes=list(self.batch_sizes),
             explore_fraction=self._explore_fraction,
             metric_name=self._metric_name,
-            **self._lr_grid,
+            lr_min=self._lr_min,
+            lr_max=self._lr_max,
+            n_lrs=self._n_lrs,
         )
         if study.user_attrs.get(_attrs.SCHEDULE) != schedule:
             study.set_user_attr(_attrs.SCHEDULE, schedule)
 
-    def _store_progress(self, trial: optuna.trial.Trial, state: _TrialState, book: _EnergyBook) -> None:
-        for key, value in book.to_user_attrs().items():
-            trial.set_user_attr(key, value)
-        trial.set_user_attr(_attrs.EPOCHS_TRAINED, state.epochs_trained)
-        trial.set_user_attr(_attrs.EXPLORATIONS, state.explorations)
+    def _store_progress(
+        self, trial: optuna.trial.Trial, state: _TrialState, book: _EnergyBook
+    ) -> None:
+        """Keep the trial's energy and progress attrs current, writing only what changed."""
+        for key, value in {
+            **book.to_user_attrs(),
+            _attrs.EPOCHS_TRAINED: state.epochs_trained,
+            _attrs.EXPLORATIONS: state.explorations,
+        }.items():
+            if state.stored.get(key) != value:
+                trial.set_user_attr(key, value)
+                state.stored[key] = value
 
     def _checkpoint_path(self, study: optuna.Study, number: int) -> Path | None:
         if self._checkpoint_dir is None:
@@ -409,7 +424,9 @@ class SM2Objective:
             state.epochs_trained = int(progress["epochs_trained"])
             state.explorations = int(progress["explorations"])
             trial.set_user_attr(_attrs.RESUMED_FROM, number)
-            _logger.info("trial %d resumes from %s at step %d", trial.number, path, state.next_step)
+            _logger.info(
+                "trial %d resumes from %s at step %d", trial.number, path, state.next_step
+            )
             return
 
     @contextlib.contextmanager

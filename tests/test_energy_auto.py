@@ -126,7 +126,7 @@ class _Measurement:
 class _ZeusMonitor:
     """Zeus's ZeusMonitor as far as ZeusMeter uses it: begin_window / end_window."""
 
-    def __init__(self, gpu_indices: list[int] | None, sync_execution_with: str) -> None:
+    def __init__(self, gpu_indices: list[int] | None) -> None:
         self.gpu_indices = [0] if gpu_indices is None else gpu_indices
         self.cpu_indices = [0]
         self.soc_is_present = True

@@ -77,6 +77,16 @@ def test_mixed_gpus_sample_only_those_without_counter(nvml: list[FakeGpu]) -> No
         assert meter.source == "nvml-power" and meter.counter_missing == (UUIDS[2],)
 
 
+def test_method_forces_counter_or_power(nvml: list[FakeGpu]) -> None:
+    with NvmlMeter([0], method="power") as meter:
+        assert meter.source == "nvml-power" and meter.counter_missing == ()
+    nvml[1].energy_mj = None
+    with pytest.raises(EnergyMeterUnavailable, match="no energy counter"):
+        NvmlMeter([1], method="counter")
+    with pytest.raises(ValueError, match="`method` must be one of"):
+        NvmlMeter([0], method="sampling")  # type: ignore[arg-type]
+
+
 def test_counter_error_mid_run_invalidates_windows_not_training(nvml: list[FakeGpu]) -> None:
     tracker = EnergyTracker(NvmlMeter([0]))
     with tracker.window() as outer:

@@ -61,8 +61,11 @@ def test_rung_decision_is_eq2_over_recorded_competitors(trials, alpha, beta, max
         margin = abs(me[0] - keys[k - 1][0])
         if margin > 1e-9 or me == keys[k - 1]:
             assert pruned == (me < keys[k - 1])
-        study.tell(trial, state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
-                   values=None if pruned else [value])
+        study.tell(
+            trial,
+            state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
+            values=None if pruned else [value],
+        )
 
 
 def test_energy_decides_between_equal_performers():

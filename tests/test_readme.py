@@ -23,4 +23,5 @@ def test_readme_example_runs(index, tmp_path, monkeypatch, capsys):
     script = tmp_path / f"readme_{index}.py"
     script.write_text(BLOCKS[index], encoding="utf-8")
     runpy.run_path(str(script), run_name="__main__")
-    assert list((tmp_path / "studies").glob("*.db")), "the example should store its study"
+    for name in re.findall(r"sqlite:///studies/([\w-]+\.db)", BLOCKS[index]):
+        assert (tmp_path / "studies" / name).exists(), f"the example should store {name}"

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from optuna_sm2.energy._meter import (
     EnergyMeter,
@@ -17,6 +17,7 @@ from optuna_sm2.energy._meter import (
     check_finite,
 )
 
+_METHODS = ("auto", "counter", "power")
 _DEVICE_FORMS = "an NVML index (int >= 0) or a GPU UUID string starting with 'GPU-'"
 
 
@@ -188,6 +189,9 @@ class NvmlMeter(EnergyMeter):
     Args:
         devices: GPUs to measure, each an NVML index or a ``GPU-`` UUID; ``None`` as above.
         sample_interval_s: Power sampling period for GPUs without the counter (> 0).
+        method: ``"auto"`` (the counter where the GPU has it, power sampling elsewhere),
+            ``"counter"`` (refuse GPUs without it) or ``"power"`` (sample power on every GPU,
+            e.g. to check the counter against it, as ``benchmarks/gpu_energy_check.py`` does).
 
     Raises:
         EnergyMeterUnavailable: NVML is missing or fails to start, no GPU is selected, or a GPU
@@ -206,9 +210,16 @@ class NvmlMeter(EnergyMeter):
     """
 
     def __init__(
-        self, devices: Sequence[int | str] | None = None, *, sample_interval_s: float = 0.1
+        self,
+        devices: Sequence[int | str] | None = None,
+        *,
+        sample_interval_s: float = 0.1,
+        method: Literal["auto", "counter", "power"] = "auto",
     ) -> None:
         check_finite("sample_interval_s", sample_interval_s, minimum=0.0, inclusive=False)
+        if method not in _METHODS:
+            raise ValueError(f"`method` must be one of {_METHODS}, got {method!r}.")
+        self._method = method
         wanted = None if devices is None else [_check_device(d) for d in devices]
         pynvml = _import_pynvml()
         try:
@@ -254,10 +265,19 @@ class NvmlMeter(EnergyMeter):
         """UUIDs of the GPUs measured."""
         self._counters: list[tuple[str, Any, int]] = []
         self._sampled: list[tuple[str, Any]] = []
+        self._missing: list[str] = []
         for label, handle in handles:
+            if self._method == "power":
+                self._sampled.append((label, handle))
+                continue
             try:
                 start = int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
             except pynvml.NVMLError_NotSupported:
+                if self._method == "counter":
+                    raise EnergyMeterUnavailable(
+                        f"GPU {label} has no energy counter (it needs Volta or newer)"
+                    ) from None
+                self._missing.append(label)
                 self._sampled.append((label, handle))
                 continue
             except pynvml.NVMLError as exc:
@@ -283,8 +303,9 @@ class NvmlMeter(EnergyMeter):
 
     @property
     def counter_missing(self) -> tuple[str, ...]:
-        """UUIDs of the GPUs without the energy counter (pre-Volta), whose power is sampled."""
-        return tuple(label for label, _ in self._sampled)
+        """UUIDs of the GPUs found without the energy counter (pre-Volta), whose power is
+        sampled instead."""
+        return tuple(self._missing)
 
     def read(self) -> float:
         joules = 0.0

@@ -62,22 +62,23 @@ class ZeusMeter(EnergyMeter):
             raise EnergyMeterUnavailable(
                 "Zeus is not installed: pip install 'optuna-sm2[zeus]'"
             ) from None
-        try:
-            self._monitor = monitor_module.ZeusMonitor(
-                gpu_indices=None if gpu_indices is None else list(gpu_indices),
-                sync_execution_with="torch",
-            )
-        except Exception as exc:  # Zeus raises assorted errors for missing hardware
-            raise EnergyMeterUnavailable(f"Zeus cannot start: {exc}") from None
-        if not (
-            self._monitor.gpu_indices
-            or self._monitor.cpu_indices
-            or getattr(self._monitor, "soc_is_present", False)
-        ):
-            raise EnergyMeterUnavailable("Zeus finds no GPU, CPU or SoC it can measure here")
         self._joules = 0.0
         self._open = False
-        self._begin()
+        try:
+            self._monitor = monitor_module.ZeusMonitor(
+                gpu_indices=None if gpu_indices is None else list(gpu_indices)
+            )
+            found = (
+                self._monitor.gpu_indices
+                or getattr(self._monitor, "cpu_indices", None)
+                or getattr(self._monitor, "soc_is_present", False)
+            )
+            if found:
+                self._begin()
+        except Exception as exc:  # Zeus raises assorted errors for missing hardware
+            raise EnergyMeterUnavailable(f"Zeus cannot start: {exc}") from None
+        if not found:
+            raise EnergyMeterUnavailable("Zeus finds no GPU, CPU or SoC it can measure here")
 
     def _begin(self) -> None:
         self._monitor.begin_window(_WINDOW, sync_execution=False)
