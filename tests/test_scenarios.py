@@ -123,7 +123,8 @@ def test_bench_writes_results_table_and_figure(tmp_path: Path) -> None:
     assert entry["parity"] == pytest.approx(
         entry["sm2"]["total_energy_j"] / entry["vanilla"]["total_energy_j"]
     )
-    assert data["_meta"]["energy_source"] == "simulated"
+    assert list(data) == ["household"]
+    assert entry["meta"]["energy_source"] == "simulated"
     table = (tmp_path / "results.md").read_text()
     assert "| Vanilla (Wh) | SM² α=1 (Wh) | SM² α=0.75 (Wh) | Reduction | Parity |" in table
     assert "household" in table

@@ -126,10 +126,10 @@ def run_bench(
 def write_results(
     results: dict[str, ScenarioResult], meta: dict[str, Any], out_dir: str | Path
 ) -> None:
-    """``results.json`` (with a ``_meta`` entry) and ``results.md`` in ``out_dir``."""
+    """``results.json`` (one entry per scenario, each with the run's ``meta``: machine, energy
+    source, date, budget) and ``results.md`` in ``out_dir``."""
     out = Path(out_dir)
-    payload: dict[str, Any] = {name: r.to_json() for name, r in results.items()}
-    payload["_meta"] = meta
+    payload = {name: {**r.to_json(), "meta": meta} for name, r in results.items()}
     (out / "results.json").write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     (out / "results.md").write_text(format_table(results, meta))
 
