@@ -16,20 +16,31 @@ SCHEDULE = ["--epochs-per-rung", "2", "--final-epochs", "4", "--n-lrs", "6"]
 HEARTBEAT = ["--heartbeat-interval", "1"]
 
 
-def _wait_for_a_checkpointed_running_trial(worker, url, ckpt, deadline_s=240):
-    """Poll the study until a trial is running past a checkpoint, with one finished before."""
+def _wait_until_training_past_a_checkpoint(worker, url, ckpt, deadline_s=240):
+    """Poll until a trial trains past its first rung's checkpoint, one trial finished before.
+
+    A trial whose latest step is a rung step may be pruned any moment; one between rungs is
+    training and stays RUNNING for several steps, long enough for the kill to land there.
+    """
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         assert worker.poll() is None, "the worker finished before it could be killed"
         try:
-            trials = optuna.load_study(study_name="crash", storage=url).get_trials()
+            study = optuna.load_study(study_name="crash", storage=url)
+            trials, rungs = study.get_trials(), study.user_attrs[attrs.SCHEDULE]["rung_steps"]
         except (KeyError, optuna.exceptions.OptunaError):
-            trials = []
-        finished = [t for t in trials if t.state.is_finished()]
-        for t in trials:
-            if t.state == TrialState.RUNNING and finished and (ckpt / f"{t.number}.pt").exists():
-                return t.number
-        time.sleep(0.1)
+            trials, rungs = [], []
+        if any(t.state.is_finished() for t in trials):
+            for t in trials:
+                if (
+                    t.state == TrialState.RUNNING
+                    and (ckpt / f"{t.number}.pt").exists()
+                    and t.last_step is not None
+                    and t.last_step > rungs[0]
+                    and t.last_step not in rungs
+                ):
+                    return
+        time.sleep(0.05)
     raise AssertionError("no trial reached a checkpoint in time")
 
 
@@ -37,12 +48,13 @@ def test_sigkill_mid_trial_then_resume(tmp_path):
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     ckpt = tmp_path / "ckpt"
     worker = start_worker(url, "crash", 12, ckpt, *SCHEDULE, *HEARTBEAT)
-    killed = _wait_for_a_checkpointed_running_trial(worker, url, ckpt / "crash")
+    _wait_until_training_past_a_checkpoint(worker, url, ckpt / "crash")
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
 
     before = {t.number: t for t in optuna.load_study(study_name="crash", storage=url).trials}
-    assert before[killed].state == TrialState.RUNNING  # stale: nobody will finish it
+    (killed,) = [n for n, t in before.items() if t.state == TrialState.RUNNING]  # stale now
+    assert (ckpt / "crash" / f"{killed}.pt").exists()
     time.sleep(3)  # past the grace period (2 heartbeats) of the killed trial
 
     again = start_worker(url, "crash", 1, ckpt, *SCHEDULE, *HEARTBEAT)

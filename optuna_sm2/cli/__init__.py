@@ -12,10 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from optuna_sm2.cli import _dashboard, _demo, _doctor, _report, _worker
+from optuna_sm2.cli import _bench, _dashboard, _demo, _doctor, _report, _worker
 from optuna_sm2.cli._common import CLIError
 
-_SUBCOMMANDS = (_demo, _report, _doctor, _dashboard, _worker)
+_SUBCOMMANDS = (_demo, _report, _doctor, _dashboard, _worker, _bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,77 @@
+"""``plot_run``: the paper's Fig. 2 for one SM² study (metric, energy per epoch and stable LR)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from optuna_sm2._schedule import Phase
+from optuna_sm2.scenarios._results import ArmResult, ScenarioResult
+
+
+def plot_run(
+    result: ScenarioResult, phases: Sequence[Phase], path: str | Path, *, arm: str = "sm2"
+) -> Path:
+    """Write a PNG of ``arm``'s study: three stacked panels against the step.
+
+    One line per configuration (batch size): the validation metric, the energy per epoch (J,
+    scaled to a full pass) and the stable learning rate (log scale). Exploration steps (from the
+    schedule's ``phases``) are shaded and drawn as crosses; the vanilla run is a grey dashed line,
+    its epochs placed at the thorough-training steps of the schedule. The metric axis spans the
+    5th to 95th percentile of the values (plus a margin), so that a diverged configuration does
+    not flatten the others.
+
+    Needs matplotlib (the ``[scenarios]`` extra); uses the Agg backend.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run: ArmResult = getattr(result, arm)
+    fig, axes = plt.subplots(3, 1, figsize=(7.0, 7.0), sharex=True, dpi=90)
+    explore_steps = [p.step for p in phases if p.kind == "explore"]
+    train_steps = [p.step for p in phases if p.kind == "train"]
+    for ax in axes:
+        for step in explore_steps:
+            ax.axvspan(step - 0.5, step + 0.5, color="0.92", lw=0)
+    for trial in sorted({r.trial for r in run.steps}):
+        rows = sorted((r for r in run.steps if r.trial == trial), key=lambda r: r.step)
+        label = f"batch {rows[0].batch_size}"
+        steps = [r.step for r in rows]
+        (line,) = axes[0].plot(steps, [r.value for r in rows], marker=".", label=label)
+        color = line.get_color()
+        energy = [(r.step, r.energy_per_epoch_j) for r in rows if r.energy_per_epoch_j is not None]
+        axes[1].plot([s for s, _ in energy], [e for _, e in energy], marker=".", color=color)
+        axes[2].plot(steps, [r.lr for r in rows], marker=".", color=color)
+        for ax, ys in ((axes[0], [r.value for r in rows]), (axes[2], [r.lr for r in rows])):
+            marks = [(r.step, y) for r, y in zip(rows, ys, strict=True) if r.kind == "explore"]
+            ax.plot([s for s, _ in marks], [y for _, y in marks], "x", color=color, ms=7)
+    vanilla = sorted(result.vanilla.steps, key=lambda r: r.step)
+    placed = [(train_steps[r.step], r) for r in vanilla if r.step < len(train_steps)]
+    if placed:
+        steps_v = [s for s, _ in placed]
+        axes[0].plot(steps_v, [r.value for _, r in placed], "--", color="0.4", label="vanilla")
+        axes[1].plot(steps_v, [r.energy_per_epoch_j for _, r in placed], "--", color="0.4")
+    values = [r.value for r in (*run.steps, *vanilla) if math.isfinite(r.value)]
+    if values:
+        # A diverged configuration's metric (a perplexity of e^50) would flatten the rest.
+        lo, hi = float(np.percentile(values, 5)), float(np.percentile(values, 95))
+        pad = 0.15 * (hi - lo) or 0.05 * abs(hi) or 1.0
+        axes[0].set_ylim(lo - pad, hi + pad)
+    axes[0].set_ylabel(result.metric_name)
+    axes[1].set_ylabel("energy per epoch (J)")
+    axes[2].set_ylabel("stable LR")
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("step (shaded: exploration)")
+    axes[0].legend(fontsize="small", ncol=2)
+    alpha = "1" if arm == "alpha1" else "0.75, β=0.5"
+    axes[0].set_title(f"{result.scenario}: {result.description}, SM² α={alpha}", fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
