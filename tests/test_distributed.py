@@ -78,3 +78,40 @@ def test_four_workers_on_a_journal_file(tmp_path):
 def test_four_workers_on_postgresql(tmp_path, fresh_postgres_database):
     _run_workers(fresh_postgres_database, "shared", tmp_path)
     _check_study(optuna.load_study(study_name="shared", storage=fresh_postgres_database), 8)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--n-trials", "0"], "--n-trials must be >= 1, got 0"),
+        (["--n-trials", "1", "--gpu", "0"], "--gpu 0 given, but torch sees no CUDA device"),
+        (["--n-trials", "1", "--heartbeat-interval", "0"], "--heartbeat-interval must be >= 1"),
+    ],
+)
+def test_worker_bad_input_is_one_line(extra, message, tmp_path, capsys):
+    from optuna_sm2.cli import main
+
+    if "--gpu" in extra:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("CUDA is available here")
+    code = main(
+        ["worker", "--storage", str(tmp_path / "s.log"), "--study", "s", "--scenario", "demo"]
+        + extra
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "s.log").exists()  # nothing written for a refused command
+
+
+def test_worker_unreachable_database_is_one_line(capsys):
+    from optuna_sm2.cli import main
+
+    code = main(
+        ["worker", "--storage", "postgresql://nobody@127.0.0.1:1/x", "--study", "s"]
+        + ["--scenario", "demo", "--n-trials", "1"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "cannot open storage" in err

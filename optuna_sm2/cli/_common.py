@@ -7,12 +7,16 @@ import os
 import random
 import time
 import warnings
+from typing import TYPE_CHECKING, Literal
 
 import optuna
 import sqlalchemy.exc
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from optuna_sm2._objective import SM2Objective
 
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 """A ``--storage`` ending in one of these is a JournalStorage file, not a database URL."""
@@ -132,7 +136,8 @@ def _rdb_storage(
                         inherit_intermediate_values=True
                     ),
                 )
-        except sqlalchemy.exc.DBAPIError:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Another worker created the same table or type a moment earlier.
             if must_exist or attempt == _SCHEMA_ATTEMPTS - 1:
                 raise
             time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
@@ -194,3 +199,22 @@ def study_names(storage: optuna.storages.BaseStorage, storage_url: str) -> list[
 def storage_failure(action: str, storage_url: str, exc: BaseException) -> CLIError:
     """A one-line :class:`CLIError` for a storage that failed while ``action`` (e.g. writing)."""
     return CLIError(f"cannot {action} {storage_url}: {_one_line(exc)}")
+
+
+def sm2_study(
+    storage: optuna.storages.BaseStorage,
+    study_name: str,
+    objective: SM2Objective,
+    *,
+    direction: Literal["minimize", "maximize"],
+    alpha: float,
+    beta: float,
+) -> optuna.Study:
+    """Create (or load) the study an objective runs in, with the objective's own pruner."""
+    return optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        direction=direction,
+        pruner=objective.make_pruner(alpha=alpha, beta=beta),
+        load_if_exists=True,
+    )

@@ -14,7 +14,12 @@ from typing import Any
 import optuna
 
 from optuna_sm2._study_report import summarize_study
-from optuna_sm2.cli._common import add_schedule_options, make_sqlite_parent, open_storage
+from optuna_sm2.cli._common import (
+    add_schedule_options,
+    make_sqlite_parent,
+    open_storage,
+    sm2_study,
+)
 from optuna_sm2.cli._report import format_report
 
 DEFAULT_STORAGE = "sqlite:///studies/demo.db"
@@ -72,12 +77,8 @@ def run(args: argparse.Namespace) -> int:
         device="cpu",
         checkpoint_dir=str(Path("studies") / "checkpoints"),
     )
-    study = optuna.create_study(
-        storage=storage,
-        study_name=args.study,
-        direction="maximize",
-        pruner=objective.make_pruner(alpha=args.alpha, beta=args.beta),
-        load_if_exists=True,
+    study = sm2_study(
+        storage, args.study, objective, direction="maximize", alpha=args.alpha, beta=args.beta
     )
     print(
         f"SM² demo: {len(DEMO_BATCH_SIZES)} batch sizes {DEMO_BATCH_SIZES} on digits "

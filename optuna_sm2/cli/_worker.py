@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 
-from optuna_sm2.cli._common import (
-    CLIError,
-    add_schedule_options,
-    make_sqlite_parent,
-    open_storage,
-)
+from optuna_sm2.cli._common import CLIError, make_sqlite_parent, open_storage, sm2_study
 
-SCENARIOS = ("demo",)
+SCENARIOS = ("demo", "vision", "household", "text")
+BUDGETS = ("tiny", "small", "paper")
 
 
 def register(subparsers: Any) -> None:
@@ -37,13 +33,25 @@ def register(subparsers: Any) -> None:
         help="sqlite:///..., postgresql://..., any URL Optuna takes; a .log journal file; redis://",
     )
     parser.add_argument("--study", required=True, metavar="NAME", help="study name (shared)")
-    parser.add_argument("--scenario", required=True, choices=SCENARIOS, help="the workload")
+    parser.add_argument(
+        "--scenario",
+        required=True,
+        choices=SCENARIOS,
+        help="demo: the digits study of `optuna-sm2 demo`; vision, household, text: the "
+        "benchmark scenarios (extra [scenarios])",
+    )
     parser.add_argument("--n-trials", type=int, required=True, help="trials this worker runs")
     parser.add_argument(
         "--gpu",
         metavar="K",
         help="train on this GPU only (index or UUID); sets CUDA_VISIBLE_DEVICES, so the "
         "energy meter measures this card alone",
+    )
+    parser.add_argument(
+        "--budget",
+        choices=BUDGETS,
+        default="small",
+        help="benchmark scenarios' size (%(default)s)",
     )
     parser.add_argument(
         "--heartbeat-interval",
@@ -59,7 +67,10 @@ def register(subparsers: Any) -> None:
         help="where trials checkpoint after each rung (default %(default)s); must be shared "
         "by the workers for a retried trial to resume on another machine",
     )
-    add_schedule_options(parser)
+    for option in ("--epochs-per-rung", "--final-epochs", "--n-lrs"):
+        parser.add_argument(option, type=int, help="override the scenario's value")
+    parser.add_argument("--alpha", type=float, default=0.75, help="%(default)s (paper: 0.75)")
+    parser.add_argument("--beta", type=float, default=0.5, help="%(default)s (paper: 0.5)")
     parser.set_defaults(run=run)
 
 
@@ -72,11 +83,36 @@ def run(args: argparse.Namespace) -> int:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
     import torch
 
+    from optuna_sm2 import SM2Objective
     from optuna_sm2.demo import demo_objective
+    from optuna_sm2.scenarios import load_scenario
 
     if args.gpu is not None and not torch.cuda.is_available():
         raise CLIError(f"--gpu {args.gpu} given, but torch sees no CUDA device here")
-    torch.set_num_threads(1 if args.gpu is None else torch.get_num_threads())
+    if args.gpu is None:
+        torch.set_num_threads(1)  # one worker per core on a CPU machine
+    device = "cuda" if args.gpu is not None else "cpu"
+    overrides = {
+        name: getattr(args, name)
+        for name in ("epochs_per_rung", "final_epochs", "n_lrs")
+        if getattr(args, name) is not None
+    }
+    if args.scenario == "demo":
+        objective = demo_objective(device=device, checkpoint_dir=args.checkpoint_dir, **overrides)
+        direction: Literal["minimize", "maximize"] = "maximize"
+    else:
+        scenario = load_scenario(args.scenario, args.budget)
+        objective = SM2Objective(
+            scenario.build_model,
+            scenario.train_data,
+            scenario.valid_data,
+            scenario.loss_fn,
+            scenario.metric,
+            device=device,
+            checkpoint_dir=args.checkpoint_dir,
+            **{**scenario.objective_options(), **overrides},
+        )
+        direction = scenario.direction
 
     make_sqlite_parent(args.storage)
     database = "://" in args.storage and not args.storage.startswith(("redis", "unix"))
@@ -85,20 +121,9 @@ def run(args: argparse.Namespace) -> int:
         must_exist=False,
         heartbeat_interval=args.heartbeat_interval if database else None,
     )
-    objective = demo_objective(
-        epochs_per_rung=args.epochs_per_rung,
-        final_epochs=args.final_epochs,
-        n_lrs=args.n_lrs,
-        device="cuda" if args.gpu is not None else "cpu",
-        checkpoint_dir=args.checkpoint_dir,
-    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=args.study,
-        direction="maximize",
-        pruner=objective.make_pruner(alpha=args.alpha, beta=args.beta),
-        load_if_exists=True,
+    study = sm2_study(
+        storage, args.study, objective, direction=direction, alpha=args.alpha, beta=args.beta
     )
     print(
         f"worker pid {os.getpid()}: {args.n_trials} trials of {args.study!r} "

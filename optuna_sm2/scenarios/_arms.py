@@ -31,24 +31,16 @@ def make_objective(
     scenario: Scenario, meter: EnergyMeter, *, seed: int = 0, device: str = "cpu"
 ) -> SM2Objective:
     """The :class:`SM2Objective` of ``scenario`` at its budget."""
-    budget = scenario.budget
     return _RecordingObjective(
         scenario.build_model,
         scenario.train_data,
         scenario.valid_data,
         scenario.loss_fn,
         scenario.metric,
-        batch_sizes=budget.batch_sizes,
-        lr_min=budget.lr_min,
-        lr_max=budget.lr_max,
-        n_lrs=budget.n_lrs,
-        explore_fraction=budget.explore_fraction,
-        epochs_per_rung=budget.epochs_per_rung,
-        final_epochs=budget.final_epochs,
         device=device,
         meter=meter,
         seed=seed,
-        metric_name=scenario.metric_name,
+        **scenario.objective_options(),
     )
 
 

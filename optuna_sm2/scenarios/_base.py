@@ -6,7 +6,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -88,6 +88,20 @@ class Scenario:
     conventional_lr: float
     budget: Budget
     data_source: str
+
+    def objective_options(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`optuna_sm2.SM2Objective` for this scenario."""
+        budget = self.budget
+        return {
+            "batch_sizes": budget.batch_sizes,
+            "lr_min": budget.lr_min,
+            "lr_max": budget.lr_max,
+            "n_lrs": budget.n_lrs,
+            "explore_fraction": budget.explore_fraction,
+            "epochs_per_rung": budget.epochs_per_rung,
+            "final_epochs": budget.final_epochs,
+            "metric_name": self.metric_name,
+        }
 
     def better(self, a: float, b: float) -> bool:
         """Whether metric value ``a`` is strictly better than ``b`` in this direction."""
