@@ -96,10 +96,8 @@ def test_worker_bad_input_is_one_line(extra, message, tmp_path, capsys):
 
         if torch.cuda.is_available():
             pytest.skip("CUDA is available here")
-    code = main(
-        ["worker", "--storage", str(tmp_path / "s.log"), "--study", "s", "--scenario", "demo"]
-        + extra
-    )
+    storage = str(tmp_path / "s.log")
+    code = main(["worker", "--storage", storage, "--study", "s", "--scenario", "demo", *extra])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and message in err
@@ -109,9 +107,9 @@ def test_worker_bad_input_is_one_line(extra, message, tmp_path, capsys):
 def test_worker_unreachable_database_is_one_line(capsys):
     from optuna_sm2.cli import main
 
+    storage = "postgresql://nobody@127.0.0.1:1/x"
     code = main(
-        ["worker", "--storage", "postgresql://nobody@127.0.0.1:1/x", "--study", "s"]
-        + ["--scenario", "demo", "--n-trials", "1"]
+        ["worker", "--storage", storage, "--study", "s", "--scenario", "demo", "--n-trials", "1"]
     )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "cannot open storage" in err
