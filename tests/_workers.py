@@ -10,8 +10,14 @@ TINY = ["--epochs-per-rung", "1", "--final-epochs", "1", "--n-lrs", "6"]
 
 
 def start_worker(
-    storage: str, study: str, n_trials: int, checkpoint_dir: Path, *extra: str
+    storage: str,
+    study: str,
+    n_trials: int,
+    checkpoint_dir: Path,
+    *extra: str,
+    scenario: str = "demo",
 ) -> subprocess.Popen[str]:
+    """A worker process; ``extra`` options replace the TINY size."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -23,7 +29,7 @@ def start_worker(
             "--study",
             study,
             "--scenario",
-            "demo",
+            scenario,
             "--n-trials",
             str(n_trials),
             "--checkpoint-dir",

@@ -113,3 +113,18 @@ def test_worker_unreachable_database_is_one_line(capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "cannot open storage" in err
+
+
+def test_worker_runs_a_benchmark_scenario(tmp_path):
+    journal = str(tmp_path / "household.log")
+    worker = start_worker(
+        journal, "household", 1, tmp_path / "ckpt", "--budget", "tiny", scenario="household"
+    )
+    _, err = worker.communicate(timeout=300)
+    assert worker.returncode == 0, err[-3000:]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
+    study = optuna.load_study(study_name="household", storage=storage)
+    assert study.user_attrs[attrs.SCHEDULE]["metric_name"] == "r2"
+    (trial,) = study.trials
+    assert trial.state == TrialState.COMPLETE
+    assert trial.user_attrs[attrs.ENERGY_TOTAL_J] > 0

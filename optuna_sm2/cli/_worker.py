@@ -83,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
     import torch
 
-    from optuna_sm2 import SM2Objective
     from optuna_sm2.demo import demo_objective
     from optuna_sm2.scenarios import load_scenario
 
@@ -102,15 +101,8 @@ def run(args: argparse.Namespace) -> int:
         direction: Literal["minimize", "maximize"] = "maximize"
     else:
         scenario = load_scenario(args.scenario, args.budget)
-        objective = SM2Objective(
-            scenario.build_model,
-            scenario.train_data,
-            scenario.valid_data,
-            scenario.loss_fn,
-            scenario.metric,
-            device=device,
-            checkpoint_dir=args.checkpoint_dir,
-            **{**scenario.objective_options(), **overrides},
+        objective = scenario.objective(
+            device=device, checkpoint_dir=args.checkpoint_dir, **overrides
         )
         direction = scenario.direction
 

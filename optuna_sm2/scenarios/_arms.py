@@ -31,17 +31,7 @@ def make_objective(
     scenario: Scenario, meter: EnergyMeter, *, seed: int = 0, device: str = "cpu"
 ) -> SM2Objective:
     """The :class:`SM2Objective` of ``scenario`` at its budget."""
-    return _RecordingObjective(
-        scenario.build_model,
-        scenario.train_data,
-        scenario.valid_data,
-        scenario.loss_fn,
-        scenario.metric,
-        device=device,
-        meter=meter,
-        seed=seed,
-        **scenario.objective_options(),
-    )
+    return scenario.objective(_RecordingObjective, device=device, meter=meter, seed=seed)
 
 
 class _RecordingObjective(SM2Objective):

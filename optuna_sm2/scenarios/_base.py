@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
+from optuna_sm2._objective import SM2Objective
+
 if TYPE_CHECKING:
     import optuna
 
@@ -89,10 +91,14 @@ class Scenario:
     budget: Budget
     data_source: str
 
-    def objective_options(self) -> dict[str, Any]:
-        """The keyword arguments of :class:`optuna_sm2.SM2Objective` for this scenario."""
+    def objective(self, cls: type[SM2Objective] = SM2Objective, **options: Any) -> SM2Objective:
+        """The scenario's :class:`optuna_sm2.SM2Objective` (or ``cls``) at its budget.
+
+        ``options`` (``device``, ``meter``, ``seed``, ``checkpoint_dir``, or a budget value such
+        as ``epochs_per_rung``) are passed on and take precedence over the budget's.
+        """
         budget = self.budget
-        return {
+        settings: dict[str, Any] = {
             "batch_sizes": budget.batch_sizes,
             "lr_min": budget.lr_min,
             "lr_max": budget.lr_max,
@@ -102,6 +108,14 @@ class Scenario:
             "final_epochs": budget.final_epochs,
             "metric_name": self.metric_name,
         }
+        return cls(
+            self.build_model,
+            self.train_data,
+            self.valid_data,
+            self.loss_fn,
+            self.metric,
+            **{**settings, **options},
+        )
 
     def better(self, a: float, b: float) -> bool:
         """Whether metric value ``a`` is strictly better than ``b`` in this direction."""
