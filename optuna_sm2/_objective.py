@@ -328,14 +328,13 @@ class SM2Objective:
     def _exploration_batches(self, train: PreloadedBatches, batch_size: int) -> Iterator[DataPair]:
         """``explore_fraction`` of the data, cycled until every LR of the grid has a batch."""
         fraction = min(1.0, max(self._explore_fraction, batch_size / len(train)))
+        wanted = max(self._n_lrs, train.n_batches(batch_size, fraction=fraction))
         produced = 0
         while True:
             for batch in train.batches(batch_size, fraction=fraction):
                 yield batch
                 produced += 1
-                if produced >= self._n_lrs and produced >= train.n_batches(
-                    batch_size, fraction=fraction
-                ):
+                if produced == wanted:
                     return
 
     def _train_epoch(

@@ -167,8 +167,25 @@ def add_schedule_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs-per-rung", type=int, default=5, help="%(default)s (paper: 5)")
     parser.add_argument("--final-epochs", type=int, default=10, help="%(default)s (paper: 10)")
     parser.add_argument("--n-lrs", type=int, default=20, help="%(default)s (paper: 20)")
+    add_pruner_options(parser)
+
+
+def add_pruner_options(parser: argparse.ArgumentParser) -> None:
+    """α and β of the pruner's Eq. 2, shared by ``demo`` and ``worker``."""
     parser.add_argument("--alpha", type=float, default=0.75, help="%(default)s (paper: 0.75)")
     parser.add_argument("--beta", type=float, default=0.5, help="%(default)s (paper: 0.5)")
+
+
+def add_storage_option(parser: argparse.ArgumentParser) -> None:
+    """``--storage`` of the commands that read an existing study (``report``, ``dashboard``)."""
+    parser.add_argument(
+        "--storage",
+        required=True,
+        metavar="URL",
+        help="an Optuna storage URL (sqlite:///path.db, postgresql://...), a JournalStorage "
+        "file path ending in .log or .jsonl, or redis://host:port; nothing is created if it "
+        "does not exist",
+    )
 
 
 def make_sqlite_parent(storage: str) -> None:

@@ -14,7 +14,13 @@ import optuna
 import sqlalchemy.exc
 
 from optuna_sm2._dashboard import attach_to_dashboard
-from optuna_sm2.cli._common import CLIError, open_storage, storage_failure, study_names
+from optuna_sm2.cli._common import (
+    CLIError,
+    add_storage_option,
+    open_storage,
+    storage_failure,
+    study_names,
+)
 
 _WRITE_ERRORS = (
     sqlalchemy.exc.SQLAlchemyError,
@@ -39,13 +45,7 @@ def register(subparsers: Any) -> None:
             "serve optuna-dashboard, on loopback unless --host says otherwise."
         ),
     )
-    parser.add_argument(
-        "--storage",
-        required=True,
-        metavar="URL",
-        help="an Optuna storage URL (sqlite:///path.db, postgresql://...) or a JournalStorage "
-        "file path ending in .log or .jsonl; nothing is created if it does not exist",
-    )
+    add_storage_option(parser)
     parser.add_argument(
         "--study",
         metavar="NAME",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optuna_sm2._study_report import StudyReport, TrialSummary, summarize_study
-from optuna_sm2.cli._common import load_study
+from optuna_sm2.cli._common import add_storage_option, load_study
 
 _COLUMNS = (
     "trial",
@@ -38,13 +38,7 @@ def register(subparsers: Any) -> None:
             "study's sm2.schedule). Figures from an estimating meter are labelled as estimates."
         ),
     )
-    parser.add_argument(
-        "--storage",
-        required=True,
-        metavar="URL",
-        help="an Optuna storage URL (sqlite:///path.db, postgresql://...) or a JournalStorage "
-        "file path ending in .log or .jsonl; nothing is created if it does not exist",
-    )
+    add_storage_option(parser)
     parser.add_argument("--study", required=True, metavar="NAME", help="the study's name")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=run)

@@ -8,7 +8,13 @@ from typing import Any, Literal
 
 import optuna
 
-from optuna_sm2.cli._common import CLIError, make_sqlite_parent, open_storage, sm2_study
+from optuna_sm2.cli._common import (
+    CLIError,
+    add_pruner_options,
+    make_sqlite_parent,
+    open_storage,
+    sm2_study,
+)
 
 SCENARIOS = ("demo", "vision", "household", "text")
 BUDGETS = ("tiny", "small", "paper")
@@ -69,8 +75,7 @@ def register(subparsers: Any) -> None:
     )
     for option in ("--epochs-per-rung", "--final-epochs", "--n-lrs"):
         parser.add_argument(option, type=int, help="override the scenario's value")
-    parser.add_argument("--alpha", type=float, default=0.75, help="%(default)s (paper: 0.75)")
-    parser.add_argument("--beta", type=float, default=0.5, help="%(default)s (paper: 0.5)")
+    add_pruner_options(parser)
     parser.set_defaults(run=run)
 
 

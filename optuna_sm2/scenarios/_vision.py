@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from optuna_sm2.scenarios._base import Budget, DataPair, Scenario, check_budget, package_dir
+from optuna_sm2.demo import accuracy
+from optuna_sm2.scenarios._base import Budget, Scenario, check_budget, package_dir
 
 if TYPE_CHECKING:
     import optuna
@@ -74,12 +75,6 @@ def small_resnet(width: int = 16, n_classes: int = 10, stem_stride: int = 2) -> 
         nn.Flatten(),
         nn.Linear(2 * width, n_classes),
     )
-
-
-def accuracy(model: nn.Module, data: DataPair) -> float:
-    """Share of correctly classified images."""
-    inputs, targets = data
-    return float((model(inputs).argmax(dim=1) == targets).float().mean().item())
 
 
 def vision(budget: str = "small", seed: int = 0) -> Scenario:
