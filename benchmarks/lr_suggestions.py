@@ -24,10 +24,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from optuna_sm2 import LRExploration, explore_lr
-from optuna_sm2._lr_selection import divergence_index
+from optuna_sm2.lr._selection import divergence_index
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_lr_sweep import LAMBDAS, quadratic  # the test suite's exact cases
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.lr.test_lr_sweep import LAMBDAS, quadratic  # the test suite's exact cases
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 

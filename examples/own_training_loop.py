@@ -19,7 +19,7 @@ from optuna_sm2 import (
     explore_lr,
     report,
 )
-from optuna_sm2.demo import accuracy, build_mlp, load_digits
+from optuna_sm2.scenarios.digits import accuracy, build_mlp, load_digits
 
 
 def main() -> None:

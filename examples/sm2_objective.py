@@ -13,7 +13,7 @@ import optuna
 import torch
 
 from optuna_sm2 import SM2Objective
-from optuna_sm2.demo import accuracy, build_mlp, load_digits
+from optuna_sm2.scenarios.digits import accuracy, build_mlp, load_digits
 
 
 def main() -> None:

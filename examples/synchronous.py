@@ -3,7 +3,8 @@
     python examples/synchronous.py [--tiny]
 
 Writes the study ``synchronous`` to ``studies/examples.db`` (delete it to run again from scratch).
-The workload is the demo's (``optuna_sm2.demo``): an MLP on digits, 8 batch sizes from 4 to 512.
+The workload is the demo's (``optuna_sm2.scenarios.digits``): an MLP on digits, 8 batch sizes
+from 4 to 512.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import optuna
 import torch
 
 from optuna_sm2 import optimize_synchronous
-from optuna_sm2.demo import demo_objective
+from optuna_sm2.scenarios.digits import demo_objective
 
 
 def main() -> None:

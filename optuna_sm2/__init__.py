@@ -1,16 +1,44 @@
-"""optuna-sm2: energy-aware hyperparameter search for Optuna (SM², arXiv 2412.08526)."""
+"""optuna-sm2: energy-aware hyperparameter search for Optuna (SM², arXiv 2412.08526).
+
+The core (the pruner, ``report``, the ranking, the meters) never imports torch. The names that
+train (``SM2Objective``, ``explore_lr``, ...) load torch when first used.
+"""
 
 from __future__ import annotations
 
-from optuna_sm2 import _attrs as attrs
-from optuna_sm2._batches import PreloadedBatches
-from optuna_sm2._lr_sweep import LRExploration, explore_lr
-from optuna_sm2._objective import SM2Objective
-from optuna_sm2._report import report
-from optuna_sm2._successive_halving_energy import SuccessiveHalvingEnergyPruner
-from optuna_sm2._synchronous import optimize_synchronous
-from optuna_sm2._weighted_objective import weighted_objective
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from optuna_sm2 import attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker, auto_meter
+from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner, report, weighted_objective
+
+if TYPE_CHECKING:
+    from optuna_sm2.lr import LRExploration, explore_lr
+    from optuna_sm2.training import PreloadedBatches, SM2Objective, optimize_synchronous
+
+_LAZY = {
+    "LRExploration": "optuna_sm2.lr",
+    "explore_lr": "optuna_sm2.lr",
+    "PreloadedBatches": "optuna_sm2.training",
+    "SM2Objective": "optuna_sm2.training",
+    "optimize_synchronous": "optuna_sm2.training",
+}
+"""Torch-using names, imported from their module when first used."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "EnergyMeter",

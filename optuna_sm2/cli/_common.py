@@ -16,7 +16,7 @@ from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
-    from optuna_sm2._objective import SM2Objective
+    from optuna_sm2.training._objective import SM2Objective
 
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 """A ``--storage`` ending in one of these is a JournalStorage file, not a database URL."""

@@ -13,7 +13,6 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import optuna
 import sqlalchemy.exc
 
-from optuna_sm2._dashboard import attach_to_dashboard
 from optuna_sm2.cli._common import (
     CLIError,
     add_storage_option,
@@ -21,6 +20,7 @@ from optuna_sm2.cli._common import (
     storage_failure,
     study_names,
 )
+from optuna_sm2.visualization._dashboard import attach_to_dashboard
 
 _WRITE_ERRORS = (
     sqlalchemy.exc.SQLAlchemyError,

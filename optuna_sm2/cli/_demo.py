@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from optuna_sm2._study_report import summarize_study
+from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.cli._common import (
     add_schedule_options,
     make_sqlite_parent,
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from optuna_sm2 import optimize_synchronous
-    from optuna_sm2.demo import DEMO_BATCH_SIZES, demo_objective
+    from optuna_sm2.scenarios.digits import DEMO_BATCH_SIZES, demo_objective
 
     # The MLP is tiny: one thread trains it faster, and steadies a CPU-time energy estimate
     # (idle worker threads spinning would otherwise be counted as work).

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from optuna_sm2._study_report import StudyReport, TrialSummary, summarize_study
+from optuna_sm2.analysis._summary import StudyReport, TrialSummary, summarize_study
 from optuna_sm2.cli._common import add_storage_option, load_study
 
 _COLUMNS = (

@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
     import torch
 
-    from optuna_sm2.demo import demo_objective
     from optuna_sm2.scenarios import load_scenario
+    from optuna_sm2.scenarios.digits import demo_objective
 
     if args.gpu is not None and not torch.cuda.is_available():
         raise CLIError(f"--gpu {args.gpu} given, but torch sees no CUDA device here")

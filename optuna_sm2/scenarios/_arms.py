@@ -10,15 +10,15 @@ from typing import Any
 import optuna
 import torch
 
-from optuna_sm2 import _attrs
-from optuna_sm2._batches import PreloadedBatches
-from optuna_sm2._objective import SM2Objective
-from optuna_sm2._schedule import Phase
-from optuna_sm2._study_report import summarize_study
-from optuna_sm2._synchronous import optimize_synchronous
+from optuna_sm2 import attrs as _attrs
+from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
 from optuna_sm2.scenarios._base import Scenario
 from optuna_sm2.scenarios._results import ArmResult, StepRecord
+from optuna_sm2.training._batches import PreloadedBatches
+from optuna_sm2.training._objective import SM2Objective
+from optuna_sm2.training._schedule import Phase
+from optuna_sm2.training._synchronous import optimize_synchronous
 
 Progress = Callable[[str], None]
 
@@ -92,7 +92,7 @@ def run_sm2(
     """One SM² study with ``objective.make_pruner(alpha, beta)`` in memory, synchronously.
 
     Total energy: the sum of ``sm2.energy_total_j`` over the study's trials
-    (:func:`optuna_sm2._study_report.summarize_study`). The final metric is the best
+    (:func:`optuna_sm2.analysis._summary.summarize_study`). The final metric is the best
     completed trial's value; ``best_params`` adds the stable LR it trained with.
     """
     if isinstance(objective, _RecordingObjective):

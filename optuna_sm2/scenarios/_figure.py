@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from optuna_sm2._schedule import Phase
 from optuna_sm2.scenarios._results import ArmResult, ScenarioResult
+from optuna_sm2.training._schedule import Phase
 
 
 def plot_run(

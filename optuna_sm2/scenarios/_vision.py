@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from optuna_sm2.demo import accuracy
 from optuna_sm2.scenarios._base import Budget, Scenario, check_budget, package_dir
+from optuna_sm2.scenarios.digits import accuracy
 
 if TYPE_CHECKING:
     import optuna

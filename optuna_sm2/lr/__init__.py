@@ -1,0 +1,7 @@
+"""The exploratory learning-rate sweep (torch) and its selection rule (pure numpy)."""
+
+from __future__ import annotations
+
+from optuna_sm2.lr._sweep import LRExploration, explore_lr
+
+__all__ = ["LRExploration", "explore_lr"]

@@ -1,0 +1,12 @@
+"""Pruning: SM²'s successive halving, its ranking rule (Eq. 2) and ``report``.
+
+Knows Optuna and numpy, never torch: a pruner runs in any Optuna script.
+"""
+
+from __future__ import annotations
+
+from optuna_sm2.pruners._report import report
+from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
+from optuna_sm2.pruners._weighted_objective import weighted_objective
+
+__all__ = ["SuccessiveHalvingEnergyPruner", "report", "weighted_objective"]

@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from optuna_sm2.cli import main
+from optuna_sm2.cli._common import open_storage
+from tests.support.report_studies import build_sm2_study
+
+
+def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert err.startswith("optuna-sm2 report: error: ")
+    return err
+
+
+def test_text_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = build_sm2_study(tmp_path / "s.db")
+    assert main(["report", "--storage", url, "--study", "sm2"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = lines[2]
+    assert header.split() == [
+        "trial",
+        "state",
+        "batch",
+        "stable",
+        "LR",
+        "J/epoch",
+        "total",
+        "J",
+        "explore",
+        "J",
+        "last",
+        "value",
+        "step",
+        "rung",
+        "source",
+    ]
+    table = lines[2:9]
+    # Right-aligned numeric columns end where their header ends.
+    end = header.index("total J") + len("total J")
+    assert [line[end - 6 : end] for line in table[1:]] == [
+        "1000.0",
+        " 300.0",
+        " 100.0",
+        "  50.0",
+        "  80.0",
+        "     -",
+    ]
+    assert "energy source: rapl" in out
+    assert "total energy: 1530.0 J (0.425 Wh)" in out
+    assert "exploration share: 15.7 %" in out
+    assert "spent on pruned trials: 480.0 J" in out
+    assert "trained to the end: 2800.0 J (0.7778 Wh)" in out
+    assert "saving: 1270.0 J (0.3528 Wh), 45.4 % of the projection" in out
+    assert "(20 - epochs trained)" in out and "(4 - explorations done)" in out
+    assert "ESTIMATE" not in out
+
+
+def test_estimates_are_labelled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = build_sm2_study(tmp_path / "s.db", source="cpu-time-estimate")
+    assert main(["report", "--storage", url, "--study", "sm2"]) == 0
+    out = capsys.readouterr().out
+    assert "cpu-time-estimate: the figures are ESTIMATES, not measurements" in out
+    assert "total energy (estimated): 1530.0 J" in out
+    assert "saving (estimated):" in out
+
+
+def test_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = build_sm2_study(tmp_path / "s.db")
+    assert main(["report", "--storage", url, "--study", "sm2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total_energy_j"] == 1530.0
+    assert data["projected_energy_j"] == 2800.0
+    assert data["saving_j"] == 1270.0
+    assert data["pruned_energy_j"] == 480.0
+    assert data["energy_sources"] == ["rapl"]
+    assert [t["rung"] for t in data["trials"]] == [2, 1, 0, 0, None, None]
+
+
+def test_journal_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.log"
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    source = optuna.load_study(study_name="sm2", storage=build_sm2_study(tmp_path / "s.db"))
+    optuna.copy_study(from_study_name="sm2", from_storage=source._storage, to_storage=journal)
+    assert main(["report", "--storage", str(path), "--study", "sm2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_energy_j"] == 1530.0
+
+
+def test_unknown_study_lists_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = build_sm2_study(tmp_path / "s.db")
+    build_sm2_study(tmp_path / "s.db", name="other")
+    err = _error(capsys, ["report", "--storage", url, "--study", "nope"])
+    assert "no study named 'nope'" in err and "available: other, sm2" in err
+
+
+def test_missing_sqlite_file_is_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "missing.db"
+    err = _error(capsys, ["report", "--storage", f"sqlite:///{path}", "--study", "x"])
+    assert f"SQLite file {path}" in err and "does not exist" in err
+    assert not path.exists()
+
+
+def test_missing_journal_is_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "missing.jsonl"
+    err = _error(capsys, ["report", "--storage", str(path), "--study", "x"])
+    assert "does not exist" in err
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("storage", "expected"),
+    [
+        ("studies.db", "did you mean sqlite:///studies.db?"),
+        ("nonsense", "not a storage URL: 'nonsense'"),
+        ("nosuchdialect://x/y", "cannot open storage nosuchdialect://x/y"),
+    ],
+)
+def test_malformed_storage(
+    storage: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert expected in _error(capsys, ["report", "--storage", storage, "--study", "x"])
+
+
+def test_not_a_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "text.db"
+    path.write_text("not a database\n" * 100)
+    err = _error(capsys, ["report", "--storage", f"sqlite:///{path}", "--study", "x"])
+    assert "cannot" in err
+    assert path.read_text() == "not a database\n" * 100
+
+
+def test_empty_sqlite_is_not_an_optuna_storage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()
+    err = _error(capsys, ["report", "--storage", f"sqlite:///{path}", "--study", "x"])
+    assert "cannot" in err
+
+
+def test_study_without_sm2_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(storage=url, study_name="plain").optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=1
+    )
+    assert "holds no SM² data" in _error(capsys, ["report", "--storage", url, "--study", "plain"])
+
+
+def test_open_storage_may_create_when_asked(tmp_path: Path) -> None:
+    journal = open_storage(str(tmp_path / "new.log"), must_exist=False)
+    assert isinstance(journal, optuna.storages.JournalStorage)
+    db = open_storage(f"sqlite:///{tmp_path / 'new.db'}", must_exist=False)
+    assert isinstance(db, optuna.storages.RDBStorage)
+    assert (tmp_path / "new.log").exists() and (tmp_path / "new.db").exists()

@@ -1,0 +1,84 @@
+"""SIGKILL a worker mid-trial: nothing stored is lost, the trial is retried and resumes."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import optuna
+from optuna.trial import TrialState
+
+from optuna_sm2 import attrs
+from optuna_sm2.analysis._summary import summarize_study
+from tests.support.workers import start_worker
+
+SCHEDULE = ["--epochs-per-rung", "2", "--final-epochs", "4", "--n-lrs", "6"]
+HEARTBEAT = ["--heartbeat-interval", "1"]
+
+
+def _wait_until_training_past_a_checkpoint(worker, url, ckpt, deadline_s=240):
+    """Poll until a trial trains past its first rung's checkpoint, one trial finished before.
+
+    A trial whose latest step is a rung step may be pruned any moment; one between rungs is
+    training and stays RUNNING for several steps, long enough for the kill to land there.
+    """
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        assert worker.poll() is None, "the worker finished before it could be killed"
+        try:
+            study = optuna.load_study(study_name="crash", storage=url)
+            trials, rungs = study.get_trials(), study.user_attrs[attrs.SCHEDULE]["rung_steps"]
+        except (KeyError, optuna.exceptions.OptunaError):
+            trials, rungs = [], []
+        if any(t.state.is_finished() for t in trials):
+            for t in trials:
+                if (
+                    t.state == TrialState.RUNNING
+                    and (ckpt / f"{t.number}.pt").exists()
+                    and t.last_step is not None
+                    and t.last_step > rungs[0]
+                    and t.last_step not in rungs
+                ):
+                    return
+        time.sleep(0.05)
+    raise AssertionError("no trial reached a checkpoint in time")
+
+
+def test_sigkill_mid_trial_then_resume(tmp_path):
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    ckpt = tmp_path / "ckpt"
+    worker = start_worker(url, "crash", 12, ckpt, *SCHEDULE, *HEARTBEAT)
+    _wait_until_training_past_a_checkpoint(worker, url, ckpt / "crash")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+
+    before = {t.number: t for t in optuna.load_study(study_name="crash", storage=url).trials}
+    (killed,) = [n for n, t in before.items() if t.state == TrialState.RUNNING]  # stale now
+    assert (ckpt / "crash" / f"{killed}.pt").exists()
+    time.sleep(3)  # past the grace period (2 heartbeats) of the killed trial
+
+    again = start_worker(url, "crash", 1, ckpt, *SCHEDULE, *HEARTBEAT)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-3000:]
+
+    study = optuna.load_study(study_name="crash", storage=url)
+    after = {t.number: t for t in study.trials}
+    # Every trial finished before the kill is intact, energy attributes included.
+    for number, t in before.items():
+        if t.state.is_finished():
+            assert after[number].state == t.state
+            assert after[number].user_attrs == t.user_attrs
+            assert after[number].intermediate_values == t.intermediate_values
+    # The stale trial became FAIL with what it had stored; its retry resumed from its checkpoint.
+    assert after[killed].state == TrialState.FAIL
+    assert after[killed].user_attrs == before[killed].user_attrs
+    (retry,) = [t for t in after.values() if t.system_attrs.get("failed_trial") == killed]
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retry.user_attrs[attrs.RESUMED_FROM] == killed
+    assert retry.params == after[killed].params
+    # The lost work is counted once: in the failed trial; the retry books only its own spend.
+    lost = after[killed].user_attrs[attrs.ENERGY_TOTAL_J]
+    own = retry.user_attrs[attrs.ENERGY_TOTAL_J]
+    assert own != lost
+    report = summarize_study(study)
+    assert report.total_energy_j == sum(t.user_attrs[attrs.ENERGY_TOTAL_J] for t in after.values())

@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import math
+import warnings
+
+import optuna
+import pytest
+import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from optuna_sm2 import SM2Objective, attrs, optimize_synchronous
+from optuna_sm2.energy import EnergyMeter
+from tests.support.tiny import accuracy, tiny_data, tiny_objective
+
+
+def _sqlite_study(tmp_path, objective, **kwargs):
+    return optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        study_name="tiny",
+        direction="maximize",
+        pruner=objective.make_pruner(**kwargs),
+    )
+
+
+def test_study_optimize_stores_every_attribute(tmp_path):
+    objective = tiny_objective()
+    study = _sqlite_study(tmp_path, objective)
+    study.optimize(objective, n_trials=4)
+    schedule = study.user_attrs[attrs.SCHEDULE]
+    assert schedule["rung_steps"] == objective.rung_steps == [1, 3, 5]
+    assert schedule["metric_name"] == "accuracy"
+    for t in study.trials:
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        u = t.user_attrs
+        parts = u[attrs.ENERGY_EXPLORE_J] + u[attrs.ENERGY_TRAIN_J] + u[attrs.ENERGY_EVAL_J]
+        assert u[attrs.ENERGY_TOTAL_J] == pytest.approx(parts)
+        assert u[attrs.ENERGY_TOTAL_J] > 0
+        assert u[attrs.ENERGY_SOURCE] == "simulated"
+        assert 1e-3 <= u[attrs.STABLE_LR] <= 1.0
+        assert u[attrs.ENERGY_PER_EPOCH_J] > 0
+        assert u[attrs.EXPLORATIONS] >= 1
+        lo, hi = u[attrs.LR_WINDOW]
+        assert lo <= u[attrs.STABLE_LR] <= hi
+        steps = sorted(t.intermediate_values)
+        assert steps == list(range(len(steps)))
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    for t in complete:
+        assert t.user_attrs[attrs.EPOCHS_TRAINED] == objective.schedule.train_epochs_total
+        assert t.value == t.intermediate_values[max(t.intermediate_values)]
+
+
+class _SampleMeter(EnergyMeter):
+    """One joule per training sample seen by the loss: energy per epoch is the data size."""
+
+    source = "simulated"
+    is_estimate = False
+
+    def __init__(self) -> None:
+        self.joules = 0.0
+
+    def read(self) -> float:
+        return self.joules
+
+    def close(self) -> None:
+        pass
+
+
+def test_energy_per_epoch_is_one_full_pass(tmp_path):
+    meter = _SampleMeter()
+    train, valid = tiny_data()
+
+    def loss(outputs, targets):
+        meter.joules += len(targets)
+        return torch.nn.functional.cross_entropy(outputs, targets)
+
+    objective = SM2Objective(
+        lambda trial: torch.nn.Linear(4, 2),
+        train,
+        valid,
+        loss,
+        accuracy,
+        batch_sizes=(8,),
+        n_lrs=6,
+        epochs_per_rung=1,
+        final_epochs=1,
+        meter=meter,
+    )
+    study = optuna.create_study(direction="maximize", pruner=objective.make_pruner())
+    trial = study.ask()
+    steps = objective.run(trial)
+    per_epoch = []
+    for phase in steps:
+        per_epoch.append((phase.kind, trial.user_attrs[attrs.ENERGY_PER_EPOCH_J]))
+    n = len(train[1])
+    assert [e for kind, e in per_epoch if kind == "train"] == [n, n]
+    # The sweep's loss calls (its batches, and any stability check) scaled to a full pass.
+    assert all(e >= n for kind, e in per_epoch if kind == "explore")
+
+
+def test_synchronous_eight_become_one(tmp_path):
+    objective = tiny_objective()
+    study = _sqlite_study(tmp_path, objective)
+    optimize_synchronous(study, objective)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 1
+    assert states.count(TrialState.PRUNED) == 7
+    batch_sizes = sorted(t.params["batch_size"] for t in study.trials)
+    assert batch_sizes == sorted(objective.batch_sizes)
+    reached = [sum(f"sm2:rung_{r}" in t.system_attrs for r in range(3)) for t in study.trials]
+    assert sorted(reached) == [1, 1, 1, 1, 2, 2, 3, 3]
+
+
+def test_synchronous_needs_the_objectives_pruner(tmp_path):
+    objective = tiny_objective()
+    study = optuna.create_study(pruner=optuna.pruners.SuccessiveHalvingPruner())
+    with pytest.raises(ValueError, match=r"pruner=objective.make_pruner"):
+        optimize_synchronous(study, objective)
+
+
+def test_parallel_trials_in_one_process_warn():
+    objective = tiny_objective(batch_sizes=(8, 16))
+    study = optuna.create_study(direction="maximize", pruner=objective.make_pruner())
+    with pytest.warns(RuntimeWarning, match="can no longer be attributed"):
+        study.optimize(objective, n_trials=4, n_jobs=2)
+
+
+def test_diverging_training_is_pruned_not_crashed():
+    def nan_after_first(outputs, targets):
+        return torch.nn.functional.cross_entropy(outputs, targets) * math.inf
+
+    train, valid = tiny_data()
+    objective = SM2Objective(
+        lambda trial: torch.nn.Linear(4, 2),
+        train,
+        valid,
+        nan_after_first,
+        accuracy,
+        batch_sizes=(8,),
+        n_lrs=6,
+        epochs_per_rung=1,
+        final_epochs=0,
+        meter=tiny_objective().tracker.meter,
+    )
+    study = optuna.create_study(direction="maximize", pruner=objective.make_pruner())
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state == TrialState.PRUNED
+
+
+def test_retried_trial_resumes_from_checkpoint(tmp_path, monkeypatch):
+    objective = tiny_objective(batch_sizes=(8,), checkpoint_dir=tmp_path / "ckpt")
+    callback = RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)
+    study = _sqlite_study(tmp_path, objective)
+    first = study.ask()
+    steps = objective.run(first)
+    for phase in steps:
+        if phase.rung == 0:
+            break
+    next(steps)  # one step past the rung's checkpoint, then the worker dies
+    assert (tmp_path / "ckpt" / "tiny" / "0.pt").exists()
+    epochs_at_checkpoint = study.trials[0].user_attrs[attrs.EPOCHS_TRAINED]
+    study._storage.set_trial_state_values(first._trial_id, TrialState.FAIL)
+    callback(study, study._storage.get_trial(first._trial_id))
+
+    epochs_run = []
+    train_epoch = objective._train_epoch
+    monkeypatch.setattr(
+        objective, "_train_epoch", lambda *a: epochs_run.append(1) or train_epoch(*a)
+    )
+    study.optimize(objective, n_trials=1)
+    retry = study.trials[1]
+    assert retry.state == TrialState.COMPLETE
+    assert retry.user_attrs[attrs.RESUMED_FROM] == 0
+    total = objective.schedule.train_epochs_total
+    assert retry.user_attrs[attrs.EPOCHS_TRAINED] == total
+    assert len(epochs_run) == total - epochs_at_checkpoint  # not the whole run again
+    # Each trial books only what it ran itself: the study total counts the lost work once.
+    assert retry.user_attrs[attrs.ENERGY_TRAIN_J] > 0
+    assert study.trials[0].user_attrs[attrs.ENERGY_TRAIN_J] > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"explore_fraction": 0.0}, r"`explore_fraction` must be in \(0, 1\]"),
+        ({"lr_min": 1.0, "lr_max": 0.1}, "need 0 < `lr_min` < `lr_max`"),
+        ({"batch_sizes": (8, 1000)}, r"batch size 1000 is not an integer in \[1, 72\]"),
+        ({"epochs_per_rung": 0}, "`epochs_per_rung` must be an integer >= 1"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_objective(**kwargs)
+
+
+def test_no_warning_for_one_trial_at_a_time():
+    objective = tiny_objective(batch_sizes=(8, 16))
+    study = optuna.create_study(direction="maximize", pruner=objective.make_pruner())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        study.optimize(objective, n_trials=2)
