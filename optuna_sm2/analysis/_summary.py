@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.trial import TrialState
 
+from optuna_sm2 import _compat
 from optuna_sm2.attrs import (
     ENERGY_EXPLORE_J,
     ENERGY_PER_EPOCH_J,
@@ -28,9 +29,6 @@ from optuna_sm2.pruners._successive_halving_energy import own_records
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
-
-FAILED_TRIAL = "failed_trial"
-"""Optuna's system attr on a trial its heartbeat retry created: the number of the failed trial."""
 
 J_PER_WH = 3600.0
 
@@ -198,7 +196,7 @@ def _retried(trials: list[FrozenTrial]) -> set[int]:
     """Numbers of the trials that a later trial retried (Optuna's heartbeat or SM²'s resume)."""
     retried: set[int] = set()
     for t in trials:
-        for ref in (t.system_attrs.get(FAILED_TRIAL), t.user_attrs.get(RESUMED_FROM)):
+        for ref in (*_compat.retry_history(t), t.user_attrs.get(RESUMED_FROM)):
             number = _count(ref)
             if number is not None and number != t.number:
                 retried.add(number)
@@ -304,7 +302,7 @@ def summarize_study(study: optuna.Study) -> StudyReport:
 
       with ``train_epochs_total`` and ``explorations_total`` from the study user attribute
       ``sm2.schedule`` (negative remainders count 0). A trial that a later trial retried
-      (named by its ``failed_trial`` system attribute or ``sm2.resumed_from``) counts only its
+      (named in its Optuna ``retry_history`` or by ``sm2.resumed_from``) counts only its
       actual total, since the retry carries its configuration on. A trial that lacks a figure the
       projection needs (for instance ``sm2.explorations`` is 0 while explorations remain)
       counts its actual total and is listed in ``unprojected_trials``, so the saving is then

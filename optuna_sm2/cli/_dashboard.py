@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import optuna
 import sqlalchemy.exc
 
+from optuna_sm2 import _compat
 from optuna_sm2.cli._common import (
     CLIError,
     add_storage_option,
@@ -213,7 +214,7 @@ def _attach_all(
             continue
         except _WRITE_ERRORS as exc:
             raise storage_failure("attach the figures to", args.storage, exc) from exc
-        attached.append((name, study._study_id))
+        attached.append((name, _compat.study_id(study)))
         print(
             f"study {name!r}: attached {len(result.figure_ids)} figures, "
             f"{len(result.notes_written)} trial notes updated"

@@ -15,6 +15,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.pruners._weighted_objective import (
     LRScale,
@@ -289,10 +290,10 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         if trial.last_step is None:
             return None
         cache = self._cache(study)
-        rung = cache.current_rung.get(trial._trial_id)
+        rung = cache.current_rung.get(_compat.trial_id(trial))
         if rung is None:
             rung = len(_consecutive(own_records(trial.number, trial.system_attrs)))
-            cache.current_rung[trial._trial_id] = rung
+            cache.current_rung[_compat.trial_id(trial)] = rung
         promotion_step = self._promotion_step(study, rung)
         if promotion_step is None or trial.last_step < promotion_step:
             return None
@@ -310,8 +311,8 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
             energy_per_epoch_j=_finite_or_none(trial.user_attrs.get(_attrs.ENERGY_PER_EPOCH_J)),
             stable_lr=_finite_or_none(trial.user_attrs.get(_attrs.STABLE_LR)),
         )
-        study._storage.set_trial_system_attr(trial._trial_id, rung_key(rung), record.to_json())
-        self._cache(study).current_rung[trial._trial_id] = rung + 1
+        _compat.set_trial_system_attr(study, trial, rung_key(rung), record.to_json())
+        self._cache(study).current_rung[_compat.trial_id(trial)] = rung + 1
         return True
 
     def _promotion_step(self, study: optuna.study.Study, rung: int) -> int | None:
@@ -327,8 +328,8 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         )
 
     def _cache(self, study: optuna.study.Study) -> _StudyCache:
-        return self._caches.setdefault(study._storage, {}).setdefault(
-            study._study_id, _StudyCache()
+        return self._caches.setdefault(_compat.storage_of(study), {}).setdefault(
+            _compat.study_id(study), _StudyCache()
         )
 
     def _rung_records(self, study: optuna.study.Study, rung: int) -> dict[int, RungRecord]:
@@ -336,11 +337,11 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         cache = self._cache(study)
         held: dict[int, RungRecord] = {}
         for t in study.get_trials(deepcopy=False):
-            records = cache.finished.get(t._trial_id)
+            records = cache.finished.get(_compat.trial_id(t))
             if records is None:
                 records = own_records(t.number, t.system_attrs)
                 if t.state.is_finished():
-                    cache.finished[t._trial_id] = records
+                    cache.finished[_compat.trial_id(t)] = records
             if rung in records:
                 held[t.number] = records[rung]
         return held

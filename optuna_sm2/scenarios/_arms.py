@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 import torch
 
+from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
@@ -59,7 +60,7 @@ class _RecordingObjective(SM2Objective):
             steps.close()
 
     def _record(self, trial: optuna.trial.Trial, phase: Phase) -> None:
-        frozen = trial.study._storage.get_trial(trial._trial_id)
+        frozen = _compat.frozen(trial)
         energy = frozen.user_attrs.get(_attrs.ENERGY_PER_EPOCH_J)
         lr = float(frozen.user_attrs.get(_attrs.STABLE_LR, math.nan))
         value = float(frozen.intermediate_values.get(phase.step, math.nan))

@@ -16,6 +16,7 @@ import optuna
 import torch
 from torch import nn
 
+from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
 from optuna_sm2.lr._sweep import explore_lr
@@ -256,7 +257,7 @@ class SM2Objective:
             seed=self._seed + trial.number,
         )
         book = _EnergyBook()
-        already_reported = set(trial.study._storage.get_trial(trial._trial_id).intermediate_values)
+        already_reported = set(_compat.frozen(trial).intermediate_values)
         self._store_progress(trial, state, book)
         value = math.nan
         for phase in self.schedule.phases[state.next_step :]:
@@ -410,9 +411,7 @@ class SM2Objective:
 
     def _resume(self, trial: optuna.trial.Trial, state: _TrialState) -> None:
         """Continue from the newest checkpoint of the trials this one retries, if any."""
-        history = trial.study._storage.get_trial_system_attrs(trial._trial_id).get(
-            "retry_history", []
-        )
+        history = _compat.retry_history(_compat.frozen(trial))
         for number in reversed(history):
             path = self._checkpoint_path(trial.study, number)
             if path is None or not path.exists():

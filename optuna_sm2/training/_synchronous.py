@@ -8,6 +8,7 @@ from collections.abc import Generator
 import optuna
 from optuna.trial import TrialState
 
+from optuna_sm2 import _compat
 from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
 from optuna_sm2.training._objective import SM2Objective
 from optuna_sm2.training._schedule import Phase
@@ -103,4 +104,4 @@ def _run_to_next_rung(
 
 
 def _frozen(study: optuna.Study, trial: optuna.trial.Trial) -> optuna.trial.FrozenTrial:
-    return study._storage.get_trial(trial._trial_id)
+    return _compat.frozen(trial)

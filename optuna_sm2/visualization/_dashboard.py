@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from optuna_sm2 import _compat
 from optuna_sm2.analysis._summary import J_PER_WH, StudyReport, TrialSummary, summarize_study
 from optuna_sm2.attrs import (
     ENERGY_EVAL_J,
@@ -550,13 +551,13 @@ def attach_to_dashboard(
     # A Trial handle is what save_note takes; a random sampler makes opening one side-effect free.
     view = optuna.load_study(
         study_name=study.study_name,
-        storage=study._storage,
+        storage=_compat.storage_of(study),
         sampler=optuna.samplers.RandomSampler(),
     )
     written: list[int] = []
     for t in summary.trials:
         frozen = trials[t.number]
-        handle = optuna.Trial(view, frozen._trial_id)
+        handle = _compat.trial_handle(view, frozen)
         existing = optuna_dashboard.get_note(handle)
         note = _merge_note(existing, _trial_note(frozen, t, scores))
         if note != existing:

@@ -1,0 +1,63 @@
+"""The one place that reaches into Optuna's private attributes.
+
+Optuna has no public way to get a trial's storage id, its frozen copy from a running
+:class:`optuna.trial.Trial`, or to write a trial's system attribute from a pruner; everything
+else optuna-sm2 does goes through Optuna's public API. Keeping these accesses here means an
+Optuna upgrade that renames them breaks one small module, not the package.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
+
+def storage_of(study: optuna.Study) -> BaseStorage:
+    """The storage the study lives in."""
+    return study._storage
+
+
+def study_id(study: optuna.Study) -> int:
+    """The storage's id of the study (unique within its storage, unlike nothing else)."""
+    return study._study_id
+
+
+def trial_id(trial: optuna.trial.Trial | FrozenTrial) -> int:
+    """The storage's id of a running or frozen trial."""
+    return trial._trial_id
+
+
+def frozen(trial: optuna.trial.Trial) -> FrozenTrial:
+    """The trial as its storage holds it now (intermediate values, attrs, state)."""
+    return trial.study._storage.get_trial(trial._trial_id)
+
+
+def set_trial_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
+    """Write a system attribute of ``trial``: what a pruner, which gets a frozen trial, needs."""
+    study._storage.set_trial_system_attr(trial._trial_id, key, value)
+
+
+def trial_handle(study: optuna.Study, trial: FrozenTrial) -> optuna.trial.Trial:
+    """A :class:`optuna.trial.Trial` over a stored trial, for APIs that take one (notes)."""
+    return optuna.trial.Trial(study, trial._trial_id)
+
+
+def retry_history(trial: FrozenTrial) -> list[int]:
+    """Numbers of the trials this one retries, oldest first (Optuna's heartbeat retry)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return list(RetryHeartbeatStaleTrialCallback.retry_history(trial))
+
+
+def retried_trial_number(trial: FrozenTrial) -> int | None:
+    """The number of the first failed trial this one retries, or ``None``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
