@@ -43,3 +43,17 @@ RESUMED_FROM = "sm2.resumed_from"
 
 SCHEDULE = "sm2.schedule"
 """Study user attr: the schedule of the study's ``SM2Objective``; marks a study SM² wrote."""
+
+ENERGY_INVALID_WINDOWS = "sm2.energy_invalid_windows"
+"""User attr: how many energy windows of the trial could not be measured (a count, always stored).
+
+A trial with no valid window stores no :data:`ENERGY_TOTAL_J` (the key is absent): unmeasured,
+never 0 J."""
+
+ENERGY_PER_EPOCH_SPREAD = "sm2.energy_per_epoch_spread"
+"""User attr: how much the figures behind :data:`ENERGY_PER_EPOCH_J` varied, as the relative
+half-range ``(max - min) / (2 * median)`` of the block's per-epoch figures; null with one window."""
+
+PRUNER = "sm2.pruner"
+"""Study user attr: the settings of the study's ``SuccessiveHalvingEnergyPruner`` as JSON, written
+once when it first decides; the report and the dashboard read them."""
