@@ -52,7 +52,8 @@ never 0 J."""
 
 ENERGY_PER_EPOCH_SPREAD = "sm2.energy_per_epoch_spread"
 """User attr: how much the figures behind :data:`ENERGY_PER_EPOCH_J` varied, as the relative
-half-range ``(max - min) / (2 * median)`` of the block's per-epoch figures; null with one window."""
+half-range ``(max - min) / (2 * median)`` of the block's per-epoch figures; null with one
+window."""
 
 PRUNER = "sm2.pruner"
 """Study user attr: the settings of the study's ``SuccessiveHalvingEnergyPruner`` as JSON, written

@@ -113,7 +113,7 @@ def _violations() -> list[str]:
     for module, path in _modules():
         layer = _layer(module)
         tree = ast.parse(path.read_text(), filename=str(path))
-        for imported, top in _imports(tree, module):
+        for imported, _top in _imports(tree, module):
             root = imported.split(".")[0]
             if layer in NO_TORCH and root in ("torch", "lightning", "pytorch_lightning"):
                 problems.append(f"{module} ({layer}) imports {imported}")
