@@ -1,14 +1,15 @@
 """The one place that reaches into Optuna's private attributes.
 
-Optuna has no public way to get a trial's storage id, its frozen copy from a running
-:class:`optuna.trial.Trial`, or to write a trial's system attribute from a pruner; everything
-else optuna-sm2 does goes through Optuna's public API. Keeping these accesses here means an
-Optuna upgrade that renames them breaks one small module, not the package.
+Optuna has no public way to get a trial's storage id, its frozen copy or reported steps from a
+running :class:`optuna.trial.Trial`, or to write a trial's system attribute from a pruner;
+everything else optuna-sm2 does goes through Optuna's public API. Keeping these accesses here
+means an Optuna upgrade that renames them breaks one small module, not the package.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -37,6 +38,12 @@ def trial_id(trial: optuna.trial.Trial | FrozenTrial) -> int:
 def frozen(trial: optuna.trial.Trial) -> FrozenTrial:
     """The trial as its storage holds it now (intermediate values, attrs, state)."""
     return trial.study._storage.get_trial(trial._trial_id)
+
+
+def reported_steps(trial: optuna.trial.Trial) -> Collection[int]:
+    """The steps the running trial has reported, as :meth:`optuna.trial.Trial.report` sees them
+    (it ignores a value reported again at one of these)."""
+    return trial._cached_frozen_trial.intermediate_values.keys()
 
 
 def set_trial_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:

@@ -24,7 +24,7 @@ from optuna_sm2.attrs import (
     SCHEDULE,
     STABLE_LR,
 )
-from optuna_sm2.pruners._successive_halving_energy import own_records
+from optuna_sm2.pruners._records import own_records
 
 if TYPE_CHECKING:
     import optuna

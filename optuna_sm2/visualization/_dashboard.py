@@ -20,6 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
+from optuna_sm2._validation import check_choice, check_unit_interval
 from optuna_sm2.analysis._summary import J_PER_WH, StudyReport, TrialSummary, summarize_study
 from optuna_sm2.attrs import (
     ENERGY_EVAL_J,
@@ -29,11 +30,10 @@ from optuna_sm2.attrs import (
     RESUMED_FROM,
     SCHEDULE,
 )
-from optuna_sm2.pruners._successive_halving_energy import RungRecord, own_records
+from optuna_sm2.pruners._records import RungRecord, own_records
 from optuna_sm2.pruners._weighted_objective import (
+    LR_SCALES,
     LRScale,
-    check_lr_scale,
-    check_unit_interval,
     component_weights,
     weighted_components,
     weighted_objective,
@@ -178,7 +178,7 @@ def rung_scores(
     """
     check_unit_interval("alpha", alpha)
     check_unit_interval("beta", beta)
-    check_lr_scale(lr_scale)
+    check_choice("lr_scale", lr_scale, LR_SCALES)
     direction = "maximize" if _direction(study) == StudyDirection.MAXIMIZE else "minimize"
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     held = {t.number: own_records(t.number, t.system_attrs) for t in trials}

@@ -104,11 +104,11 @@ def test_non_finite_value_scores_zero_and_leaves_others_alone(bad):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"alpha": 1.5}, r"`alpha` must be a number in \[0, 1\]"),
+        ({"alpha": 1.5}, r"`alpha` must be a finite number in \[0, 1\]"),
         ({"alpha": -0.1}, r"`alpha`"),
-        ({"beta": 2}, r"`beta` must be a number in \[0, 1\]"),
-        ({"direction": "up"}, r"`direction` must be one of \('maximize', 'minimize'\)"),
-        ({"lr_scale": "ln"}, r"`lr_scale` must be one of \('log', 'linear'\)"),
+        ({"beta": 2}, r"`beta` must be a finite number in \[0, 1\]"),
+        ({"direction": "up"}, r"`direction` must be one of 'maximize', 'minimize'"),
+        ({"lr_scale": "ln"}, r"`lr_scale` must be one of 'log', 'linear'"),
         ({"energies": [1.0]}, r"`energies` has 1 entries but `values` has 2"),
         ({"lrs": [0.1, 0.0]}, r"`lrs` must be finite and > 0"),
         ({"energies": [1.0, -1.0]}, r"`energies` must be finite and >= 0"),
