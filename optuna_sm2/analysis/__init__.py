@@ -3,7 +3,7 @@ the pruner's rule, and what each energy figure is. No torch, no drawing."""
 
 from __future__ import annotations
 
-from optuna_sm2.analysis._format import format_joules, format_number
+from optuna_sm2.analysis._format import format_joules, format_number, plural
 from optuna_sm2.analysis._rungs import RungSummary
 from optuna_sm2.analysis._sources import source_kind, source_label
 from optuna_sm2.analysis._summary import (
@@ -20,6 +20,7 @@ __all__ = [
     "TrialSummary",
     "format_joules",
     "format_number",
+    "plural",
     "source_kind",
     "source_label",
     "summarize_study",

@@ -25,3 +25,8 @@ def format_joules(joules: float, digits: int = 3) -> str:
 def format_number(x: float | None, spec: str = ".4g") -> str:
     """``x`` formatted with ``spec``, or ``-`` when there is none."""
     return "-" if x is None else format(x, spec)
+
+
+def plural(n: int, word: str) -> str:
+    """``1 window``, ``2 windows``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"

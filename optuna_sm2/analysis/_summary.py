@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
 from optuna_sm2._validation import finite_or_none, is_int, is_real
+from optuna_sm2.analysis._format import plural
 from optuna_sm2.analysis._rungs import RungSummary, summarize_rungs
 from optuna_sm2.analysis._sources import source_kind
 from optuna_sm2.attrs import (
@@ -238,6 +239,15 @@ class StudyReport:
     def is_simulated(self) -> bool:
         """Whether any figure comes from a simulated meter."""
         return "simulated" in self.energy_kinds
+
+    def describe_pruner(self) -> str:
+        """The settings the rungs are ranked with and where they come from, in one line."""
+        origin = {
+            "study": f"stored in the study by optuna-sm2 {self.pruner.version}",
+            "arguments": "not stored in the study: α/β as given, the rest the pruner's defaults",
+            "defaults": "not stored in the study: the pruner's defaults",
+        }[self.pruner_origin]
+        return f"{self.pruner.describe()} ({origin})"
 
     def trial(self, number: int) -> TrialSummary:
         """The summary of trial ``number``; ``KeyError`` if the study has none."""
@@ -589,8 +599,7 @@ def summarize_study(
         )
     if partly:
         windows = [
-            f"{s.number} ({s.energy_invalid_windows} window"
-            f"{'s' if s.energy_invalid_windows != 1 else ''})"
+            f"{s.number} ({plural(s.energy_invalid_windows, 'window')})"
             for s in measured
             if s.energy_invalid_windows
         ]

@@ -119,13 +119,16 @@ class PrunerSettings:
         )
 
     def describe(self) -> str:
-        """The settings in one line, e.g. ``alpha 0.75, beta 0.5, lr_scale log, ...``."""
+        """The settings in one line, e.g. ``alpha 0.75, beta 0.5, lr_scale log, ...``
+        (``rung_steps none``: the geometric schedule)."""
         return ", ".join(
             f"{f.name} {_text(getattr(self, f.name))}" for f in fields(self) if f.name != "version"
         )
 
 
 def _text(value: Any) -> str:
+    if value is None:
+        return "none"
     if isinstance(value, tuple):
         return "[" + ", ".join(str(v) for v in value) + "]"
     if isinstance(value, float):

@@ -14,7 +14,8 @@ from optuna_sm2.analysis._summary import summarize_study
 from tests.support.report_studies import add, build_sm2_study, rung, sm2_attrs
 
 # By hand, from tests/support/report_studies.py (train_epochs_total 20, explorations_total 4):
-#   totals 1000 + 300 + 100 + 50 + 80 (trial 5 unmeasured, left out) = 1530 J, explore 240 J, pruned 480 J
+#   totals 1000 + 300 + 100 + 50 + 80 (trial 5 unmeasured, left out) = 1530 J,
+#   explore 240 J, pruned 480 J
 #   projection: 0 complete 1000; 1 pruned 300 + 30*15 + 60/2*2 = 810;
 #   2 pruned 100 + 20*20 + 40/1*3 = 620; 3 retried by 4: 50; 4 pruned 80 + 10*18 + 20*3 = 320
 #   = 2800 J, saving 1270 J = 45.357 %
@@ -181,7 +182,7 @@ def test_source_kinds_come_from_energy_sources() -> None:
     from optuna_sm2.analysis._sources import ESTIMATES, SIMULATED
     from optuna_sm2.energy import SOURCES
 
-    assert ESTIMATES | SIMULATED <= set(SOURCES)
+    assert set(SOURCES) >= ESTIMATES | SIMULATED
     assert [source_kind(s) for s in SOURCES] == [
         "measured",
         "measured",
