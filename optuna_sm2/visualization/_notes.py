@@ -11,7 +11,6 @@ from optuna_sm2.analysis import (
     plural,
     source_label,
 )
-from optuna_sm2.visualization._labels import trial_label
 
 NOTE_HEADING = "### SM² (written by `optuna-sm2 dashboard`)"
 """First line of the part of a note that ``attach_to_dashboard`` owns.
@@ -132,8 +131,8 @@ def study_note(summary: StudyReport) -> str:
         best = summary.trial(summary.best_trial)
         params = ", ".join(f"{k} {v}" for k, v in best.params.items())
         lines.append(
-            f"- best configuration: {trial_label(best)}"
-            + (f", {params}" if params else "")
+            f"- best configuration: trial {best.number}"
+            + (f" ({params})" if params else "")
             + f", stable LR {format_number(best.stable_lr)}: {summary.metric_name} "
             f"{format_number(best.value)}, {_joules(best.energy_total_j)}"
         )

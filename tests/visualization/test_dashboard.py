@@ -268,7 +268,10 @@ def test_study_note_has_the_headline(tmp_path: Path) -> None:
     assert "exploration: 240.0 J (15.7 % of the total)" in note
     assert "spent on pruned trials: 480.0 J (31.4 %)" in note
     assert "saving against training every configuration to the end: **1270.0 J, 45.4 %**" in note
-    assert "best configuration: #0 (batch 32), batch_size 32, stable LR 0.25: accuracy 0.9" in note
+    assert (
+        "best configuration: trial 0 (batch_size 32), stable LR 0.25: accuracy 0.9, 1000.0 J"
+        in note
+    )
     assert "unmeasured trials" in note and "pruner: alpha 0.75" in note
     optuna_dashboard.save_note(study, "mine\n\n" + note.replace("1530.0", "1.0"))
     again = attach_to_dashboard(study)
