@@ -2,7 +2,10 @@
 
 The pruner decides with :func:`rank_rung`; the study summary, the report and the dashboard
 explain its decisions with the same function, so that a change to how a rung is ranked is made
-here and nowhere else.
+here and nowhere else. Each record carries what a ranking may need beyond Eq. 2 (the spread of
+its energy figure), so that a rule robust to outliers and noise changes :func:`rank_rung`'s steps
+(which components count, how they are scored, the order) and nothing else; the paper's plain
+Eq. 2 stays :func:`optuna_sm2.weighted_objective`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from optuna_sm2._validation import check_int
+from optuna_sm2._validation import check_int, check_unit_interval
 from optuna_sm2.pruners._records import RungRecord
 from optuna_sm2.pruners._weighted_objective import (
     COMPONENTS,
@@ -127,6 +130,27 @@ class RungRanking:
         )
 
 
+def _components(
+    records: Sequence[RungRecord], alpha: float, beta: float
+) -> tuple[dict[str, list[float] | None], dict[str, tuple[int, ...]]]:
+    """Step 1 of :func:`rank_rung`: each cost component's column over the records, or
+    ``None`` when its weight is 0 or some record lacks it; and the components left out for a
+    lack, with the trials lacking them."""
+    weights = dict(zip(COMPONENTS, component_weights(alpha, beta), strict=True))
+    columns: dict[str, list[float] | None] = {}
+    left_out: dict[str, tuple[int, ...]] = {}
+    for component, field in _ATTRIBUTES.items():
+        column = [getattr(r, field) for r in records]
+        missing = tuple(r.trial for r, x in zip(records, column, strict=True) if x is None)
+        if weights[component] == 0.0 or missing:
+            columns[component] = None
+            if missing and weights[component] != 0.0:
+                left_out[component] = missing
+        else:
+            columns[component] = [float(x) for x in column if x is not None]
+    return columns, left_out
+
+
 def rank_rung(
     records: Sequence[RungRecord],
     *,
@@ -178,22 +202,13 @@ def rank_rung(
         >>> ranking.entry(1).terms["energy"], ranking.entry(1).rank
         (0.6, 1)
     """
+    alpha = check_unit_interval("alpha", alpha)
+    beta = check_unit_interval("beta", beta)
     reduction_factor = check_int("reduction_factor", reduction_factor, minimum=2)
     bootstrap_count = check_int("bootstrap_count", bootstrap_count, minimum=0)
     if not records:
         raise ValueError("`records` is empty: a rung needs at least one competitor.")
-    weights = dict(zip(COMPONENTS, component_weights(alpha, beta), strict=True))
-    columns: dict[str, list[float] | None] = {}
-    left_out: dict[str, tuple[int, ...]] = {}
-    for component, field in _ATTRIBUTES.items():
-        column = [getattr(r, field) for r in records]
-        missing = tuple(r.trial for r, x in zip(records, column, strict=True) if x is None)
-        if weights[component] == 0.0 or missing:
-            columns[component] = None
-            if missing and weights[component] != 0.0:
-                left_out[component] = missing
-        else:
-            columns[component] = [float(x) for x in column if x is not None]
+    columns, left_out = _components(records, alpha, beta)
     values = np.array([r.value for r in records], dtype=np.float64)
     scored = eq2(values, columns["energy"], columns["lr"], alpha, beta, direction, lr_scale)
     finite = np.isfinite(values)

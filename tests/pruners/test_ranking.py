@@ -142,6 +142,8 @@ def test_bootstrapping_promotes_nobody():
         ({"reduction_factor": 2.0}, r"`reduction_factor` must be an integer >= 2"),
         ({"bootstrap_count": -1}, r"`bootstrap_count` must be an integer >= 0"),
         ({"alpha": True}, r"`alpha` must be a finite number in \[0, 1\], got True"),
+        ({"alpha": "0.5"}, r"`alpha` must be a finite number in \[0, 1\], got '0.5'"),
+        ({"beta": None}, r"`beta` must be a finite number in \[0, 1\], got None"),
         ({"direction": "up"}, r"`direction` must be one of 'maximize', 'minimize'"),
     ],
 )
