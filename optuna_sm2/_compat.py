@@ -42,8 +42,10 @@ def frozen(trial: optuna.trial.Trial) -> FrozenTrial:
 
 def reported_steps(trial: optuna.trial.Trial) -> Collection[int]:
     """The steps the running trial has reported, as :meth:`optuna.trial.Trial.report` sees them
-    (it ignores a value reported again at one of these)."""
-    return trial._cached_frozen_trial.intermediate_values.keys()
+    (it ignores a value reported again at one of these); none for a trial that keeps no record
+    of them (:class:`optuna.trial.FixedTrial`)."""
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    return () if cached is None else cached.intermediate_values.keys()
 
 
 def set_trial_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:

@@ -587,11 +587,9 @@ def summarize_study(
         for s in summaries
         if s.state in (TrialState.RUNNING.name, TrialState.WAITING.name)
     )
-    total = math.fsum(s.energy_total_j or 0.0 for s in measured)
-    explore = math.fsum(s.energy_explore_j or 0.0 for s in measured)
-    pruned = math.fsum(
-        s.energy_total_j or 0.0 for s in measured if s.state == TrialState.PRUNED.name
-    )
+    total = sum(s.energy_total_j or 0.0 for s in measured)
+    explore = sum(s.energy_explore_j or 0.0 for s in measured)
+    pruned = sum(s.energy_total_j or 0.0 for s in measured if s.state == TrialState.PRUNED.name)
     if unmeasured:
         notes.append(
             f"unmeasured trials (no {ENERGY_TOTAL_J}), left out of the totals and the saving: "

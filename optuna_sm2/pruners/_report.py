@@ -82,10 +82,11 @@ def report(
             "`energy_per_epoch_spread` describes `energy_per_epoch_j`: pass both, got a spread "
             f"of {spread!r} without an energy."
         )
-    if len(trial.study.directions) > 1:
+    study = getattr(trial, "study", None)  # a FixedTrial has none
+    if study is not None and len(study.directions) > 1:
         raise ValueError(
             "report() needs a single-objective study: Optuna cannot report intermediate "
-            f"values in a study with {len(trial.study.directions)} directions."
+            f"values in a study with {len(study.directions)} directions."
         )
     if step not in _compat.reported_steps(trial):
         if energy is not None:

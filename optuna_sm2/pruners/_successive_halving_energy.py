@@ -300,10 +300,10 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
             differences = (f"unreadable ({exc})",)
         if differences:
             warnings.warn(
-                f"Study {study.study_name!r} was decided by a pruner with other settings "
-                f"({_attrs.PRUNER}, stored: {'; '.join(differences)} in this pruner). This "
-                "pruner decides with its own; the stored settings are left as they are, and "
-                "the report and the dashboard explain the study with them.",
+                f"Study {study.study_name!r} stores pruner settings ({_attrs.PRUNER}) that "
+                f"differ from this pruner's: {'; '.join(differences)} (stored against this "
+                "pruner's). This pruner decides with its own; the stored settings are left as "
+                "they are, and the report and the dashboard explain the study with them.",
                 stacklevel=5,
             )
 

@@ -140,3 +140,11 @@ def test_non_finite_values_are_reported_as_optuna_does() -> None:
         report(trial, -math.inf, 1)
     values = study.trials[0].intermediate_values
     assert math.isnan(values[0]) and values[1] == -math.inf
+
+
+def test_a_fixed_trial_is_reported_as_before() -> None:
+    trial = optuna.trial.FixedTrial({"x": 1.0})
+    report(trial, 1.0, 0, energy_per_epoch_j=2.0, stable_lr=0.1)
+    assert trial.user_attrs == {attrs.ENERGY_PER_EPOCH_J: 2.0, attrs.STABLE_LR: 0.1}
+    with pytest.raises(ValueError, match="`step`"):
+        report(trial, 1.0, -1)
