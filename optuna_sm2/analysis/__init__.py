@@ -6,12 +6,8 @@ from __future__ import annotations
 from optuna_sm2.analysis._format import format_joules, format_number, plural
 from optuna_sm2.analysis._rungs import RungSummary
 from optuna_sm2.analysis._sources import source_kind, source_label
-from optuna_sm2.analysis._summary import (
-    J_PER_WH,
-    StudyReport,
-    TrialSummary,
-    summarize_study,
-)
+from optuna_sm2.analysis._summary import J_PER_WH, StudyReport, summarize_study
+from optuna_sm2.analysis._trial import TrialSummary
 
 __all__ = [
     "J_PER_WH",
