@@ -27,8 +27,8 @@ def report(
     are stored, as the user attributes ``sm2.energy_per_epoch_j``,
     ``sm2.energy_per_epoch_spread`` and ``sm2.stable_lr``, and ``trial.report(value, step)``
     is called, so that a following ``trial.should_prune()`` ranks the trial with them. An
-    attribute passed as ``None`` keeps its previous value, except the spread, which belongs to
-    the energy figure: a new ``energy_per_epoch_j`` without a spread clears a stored one.
+    attribute passed as ``None`` keeps its previous value (``TrialEnergy`` stores the spread
+    of its figure itself).
 
     A step the trial has already reported is Optuna's case: ``trial.report`` ignores the value
     (with Optuna's warning), and the stored energy, spread and learning rate are left as they
@@ -91,8 +91,8 @@ def report(
     if step not in _compat.reported_steps(trial):
         if energy is not None:
             trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_J, energy)
-            if spread is not None or trial.user_attrs.get(_attrs.ENERGY_PER_EPOCH_SPREAD):
-                trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_SPREAD, spread)
+        if spread is not None:
+            trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_SPREAD, spread)
         if lr is not None:
             trial.set_user_attr(_attrs.STABLE_LR, lr)
     trial.report(float(value), step)

@@ -111,12 +111,14 @@ def test_a_duplicate_step_keeps_optunas_value_and_the_stored_energy() -> None:
     assert stored.user_attrs[attrs.STABLE_LR] == 0.1
 
 
-def test_a_new_energy_without_spread_clears_the_old_spread() -> None:
+def test_an_attribute_passed_as_none_keeps_its_value() -> None:
     study = optuna.create_study()
     trial = study.ask()
-    report(trial, 1.0, 0, energy_per_epoch_j=10.0, energy_per_epoch_spread=0.2)
-    report(trial, 1.0, 1, energy_per_epoch_j=12.0)
-    assert study.trials[0].user_attrs[attrs.ENERGY_PER_EPOCH_SPREAD] is None
+    report(trial, 1.0, 0, energy_per_epoch_j=10.0, stable_lr=0.1, energy_per_epoch_spread=0.2)
+    report(trial, 1.0, 1, energy_per_epoch_j=12.0)  # e.g. TrialEnergy stores the spread itself
+    stored = study.trials[0].user_attrs
+    assert stored[attrs.ENERGY_PER_EPOCH_J] == 12.0
+    assert stored[attrs.ENERGY_PER_EPOCH_SPREAD] == 0.2 and stored[attrs.STABLE_LR] == 0.1
     plain = optuna.create_study()
     trial = plain.ask()
     report(trial, 1.0, 0, energy_per_epoch_j=10.0)
