@@ -31,7 +31,15 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        raise ImportError(
+            f"optuna_sm2.{name} trains models and needs PyTorch: install the build for your "
+            "hardware (https://pytorch.org), or `pip install 'optuna-sm2[torch]'`."
+        ) from exc
     globals()[name] = value
     return value
 
