@@ -1,7 +1,7 @@
 """optuna-sm2: energy-aware hyperparameter search for Optuna (SM², arXiv 2412.08526).
 
-The core (the pruner, ``report``, the ranking, the meters) never imports torch. The names that
-train (``SM2Objective``, ``explore_lr``, ...) load torch when first used.
+The core (the pruner, ``report``, ``TrialEnergy``, the ranking, the meters) never imports torch.
+The names that train (``SM2Objective``, ``explore_lr``, ...) load torch when first used.
 """
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from optuna_sm2 import attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker, auto_meter
-from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner, report, weighted_objective
+from optuna_sm2.pruners import (
+    SuccessiveHalvingEnergyPruner,
+    TrialEnergy,
+    report,
+    weighted_objective,
+)
 
 if TYPE_CHECKING:
     from optuna_sm2.lr import LRExploration, explore_lr
@@ -55,6 +60,7 @@ __all__ = [
     "PreloadedBatches",
     "SM2Objective",
     "SuccessiveHalvingEnergyPruner",
+    "TrialEnergy",
     "attrs",
     "auto_meter",
     "explore_lr",
