@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -68,12 +69,11 @@ def parse_visible_devices(value: str) -> list[int | str]:
 
 def _torch_current_device() -> int | None:
     """Torch's current CUDA device without initializing CUDA (which would break a later fork):
-    0, torch's default, until CUDA is initialized; ``None`` when torch has no CUDA."""
-    try:
-        torch = importlib.import_module("torch")
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
+    0, torch's default, until CUDA is initialized; ``None`` when torch has no CUDA or this
+    process has not imported torch (the meter never imports it: a process without torch, such as
+    ``optuna-sm2 doctor``, has chosen no GPU)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
         return None
     return int(torch.cuda.current_device()) if torch.cuda.is_initialized() else 0
 
@@ -198,10 +198,11 @@ class NvmlMeter(EnergyMeter):
     ``nvml-power``.
 
     Which GPUs: ``devices`` when given; otherwise those of ``CUDA_VISIBLE_DEVICES`` (indices or
-    ``GPU-`` UUIDs) when it is set; otherwise torch's current CUDA device; otherwise, when torch
-    has no CUDA, every GPU NVML sees. Integer indices are NVML's, in PCI bus order; they are
-    CUDA's too when ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (or on machines with one GPU model): with
-    mixed models, set that or use UUIDs. MIG devices, and GPUs in MIG mode, are refused: NVML
+    ``GPU-`` UUIDs) when it is set; otherwise torch's current CUDA device, when this process has
+    imported torch; otherwise, when torch has no CUDA or is not imported, every GPU NVML sees.
+    Integer indices are NVML's, in PCI bus order; they are CUDA's too when
+    ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (or on machines with one GPU model): with mixed models, set
+    that or use UUIDs. MIG devices, and GPUs in MIG mode, are refused: NVML
     measures the whole GPU, not one instance.
 
     An NVML error while reading never stops training: :meth:`read` raises

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import types
 from collections.abc import Iterator
 
 import pytest
@@ -230,3 +231,18 @@ def test_power_bound_is_twice_the_enforced_limit(nvml: list[FakeGpu]) -> None:
     assert not impossible.valid and math.isnan(impossible.joules)
     assert "above the 500 W nvml-counter can plausibly draw" in str(impossible.invalid_reason)
     assert after.valid and after.joules == pytest.approx(1.0)
+
+
+def test_torch_is_consulted_only_when_already_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert _nvml._torch_current_device() is None
+    assert "torch" not in sys.modules  # the meter never imports torch
+    cuda = types.SimpleNamespace(
+        is_available=lambda: True, is_initialized=lambda: False, current_device=lambda: 3
+    )
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert _nvml._torch_current_device() == 0  # torch's default until CUDA starts
+    cuda.is_initialized = lambda: True
+    assert _nvml._torch_current_device() == 3
+    cuda.is_available = lambda: False
+    assert _nvml._torch_current_device() is None

@@ -17,6 +17,7 @@ from optuna_sm2.energy import (
     SumMeter,
     _tracker,
 )
+from tests.support.meters import ScriptedMeter
 
 
 class Clock:
@@ -199,28 +200,6 @@ def test_meter_context_manager_closes(monkeypatch: pytest.MonkeyPatch) -> None:
     with meter as entered:
         assert entered is meter
     assert closed == [True]
-
-
-class ScriptedMeter(EnergyMeter):
-    """Returns (or raises) the given readings in turn; ``bound`` is its ``max_power_w``."""
-
-    def __init__(self, *readings: object, bound: float | None = None) -> None:
-        self.readings = list(readings)
-        self.bound = bound
-
-    @property
-    def source(self) -> str:
-        return "simulated"
-
-    @property
-    def max_power_w(self) -> float | None:
-        return self.bound
-
-    def read(self) -> float:
-        reading = self.readings.pop(0)
-        if isinstance(reading, BaseException):
-            raise reading
-        return reading  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize(
