@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from typing import Any
 
 import optuna
@@ -256,3 +258,17 @@ def test_without_a_tracker_the_process_shares_one(monkeypatch: pytest.MonkeyPatc
     with first.window("train"):
         _spend(clock, 1.0)
     assert first.tracker is second.tracker is shared and first.total_j == 10.0
+
+
+def test_booking_a_trial_never_imports_torch() -> None:
+    code = (
+        "import sys, optuna\n"
+        "from optuna_sm2 import TrialEnergy\n"
+        "optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
+        "book = TrialEnergy(optuna.create_study().ask())\n"
+        "with book.window('train'):\n"
+        "    sum(range(1000))\n"
+        "print(book.source, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-1] == "False", done.stdout + done.stderr
