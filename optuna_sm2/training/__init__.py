@@ -1,10 +1,11 @@
 """Training code: where torch, the energy meters and Optuna meet (``SM2Objective``).
 
-The objective in parts, one concept per module: ``_objective`` (the facade, argument checks),
-``_data`` (the data source), ``_phases`` (a sweep, a thorough epoch, an evaluation), ``_loop``
-(the steps of one trial, :class:`PhaseResult`), ``_driver`` (:class:`StepDriver`, which advances
-them), ``_trial_state`` and ``_checkpoint`` (the state of a trial and its checkpoint files),
-``_energy_book`` (what a trial spent), ``_schedule`` and ``_synchronous``.
+The objective in parts, one concept per module: ``_objective`` (the facade), ``_arguments``
+(its argument checks), ``_data`` (the data source), ``_phases`` (a sweep, a thorough epoch,
+an evaluation), ``_loop`` (the steps of one trial, :class:`PhaseResult`), ``_driver``
+(:class:`StepDriver`, which advances them), ``_trial_state`` and ``_checkpoint`` (the state of a
+trial and its checkpoint files), ``_energy_book`` (what a trial spent), ``_schedule`` and
+``_synchronous``.
 """
 
 from __future__ import annotations

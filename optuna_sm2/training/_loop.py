@@ -180,6 +180,7 @@ class TrialLoop:
             started = time.perf_counter()
             energy_per_epoch = self._step(trial, phase, state, train, batch_size, book, attrs)
             value, window = evaluate(state.model, self._metric, self._data.valid, self.tracker)
+            seconds = time.perf_counter() - started
             book.add("eval", window)
             check_finite_metric(value, phase.step, trial.number)
             state.next_step = phase.step + 1
@@ -204,7 +205,7 @@ class TrialLoop:
                 value=value,
                 energy_per_epoch_j=energy_per_epoch,
                 lr=state.lr,
-                seconds=time.perf_counter() - started,
+                seconds=seconds,
                 n_steps=len(phases),
             )
             for callback in self._callbacks:

@@ -1,9 +1,10 @@
 """``SM2Objective``: the facade of one Optuna trial run the SM² way.
 
-It checks its arguments and hands them to the parts a reader finds by name: the data source
-(``_data.py``), the phases of a step (``_phases.py``), the loop of a trial (``_loop.py``), the
-trial's state and checkpoints (``_trial_state.py``, ``_checkpoint.py``), its energy book
-(``_energy_book.py``) and the driver that advances it (``_driver.py``).
+It checks its arguments (``_arguments.py`` and the shared ``_validation``) and hands them to the
+parts a reader finds by name: the data source (``_data.py``), the phases of a step
+(``_phases.py``), the loop of a trial (``_loop.py``), the trial's state and checkpoints
+(``_trial_state.py``, ``_checkpoint.py``), its energy book (``_energy_book.py``) and the driver
+that advances it (``_driver.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -23,7 +23,7 @@ from torch import nn
 from optuna_sm2 import _validation as _check
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
 from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
-from optuna_sm2.training._checkpoint import first_line
+from optuna_sm2.training._arguments import check_callbacks, check_checkpoint_dir, check_device
 from optuna_sm2.training._data import DataPair, ObjectiveData
 from optuna_sm2.training._driver import StepDriver
 from optuna_sm2.training._loop import PhaseCallback, PhaseResult, TrialLoop
@@ -31,62 +31,6 @@ from optuna_sm2.training._phases import LossFn, Metric, OptimizerFactory, SweepS
 from optuna_sm2.training._schedule import Schedule, check_batch_sizes
 
 DEFAULT_BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024)
-
-
-def _check_device(device: object) -> torch.device:
-    """The training device; CUDA when available for ``None``, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    accepted = "accepted: 'cpu', 'cuda' or 'cuda:K' where torch sees a GPU, or None"
-    if not isinstance(device, (str, torch.device)):
-        raise ValueError(f"`device` must be a str or torch.device, got {device!r}; {accepted}.")
-    try:
-        target = torch.device(device)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise ValueError(
-            f"`device` {device!r} is not a torch device ({exc}); {accepted}."
-        ) from None
-    if target.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f"`device` is {device!r}, but torch sees no CUDA device; {accepted}.")
-        if target.index is not None and target.index >= count:
-            raise ValueError(
-                f"`device` is {device!r}, but torch sees {count} CUDA device(s); {accepted}."
-            )
-    elif target.type != "cpu":
-        try:
-            torch.empty(0, device=target)
-        except Exception as exc:  # a backend this torch build or machine lacks
-            raise ValueError(
-                f"`device` {device!r} cannot be used here ({first_line(exc)}); {accepted}."
-            ) from None
-    return target
-
-
-def _check_checkpoint_dir(checkpoint_dir: object) -> Path | None:
-    if checkpoint_dir is None:
-        return None
-    if not isinstance(checkpoint_dir, (str, os.PathLike)) or str(checkpoint_dir) == "":
-        raise ValueError(
-            f"`checkpoint_dir` must be a directory path (str or PathLike) or None, "
-            f"got {checkpoint_dir!r}."
-        )
-    path = Path(checkpoint_dir)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"`checkpoint_dir` {str(path)!r} exists and is not a directory.")
-    return path
-
-
-def _check_callbacks(callbacks: object) -> tuple[PhaseCallback, ...]:
-    accepted = "a sequence of callables callback(trial, result)"
-    if callable(callbacks) or not isinstance(callbacks, Iterable) or isinstance(callbacks, str):
-        raise ValueError(f"`callbacks` must be {accepted}, got {callbacks!r}.")
-    found = tuple(callbacks)
-    for callback in found:
-        if not callable(callback):
-            raise ValueError(f"`callbacks` must be {accepted}; {callback!r} is not callable.")
-    return found
 
 
 class SM2Objective:
@@ -209,9 +153,9 @@ class SM2Objective:
         epochs = _check.check_int("epochs_per_rung", epochs_per_rung, minimum=1)
         final = _check.check_int("final_epochs", final_epochs, minimum=0)
         checked_seed = _check.check_int("seed", seed, minimum=0)
-        checkpoints = _check_checkpoint_dir(checkpoint_dir)
-        checked_callbacks = _check_callbacks(callbacks)
-        self._device = _check_device(device)
+        checkpoints = check_checkpoint_dir(checkpoint_dir)
+        checked_callbacks = check_callbacks(callbacks)
+        self._device = check_device(device)
         data = ObjectiveData(train_data, valid_data, device=self._device)
         self.batch_sizes = check_batch_sizes(batch_sizes, len(data))
         """The batch sizes searched, as a tuple of ints."""
