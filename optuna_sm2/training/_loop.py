@@ -173,9 +173,10 @@ class TrialLoop:
         train = self._data.for_trial(self._seed + trial.number)
         book = EnergyBook()
         attrs = _TrialAttrs(trial)
-        already_reported = set(_compat.frozen(trial).intermediate_values)
+        inherited = _compat.frozen(trial).intermediate_values
         attrs.write(self._progress_attrs(state, book))
-        value = math.nan
+        # A retry resumed past its last step has nothing to run: its value is the one inherited.
+        value = inherited.get(state.next_step - 1, math.nan)
         for phase in phases[state.next_step :]:
             started = time.perf_counter()
             energy_per_epoch = self._step(trial, phase, state, train, batch_size, book, attrs)
@@ -185,7 +186,7 @@ class TrialLoop:
             check_finite_metric(value, phase.step, trial.number)
             state.next_step = phase.step + 1
             attrs.write(self._progress_attrs(state, book))
-            if phase.step not in already_reported:
+            if phase.step not in inherited:
                 report(
                     trial,
                     value,

@@ -9,6 +9,8 @@ import numpy as np
 import optuna
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from optuna.trial import TrialState
 
 from optuna_sm2 import optimize_synchronous
@@ -86,6 +88,35 @@ X = tiny_data()[0][0]
 def test_bad_arguments_are_refused_naming_them(kwargs: dict[str, object], named: str) -> None:
     with pytest.raises(ValueError, match=f"`{named}`"):
         tiny_objective(**kwargs)
+
+
+NOT_A_GOOD_NUMBER = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+    st.lists(st.integers(), max_size=2),
+    st.sampled_from([math.nan, math.inf, -math.inf, np.float32("nan"), np.int64(-5)]),
+    st.floats(max_value=-1e-9, allow_nan=False),
+)
+
+
+@given(
+    name=st.sampled_from(
+        [
+            "lr_min",
+            "lr_max",
+            "n_lrs",
+            "explore_fraction",
+            "epochs_per_rung",
+            "final_epochs",
+            "seed",
+        ]
+    ),
+    value=NOT_A_GOOD_NUMBER,
+)
+def test_random_bad_numbers_are_refused_naming_them(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        tiny_objective(**{name: value})
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

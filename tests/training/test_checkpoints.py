@@ -214,3 +214,22 @@ def test_a_failed_write_leaves_the_previous_checkpoint(
         save_checkpoint(path, key, {"model": {}, "optimizer": {}, "progress": {"next_step": 5}})
     assert path.read_bytes() == before
     assert os.listdir(path.parent) == ["0.pt"]  # no partial file left behind
+
+
+def test_retry_of_a_trial_killed_after_its_last_checkpoint_completes(tmp_path: Path) -> None:
+    steps_run = []
+    objective = tiny_objective(
+        batch_sizes=(8,),
+        final_epochs=0,  # the last step is a rung: its checkpoint is the trial's end
+        checkpoint_dir=tmp_path / "ckpt",
+        callbacks=[lambda trial, result: steps_run.append((trial.number, result.step))],
+    )
+    study = _sqlite(tmp_path, objective)
+    trial = study.ask()
+    for _ in objective.run(trial):
+        pass
+    fail_and_retry(study, trial)  # killed before it was told COMPLETE
+    retry = _retry(study, objective)
+    assert retry.user_attrs[attrs.RESUMED_FROM] == 0
+    assert [number for number, _ in steps_run] == [0, 0]  # the retry had nothing left to run
+    assert retry.value == study.trials[0].intermediate_values[objective.rung_steps[-1]]
