@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from optuna_sm2 import attrs
 from optuna_sm2.analysis._summary import summarize_study
+from optuna_sm2.training._checkpoint import study_directory
 from tests.support.workers import start_worker
 
 SCHEDULE = ["--epochs-per-rung", "2", "--final-epochs", "4", "--n-lrs", "6"]
@@ -28,13 +29,14 @@ def _wait_until_training_past_a_checkpoint(worker, url, ckpt, deadline_s=240):
         try:
             study = optuna.load_study(study_name="crash", storage=url)
             trials, rungs = study.get_trials(), study.user_attrs[attrs.SCHEDULE]["rung_steps"]
+            directory = study_directory(ckpt, study)
         except (KeyError, optuna.exceptions.OptunaError):
             trials, rungs = [], []
         if any(t.state.is_finished() for t in trials):
             for t in trials:
                 if (
                     t.state == TrialState.RUNNING
-                    and (ckpt / f"{t.number}.pt").exists()
+                    and (directory / f"{t.number}.pt").exists()
                     and t.last_step is not None
                     and t.last_step > rungs[0]
                     and t.last_step not in rungs
@@ -48,13 +50,15 @@ def test_sigkill_mid_trial_then_resume(tmp_path):
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     ckpt = tmp_path / "ckpt"
     worker = start_worker(url, "crash", 12, ckpt, *SCHEDULE, *HEARTBEAT)
-    _wait_until_training_past_a_checkpoint(worker, url, ckpt / "crash")
+    _wait_until_training_past_a_checkpoint(worker, url, ckpt)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
 
-    before = {t.number: t for t in optuna.load_study(study_name="crash", storage=url).trials}
+    killed_study = optuna.load_study(study_name="crash", storage=url)
+    before = {t.number: t for t in killed_study.trials}
     (killed,) = [n for n, t in before.items() if t.state == TrialState.RUNNING]  # stale now
-    assert (ckpt / "crash" / f"{killed}.pt").exists()
+    assert (study_directory(ckpt, killed_study) / f"{killed}.pt").exists()
+    assert [p.name for p in ckpt.iterdir()] == ["crash-1"]  # one directory per study
     time.sleep(3)  # past the grace period (2 heartbeats) of the killed trial
 
     again = start_worker(url, "crash", 1, ckpt, *SCHEDULE, *HEARTBEAT)
