@@ -34,7 +34,11 @@ class Parser(argparse.ArgumentParser):
 
 def bounds(low: float, high: float | None = None) -> str:
     """``>= low``, or ``>= low and <= high``: a range as the error messages and help say it."""
-    return f">= {low:g}" if high is None else f">= {low:g} and <= {high:g}"
+    return f">= {_num(low)}" if high is None else f">= {_num(low)} and <= {_num(high)}"
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def add_int(
