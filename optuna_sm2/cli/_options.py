@@ -93,7 +93,7 @@ def _number(
                 prog, f"{flag} must be {kind} {bounds(low, high)}, got {text!r}"
             ) from None
         if not math.isfinite(value) or value < low or (high is not None and value > high):
-            raise OptionError(prog, f"{flag} must be {bounds(low, high)}, got {text}")
+            raise OptionError(prog, f"{flag} must be {bounds(low, high)}, got {_num(value)}")
         return value
 
     return parse
