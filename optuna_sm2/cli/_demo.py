@@ -23,20 +23,9 @@ from optuna_sm2.cli._common import (
     open_storage,
     storage_failure,
 )
-from optuna_sm2.cli._options import PAPER_PRUNER, add_schedule_options, add_text
+from optuna_sm2.cli._options import add_schedule_options, add_text
 from optuna_sm2.cli._report import format_report
-from optuna_sm2.cli._study import (
-    FLAGS,
-    SCHEDULE_SETTINGS,
-    check_direction,
-    check_schedule,
-    check_sm2,
-    create_study,
-    find_study,
-    make_pruner,
-    resolve,
-    unchecked,
-)
+from optuna_sm2.cli._study import FLAGS, create_study, plan_run, unchecked
 
 DEFAULT_STORAGE = "sqlite:///studies/demo.db"
 DEFAULT_STUDY = "sm2-demo"
@@ -88,21 +77,19 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Everything is read and checked first; only then is anything created or deleted.
-    stored = find_study(args.storage, args.study)
-    if stored is not None:
-        check_sm2(stored, "choose another --study")
-    joined = None if args.fresh else stored
-    if joined is not None:
-        check_direction(joined, "maximize", "the demo (accuracy)", "choose another --study")
     given = {k: getattr(args, k) for k in FLAGS}
-    settings = resolve(given, joined, _KEEP, PAPER_PRUNER)
-    objective = demo_objective(
-        **{k: settings[k] for k in SCHEDULE_SETTINGS if settings[k] is not None},
-        device="cpu",
-        checkpoint_dir=str(Path("studies") / "checkpoints"),
+    checkpoints = str(Path("studies") / "checkpoints")
+    plan = plan_run(
+        args.storage,
+        args.study,
+        given,
+        lambda **settings: demo_objective(**settings, device="cpu", checkpoint_dir=checkpoints),
+        "maximize",
+        "the demo (accuracy)",
+        _KEEP,
+        fresh=args.fresh,
     )
-    check_schedule(joined, objective, "the demo", _KEEP)
-    pruner = make_pruner(objective, settings, joined)
+    joined, settings, objective = plan.joined, plan.settings, plan.objective
     if joined is not None and joined.n_trials > 0:
         if options := unchecked(given, joined):
             raise CLIError(
@@ -118,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
 
     make_sqlite_parent(args.storage)
     storage = open_storage(args.storage, must_exist=False)
-    if stored is not None and args.fresh:
+    if plan.stored is not None and args.fresh:
         try:
             optuna.delete_study(study_name=args.study, storage=storage)
         except STORAGE_FAILURES as exc:
             raise storage_failure("delete the study from", args.storage, exc) from exc
         print(f"deleted the existing study {args.study!r}; starting over")
-    study = create_study(args.storage, storage, args.study, objective, pruner, "maximize")
+    study = create_study(args.storage, storage, args.study, objective, plan.pruner, "maximize")
     print(
         f"SM² demo: {len(DEMO_BATCH_SIZES)} batch sizes {DEMO_BATCH_SIZES} on digits "
         f"(an MLP, accuracy), rungs at steps "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +29,7 @@ from optuna_sm2.cli._common import (
     storage_failure,
     study_names,
 )
+from optuna_sm2.cli._options import PAPER_PRUNER
 
 if TYPE_CHECKING:
     from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner
@@ -75,6 +76,61 @@ class StoredStudy:
         pruner = self.pruner or {}
         values.update({k: pruner[k] for k in PRUNER_SETTINGS if k in pruner})
         return values
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a ``demo`` or ``worker`` run will do, decided before anything is written."""
+
+    stored: StoredStudy | None
+    """The study found under the run's name, if any."""
+    joined: StoredStudy | None
+    """The study the run joins: the one found, unless ``--fresh`` replaces it."""
+    settings: dict[str, Any]
+    objective: SM2Objective
+    pruner: SuccessiveHalvingEnergyPruner
+
+
+OTHER_STUDY = "choose another --study"
+
+
+def plan_run(
+    url: str,
+    name: str,
+    given: Mapping[str, Any],
+    build: Callable[..., SM2Objective],
+    direction: Direction,
+    what: str,
+    keep: str,
+    *,
+    fresh: bool = False,
+) -> Run:
+    """Read the study ``name`` (creating nothing), check that the run may join it, and build the
+    run's objective and pruner with its settings (:func:`resolve`).
+
+    Args:
+        url, name: The storage and the study.
+        given: The options given, by setting name (``None`` when left out).
+        build: ``build(**schedule_settings)`` returns the run's objective.
+        direction, what: The run's direction, and how messages name the run.
+        keep: What a message on a differing option tells the user to do.
+        fresh: The study found is to be replaced (``demo --fresh``): it must be SM²'s, and is
+            not joined.
+
+    Raises:
+        CLIError: the storage fails, or the study cannot be joined; one line.
+    """
+    stored = find_study(url, name)
+    if stored is not None:
+        check_sm2(stored, OTHER_STUDY)
+    joined = None if fresh else stored
+    if joined is not None:
+        check_direction(joined, direction, what, OTHER_STUDY)
+    settings = resolve(given, joined, keep, PAPER_PRUNER)
+    objective = build(**{k: settings[k] for k in SCHEDULE_SETTINGS if settings[k] is not None})
+    check_schedule(joined, objective, what, OTHER_STUDY)
+    pruner = make_pruner(objective, settings, joined)
+    return Run(stored, joined, settings, objective, pruner)
 
 
 def find_study(url: str, name: str) -> StoredStudy | None:

@@ -20,20 +20,8 @@ from optuna_sm2.cli._common import (
     open_storage,
     storage_failure,
 )
-from optuna_sm2.cli._options import PAPER_PRUNER, add_int, add_schedule_options, add_text
-from optuna_sm2.cli._study import (
-    FLAGS,
-    SCHEDULE_SETTINGS,
-    Direction,
-    check_direction,
-    check_schedule,
-    check_sm2,
-    create_study,
-    find_study,
-    make_pruner,
-    resolve,
-    unchecked,
-)
+from optuna_sm2.cli._options import add_int, add_schedule_options, add_text
+from optuna_sm2.cli._study import FLAGS, Direction, create_study, plan_run, unchecked
 
 if TYPE_CHECKING:
     from optuna_sm2.training import SM2Objective
@@ -43,7 +31,6 @@ BUDGETS = ("tiny", "small", "paper")
 HEARTBEAT_MAX_S = 86400
 """The longest heartbeat interval taken (a day): longer ones would leave a killed trial RUNNING
 for days, and beyond what a thread can wait for."""
-_OTHER = "choose another --study"
 _KEEP = "leave the option out to use the study's own, or choose another --study"
 
 
@@ -136,30 +123,23 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     # Everything is read and checked first; the storage and the study are created only then.
-    stored = find_study(args.storage, args.study)
-    if stored is not None:
-        check_sm2(stored, _OTHER)
     build, direction, what = _scenario(args, "cuda" if args.gpu is not None else "cpu")
-    if stored is not None:
-        check_direction(stored, direction, what, _OTHER)
     given = {k: getattr(args, k) for k in FLAGS}
-    settings = resolve(given, stored, _KEEP, PAPER_PRUNER)
-    objective = build(**{k: settings[k] for k in SCHEDULE_SETTINGS if settings[k] is not None})
-    check_schedule(stored, objective, what, _OTHER)
-    pruner = make_pruner(objective, settings, stored)
+    plan = plan_run(args.storage, args.study, given, build, direction, what, _KEEP)
+    objective, settings = plan.objective, plan.settings
 
     make_sqlite_parent(args.storage)
     storage = open_storage(
         args.storage, must_exist=False, heartbeat_interval=args.heartbeat_interval
     )
-    study = create_study(args.storage, storage, args.study, objective, pruner, direction)
+    study = create_study(args.storage, storage, args.study, objective, plan.pruner, direction)
     print(
         f"worker pid {os.getpid()}: {args.n_trials} trials of {args.study!r} ({what}), "
         f"rungs at steps {objective.rung_steps}, alpha={settings['alpha']}, "
         f"beta={settings['beta']}, energy source {objective.tracker.source}",
         flush=True,
     )
-    if options := unchecked(given, stored):
+    if options := unchecked(given, plan.joined):
         print(
             f"note: {args.study!r} does not store what it ran with for {', '.join(options)} "
             f"({_attrs.PRUNER}): this worker uses the values given",
