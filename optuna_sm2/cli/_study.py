@@ -297,7 +297,10 @@ def make_pruner(
 
 def objective_schedule(objective: SM2Objective) -> dict[str, Any]:
     """What ``objective`` stores as ``sm2.schedule``: written into a scratch in-memory study by
-    the objective's own code, so that the comparison can never drift from what it writes."""
+    the objective's own code, so that the comparison can never drift from what it writes.
+
+    ``SM2Objective`` has no public accessor for it yet; this is the one place that calls its
+    private writer."""
     scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     objective._store_schedule(scratch)
     return dict(scratch.user_attrs[_attrs.SCHEDULE])
