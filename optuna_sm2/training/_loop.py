@@ -154,8 +154,17 @@ class TrialLoop:
         """The trial step by step: yields each step's result after reporting it; returns the
         final metric."""
         schedule = self.schedule_json()
-        if trial.study.user_attrs.get(_attrs.SCHEDULE) != schedule:
+        stored = trial.study.user_attrs.get(_attrs.SCHEDULE)
+        if stored is None:
             trial.study.set_user_attr(_attrs.SCHEDULE, schedule)
+        elif stored != schedule:
+            differ = sorted(k for k in {*schedule, *stored} if schedule.get(k) != stored.get(k))
+            raise ValueError(
+                f"study {trial.study.study_name!r} was run with another schedule "
+                f"({_attrs.SCHEDULE} differs in {', '.join(differ)}: stored "
+                f"{ {k: stored.get(k) for k in differ} }, this objective "
+                f"{ {k: schedule.get(k) for k in differ} }); use a new study."
+            )
         batch_size = int(trial.suggest_categorical("batch_size", list(self._batch_sizes)))
         torch.manual_seed(self._seed + trial.number)
         model = self._build_model(trial).to(self._device)
