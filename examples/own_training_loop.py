@@ -1,4 +1,4 @@
-"""The pruner, ``report()``, ``explore_lr`` and ``EnergyTracker`` in your own training loop.
+"""The pruner, ``report()``, ``explore_lr`` and ``TrialEnergy`` in your own training loop.
 
     python examples/own_training_loop.py [--tiny]
 
@@ -16,6 +16,8 @@ from optuna_sm2 import (
     EnergyTracker,
     PreloadedBatches,
     SuccessiveHalvingEnergyPruner,
+    TrialEnergy,
+    attrs,
     explore_lr,
     report,
 )
@@ -37,23 +39,25 @@ def main() -> None:
     def objective(trial: optuna.trial.Trial) -> float:
         batch_size = trial.suggest_categorical("batch_size", [16, 32, 64, 128])
         model = build_mlp(trial)
+        energy = TrialEnergy(trial, tracker)  # books explore, train and eval windows
         explore = list(data.batches(batch_size, fraction=0.25))[:20]
-        sweep = explore_lr(model, loss_fn, explore * (20 // len(explore) + 1), tracker=tracker)
+        with energy.window("explore"):
+            sweep = explore_lr(model, loss_fn, explore * (20 // len(explore) + 1))
         optimizer = torch.optim.SGD(model.parameters(), lr=sweep.selected_lr)
         value = 0.0
         for epoch in range(epochs):
-            with tracker.window() as window:
+            with energy.window("train"):
                 for inputs, targets in data.batches(batch_size):
                     optimizer.zero_grad()
                     loss_fn(model(inputs), targets).backward()
                     optimizer.step()
-            with torch.no_grad():
+            with energy.window("eval"), torch.no_grad():
                 value = accuracy(model, valid)
             report(
                 trial,
                 value,
                 epoch,
-                energy_per_epoch_j=window.joules,
+                energy_per_epoch_j=energy.energy_per_epoch_j,  # the median epoch so far
                 stable_lr=sweep.selected_lr,
             )
             if trial.should_prune():
@@ -68,7 +72,10 @@ def main() -> None:
         pruner=SuccessiveHalvingEnergyPruner(),
     )
     study.optimize(objective, n_trials=n_trials)
-    print(f"best {study.best_params}: accuracy {study.best_value:.4f} ({tracker.source})")
+    best = study.best_trial
+    total = best.user_attrs.get(attrs.ENERGY_TOTAL_J)
+    spent = "unmeasured" if total is None else f"{total:.2f} J"
+    print(f"best {best.params}: accuracy {best.value:.4f}, {spent} ({tracker.source})")
 
 
 if __name__ == "__main__":

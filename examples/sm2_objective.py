@@ -14,6 +14,18 @@ import torch
 
 from optuna_sm2 import SM2Objective
 from optuna_sm2.scenarios.digits import accuracy, build_mlp, load_digits
+from optuna_sm2.training import PhaseResult
+
+
+def show(trial: optuna.trial.Trial, step: PhaseResult) -> None:
+    """Called after every reported step, before the pruner decides."""
+    energy = (
+        "unmeasured" if step.energy_per_epoch_j is None else f"{step.energy_per_epoch_j:.3g} J"
+    )
+    print(
+        f"trial {step.trial_number} (batch {step.batch_size}) step {step.step}/{step.n_steps - 1} "
+        f"{step.kind}: accuracy {step.value:.3f}, lr {step.lr:.3g}, {energy} per epoch"
+    )
 
 
 def main() -> None:
@@ -33,6 +45,7 @@ def main() -> None:
         epochs_per_rung=1 if args.tiny else 5,
         final_epochs=1 if args.tiny else 10,
         metric_name="accuracy",
+        callbacks=[show],
     )
     study = optuna.create_study(
         storage="sqlite:///studies/examples.db",

@@ -1,9 +1,10 @@
 """The one place that reaches into Optuna's private attributes.
 
 Optuna has no public way to get a trial's storage id, its frozen copy or reported steps from a
-running :class:`optuna.trial.Trial`, or to write a trial's system attribute from a pruner;
-everything else optuna-sm2 does goes through Optuna's public API. Keeping these accesses here
-means an Optuna upgrade that renames them breaks one small module, not the package.
+running :class:`optuna.trial.Trial`, to write a trial's system attribute from a pruner, or to
+give a storage a heartbeat (:class:`BaseHeartbeat`, re-exported from here); everything else
+optuna-sm2 does goes through Optuna's public API. Keeping these accesses here means an Optuna
+upgrade that renames them breaks one small module, not the package.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+# Optuna's heartbeat protocol: a storage that implements it has its stale RUNNING trials failed
+# (and, with a callback, retried) by ``study.optimize``. Optuna keeps it in a private module.
+from optuna.storages._heartbeat import BaseHeartbeat as BaseHeartbeat
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage

@@ -6,22 +6,25 @@ Nothing here knows Optuna; :class:`EnergyTracker` measures any block of code. Se
 
 from __future__ import annotations
 
-from optuna_sm2.energy._auto import SourceProbe, auto_meter, probe_meters
+from optuna_sm2.energy._auto import auto_meter, probe_meters
 from optuna_sm2.energy._cpu_time import WATTS_PER_CORE, CpuTimeMeter
 from optuna_sm2.energy._meter import (
+    EDGE_SLACK_S,
     SOURCES,
     EnergyMeter,
     EnergyMeterUnavailable,
     EnergyReadError,
+    SourceProbe,
     SumMeter,
 )
 from optuna_sm2.energy._nvml import NvmlMeter, parse_visible_devices
 from optuna_sm2.energy._rapl import RaplMeter
 from optuna_sm2.energy._simulated import SimulatedMeter
-from optuna_sm2.energy._tracker import EnergyTracker, EnergyWindow
+from optuna_sm2.energy._tracker import EnergyTracker, EnergyWindow, shared_tracker
 from optuna_sm2.energy._zeus import ZeusMeter
 
 __all__ = [
+    "EDGE_SLACK_S",
     "SOURCES",
     "WATTS_PER_CORE",
     "CpuTimeMeter",
@@ -39,4 +42,5 @@ __all__ = [
     "auto_meter",
     "parse_visible_devices",
     "probe_meters",
+    "shared_tracker",
 ]

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import logging
 from types import MappingProxyType
 
 from optuna_sm2.energy._cpu_time import CpuTimeMeter
-from optuna_sm2.energy._meter import EnergyMeter, EnergyMeterUnavailable, SumMeter
+from optuna_sm2.energy._meter import (
+    EnergyMeter,
+    EnergyMeterUnavailable,
+    SourceProbe,
+    SumMeter,
+)
 from optuna_sm2.energy._nvml import NvmlMeter
 from optuna_sm2.energy._rapl import RaplMeter
 from optuna_sm2.energy._zeus import ZeusMeter
 
 _logger = logging.getLogger("optuna_sm2.energy")
 _logged: set[str] = set()
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceProbe:
-    """What :func:`probe_meters` found about one energy source.
-
-    Attributes:
-        source: The label, e.g. ``nvml-counter`` or ``rapl``.
-        available: Whether the source works on this machine.
-        used: Whether :func:`auto_meter` uses it.
-        reason: For a used source, what it measures; otherwise why it is not used.
-    """
-
-    source: str
-    available: bool
-    used: bool
-    reason: str
 
 
 def _gpu_probes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from optuna_sm2.energy._meter import EnergyMeter, check_finite
@@ -26,7 +27,9 @@ class CpuTimeMeter(EnergyMeter):
     is a per-core share of a fully loaded package, not a measurement of this machine. Pass your
     own CPU's TDP / cores for a better estimate.
 
-    The label is ``cpu-time-estimate`` and :attr:`is_estimate` is ``True``.
+    The label is ``cpu-time-estimate`` and :attr:`is_estimate` is ``True``. A process cannot
+    use more CPU seconds than the machine has cores, so :attr:`max_power_w` is
+    ``watts_per_core`` times ``os.cpu_count()``.
 
     Args:
         watts_per_core: Joules charged per CPU second (a finite number > 0).
@@ -53,6 +56,10 @@ class CpuTimeMeter(EnergyMeter):
     @property
     def is_estimate(self) -> bool:
         return True
+
+    @property
+    def max_power_w(self) -> float:
+        return self.watts_per_core * (os.cpu_count() or 1)
 
     def read(self) -> float:
         return self.watts_per_core * (time.process_time() - self._start)

@@ -1,18 +1,26 @@
-"""The meter interface shared by every energy source, and the sum of several meters."""
+"""The meter interface shared by every energy source, its errors, the probe of a source, and the
+sum of several meters."""
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from optuna_sm2.energy._auto import SourceProbe
 
 SOURCES = ("nvml-counter", "nvml-power", "zeus", "rapl", "cpu-time-estimate", "simulated")
-"""Every source label a single meter can carry, best first (``simulated`` is for tests)."""
+"""Every source label a single meter can carry, best first (``simulated`` is for tests).
+
+The one list of labels: every meter's :attr:`EnergyMeter.source` is one of them, or several
+joined by ``+`` (a :class:`SumMeter`), and :func:`~optuna_sm2.energy.probe_meters` reports them in
+this order."""
+
+
+EDGE_SLACK_S = 0.1
+"""Seconds added to the time between two readings before their energy is checked against a power
+bound: hardware counters move in steps (NVML's every few to about 100 ms), so a very short window
+may hold one whole step."""
 
 
 def check_finite(name: str, value: float, *, minimum: float, inclusive: bool) -> None:
@@ -27,6 +35,23 @@ def check_finite(name: str, value: float, *, minimum: float, inclusive: bool) ->
     if not ok:
         bound = ">=" if inclusive else ">"
         raise ValueError(f"`{name}` must be a finite number {bound} {minimum}, got {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceProbe:
+    """What :func:`~optuna_sm2.energy.probe_meters` found about one energy source.
+
+    Attributes:
+        source: The label, one of :data:`SOURCES`, e.g. ``nvml-counter`` or ``rapl``.
+        available: Whether the source works on this machine.
+        used: Whether :func:`~optuna_sm2.energy.auto_meter` uses it.
+        reason: For a used source, what it measures; otherwise why it is not used.
+    """
+
+    source: str
+    available: bool
+    used: bool
+    reason: str
 
 
 class EnergyMeterUnavailable(RuntimeError):
@@ -73,9 +98,23 @@ class EnergyMeter(abc.ABC):
         """Whether the figures are an estimate rather than a hardware measurement."""
         return False
 
+    @property
+    def max_power_w(self) -> float | None:
+        """The most power, in watts, this meter can plausibly see; ``None`` when no bound is known.
+
+        :class:`~optuna_sm2.energy.EnergyTracker` marks a window invalid when its joules imply
+        more (see ``docs/energy.md``). Meters of real hardware give a generous physical bound; a
+        custom meter may override this to have its windows checked against one.
+        """
+        return None
+
     @abc.abstractmethod
     def read(self) -> float:
-        """Joules since the meter was created; raises :class:`EnergyReadError` on failure."""
+        """Joules since the meter was created; raises :class:`EnergyReadError` on failure.
+
+        Joules that could not be measured (a counter reset) are left out of the running total,
+        and the read that found them raises.
+        """
 
     def close(self) -> None:  # noqa: B027 (a no-op is the right default)
         """Release what the meter holds (threads, library handles); safe to call twice."""
@@ -129,6 +168,12 @@ class SumMeter(EnergyMeter):
     @property
     def is_estimate(self) -> bool:
         return any(meter.is_estimate for meter in self.meters)
+
+    @property
+    def max_power_w(self) -> float | None:
+        """The sum of the members' bounds; ``None`` when any member has none."""
+        bounds = [meter.max_power_w for meter in self.meters]
+        return None if any(b is None for b in bounds) else sum(b for b in bounds if b is not None)
 
     def read(self) -> float:
         return sum(meter.read() for meter in self.meters)

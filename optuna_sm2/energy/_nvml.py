@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,14 @@ from optuna_sm2.energy._meter import (
 )
 
 _METHODS = ("auto", "counter", "power")
+
+GPU_POWER_CAP_W = 2000.0
+"""Watts a GPU is taken to draw at most when NVML gives no power limit: above every data-center
+GPU's board power (700 W for an H100 SXM, 1000 W for a B200)."""
+
+POWER_LIMIT_HEADROOM = 2.0
+"""A GPU is taken to draw at most this times its enforced power limit: the limit holds the
+average power, short peaks may pass it."""
 _DEVICE_FORMS = "an NVML index (int >= 0) or a GPU UUID string starting with 'GPU-'"
 
 
@@ -60,12 +69,11 @@ def parse_visible_devices(value: str) -> list[int | str]:
 
 def _torch_current_device() -> int | None:
     """Torch's current CUDA device without initializing CUDA (which would break a later fork):
-    0, torch's default, until CUDA is initialized; ``None`` when torch has no CUDA."""
-    try:
-        torch = importlib.import_module("torch")
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
+    0, torch's default, until CUDA is initialized; ``None`` when torch has no CUDA or this
+    process has not imported torch (the meter never imports it: a process without torch, such as
+    ``optuna-sm2 doctor``, has chosen no GPU)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
         return None
     return int(torch.cuda.current_device()) if torch.cuda.is_initialized() else 0
 
@@ -107,6 +115,19 @@ def _is_mig(pynvml: Any, handle: Any) -> bool:
     except pynvml.NVMLError:
         return False
     return bool(current == pynvml.NVML_DEVICE_MIG_ENABLE)
+
+
+def _power_limit_w(pynvml: Any, handle: Any) -> float | None:
+    """The GPU's enforced power limit in watts, else its power management limit; ``None`` when
+    NVML answers neither (both are milliwatts in NVML)."""
+    for query in ("nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetPowerManagementLimit"):
+        try:
+            milliwatts = int(getattr(pynvml, query)(handle))
+        except pynvml.NVMLError:
+            continue
+        if milliwatts > 0:
+            return milliwatts / 1000.0
+    return None
 
 
 class _PowerIntegrator:
@@ -177,14 +198,22 @@ class NvmlMeter(EnergyMeter):
     ``nvml-power``.
 
     Which GPUs: ``devices`` when given; otherwise those of ``CUDA_VISIBLE_DEVICES`` (indices or
-    ``GPU-`` UUIDs) when it is set; otherwise torch's current CUDA device; otherwise, when torch
-    has no CUDA, every GPU NVML sees. Integer indices are NVML's, in PCI bus order; they are
-    CUDA's too when ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (or on machines with one GPU model): with
-    mixed models, set that or use UUIDs. MIG devices, and GPUs in MIG mode, are refused: NVML
+    ``GPU-`` UUIDs) when it is set; otherwise torch's current CUDA device, when this process has
+    imported torch; otherwise, when torch has no CUDA or is not imported, every GPU NVML sees.
+    Integer indices are NVML's, in PCI bus order; they are CUDA's too when
+    ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (or on machines with one GPU model): with mixed models, set
+    that or use UUIDs. MIG devices, and GPUs in MIG mode, are refused: NVML
     measures the whole GPU, not one instance.
 
     An NVML error while reading never stops training: :meth:`read` raises
-    :class:`EnergyReadError` saying why, and the tracker marks the window invalid.
+    :class:`EnergyReadError` saying why, and the tracker marks the window invalid. So does a
+    counter found lower than at the previous read (the driver was reloaded or the GPU reset):
+    the joules since then are unknown, and counting restarts from the new value.
+
+    :attr:`max_power_w` is, summed over the GPUs, :data:`POWER_LIMIT_HEADROOM` times each GPU's
+    enforced power limit (``nvmlDeviceGetEnforcedPowerLimit``, else
+    ``nvmlDeviceGetPowerManagementLimit``), or :data:`GPU_POWER_CAP_W` where NVML gives none;
+    the tracker refuses windows that imply more.
 
     Args:
         devices: GPUs to measure, each an NVML index or a ``GPU-`` UUID; ``None`` as above.
@@ -263,7 +292,15 @@ class NvmlMeter(EnergyMeter):
             handles.append((label, handle))
         self.devices: tuple[str, ...] = tuple(label for label, _ in handles)
         """UUIDs of the GPUs measured."""
-        self._counters: list[tuple[str, Any, int]] = []
+        limits = [_power_limit_w(pynvml, handle) for _, handle in handles]
+        self._max_power_w = sum(
+            GPU_POWER_CAP_W if limit is None else POWER_LIMIT_HEADROOM * limit for limit in limits
+        )
+        self.power_limits_w: tuple[float | None, ...] = tuple(limits)
+        """Each GPU's enforced power limit in watts, ``None`` where NVML gives none."""
+        self._counters: list[tuple[str, Any]] = []
+        self._last_mj: list[int] = []
+        self._counted_j = 0.0
         self._sampled: list[tuple[str, Any]] = []
         self._missing: list[str] = []
         for label, handle in handles:
@@ -283,7 +320,8 @@ class NvmlMeter(EnergyMeter):
             except pynvml.NVMLError as exc:
                 why = f"NVML energy counter of GPU {label}: {exc}"
                 raise EnergyMeterUnavailable(why) from None
-            self._counters.append((label, handle, start))
+            self._counters.append((label, handle))
+            self._last_mj.append(start)
         if self._sampled:
             try:
                 self._sampled_power_w()
@@ -307,14 +345,28 @@ class NvmlMeter(EnergyMeter):
         sampled instead."""
         return tuple(self._missing)
 
+    @property
+    def max_power_w(self) -> float:
+        return self._max_power_w
+
     def read(self) -> float:
-        joules = 0.0
-        for label, handle, start in self._counters:
+        reset: list[str] = []
+        for i, (label, handle) in enumerate(self._counters):
             try:
                 now = int(self._pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
             except self._pynvml.NVMLError as exc:
                 raise EnergyReadError(f"NVML energy counter of GPU {label}: {exc}") from exc
-            joules += (now - start) / 1000.0
+            if now < self._last_mj[i]:
+                reset.append(f"GPU {label} from {self._last_mj[i]} to {now} mJ")
+            else:
+                self._counted_j += (now - self._last_mj[i]) / 1000.0
+            self._last_mj[i] = now
+        if reset:
+            raise EnergyReadError(
+                f"NVML energy counter went backwards ({'; '.join(reset)}): the driver was "
+                "reloaded or the GPU reset, the energy since the previous read is unknown"
+            )
+        joules = self._counted_j
         if self._integrator is not None:
             joules += self._integrator.read()
         return joules

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from optuna_sm2.energy._meter import EnergyMeter, EnergyMeterUnavailable, EnergyReadError
+from optuna_sm2.energy._meter import (
+    EDGE_SLACK_S,
+    EnergyMeter,
+    EnergyMeterUnavailable,
+    EnergyReadError,
+)
+
+RAPL_ZONE_POWER_CAP_W = 1000.0
+"""Watts one RAPL zone (a CPU package, or its DRAM) is taken to draw at most: twice the rated
+power of the largest server CPUs (500 W)."""
 
 _ZONE_DIR = re.compile(r"^intel-rapl:(\d+)(?::(\d+))?$")
 
@@ -49,9 +60,14 @@ class RaplMeter(EnergyMeter):
     (``core``, ``uncore``) are parts of the package and would be counted twice; the ``psys``
     zone of some laptops covers the whole platform, packages included, and is left out for the
     same reason. Each ``energy_uj`` counter wraps to 0 after ``max_energy_range_uj``; a read
-    that finds a counter lower than before adds the range. Only one wrap between two reads can
-    be seen: at 100 W a typical 262 kJ range lasts about 40 minutes, so keep windows shorter than
-    that (one epoch per window is the intended use).
+    that finds a counter lower than before adds the range, but only when the energy that makes
+    is plausible: at most :data:`RAPL_ZONE_POWER_CAP_W` over the seconds since the previous read
+    (plus :data:`~optuna_sm2.energy.EDGE_SLACK_S`). Otherwise the counter was reset (firmware,
+    suspend, a module reload): the read raises :class:`EnergyReadError`, the window is not
+    counted, and counting restarts from the new value. Only one wrap between two reads can be
+    seen: at 100 W a typical 262 kJ range lasts about 40 minutes, so keep windows shorter than
+    that (one epoch per window is the intended use). :attr:`max_power_w` is the cap times the
+    zones counted.
 
     RAPL measures whole packages: other processes on the same CPU are counted too. On Linux 5.10
     and later ``energy_uj`` is readable by root only (CVE-2020-8694); the error says how to
@@ -59,6 +75,7 @@ class RaplMeter(EnergyMeter):
 
     Args:
         root: The powercap directory; injectable for tests.
+        clock: Seconds on a monotonic clock, to tell a wrap from a reset; injectable for tests.
 
     Raises:
         EnergyMeterUnavailable: No readable package or DRAM zone under ``root``.
@@ -75,7 +92,12 @@ class RaplMeter(EnergyMeter):
                 print("no RAPL here:", exc)
     """
 
-    def __init__(self, root: str | Path = "/sys/class/powercap") -> None:
+    def __init__(
+        self,
+        root: str | Path = "/sys/class/powercap",
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         root = Path(root)
         if not root.is_dir():
             raise EnergyMeterUnavailable(
@@ -86,6 +108,8 @@ class RaplMeter(EnergyMeter):
         self._paths: list[Path] = []
         self._ranges: list[int] = []
         self._last: list[int] = []
+        self._clock = clock
+        self._last_s: list[float] = []
         names: list[str] = []
         for zone in _zone_dirs(root):
             name = self._read_file(zone / "name")
@@ -94,6 +118,7 @@ class RaplMeter(EnergyMeter):
             self._ranges.append(int(self._read_file(zone / "max_energy_range_uj")))
             self._paths.append(zone / "energy_uj")
             self._last.append(int(self._read_file(zone / "energy_uj")))
+            self._last_s.append(clock())
             names.append(f"{zone.name} ({name})")
         if not self._paths:
             raise EnergyMeterUnavailable(f"no RAPL package or dram zone under {root}")
@@ -117,15 +142,35 @@ class RaplMeter(EnergyMeter):
     def source(self) -> str:
         return "rapl"
 
+    @property
+    def max_power_w(self) -> float:
+        return RAPL_ZONE_POWER_CAP_W * len(self._paths)
+
     def read(self) -> float:
+        resets: list[str] = []
         for i, path in enumerate(self._paths):
             try:
                 now = int(_read(path))
             except (OSError, ValueError) as exc:
                 raise EnergyReadError(f"RAPL: cannot read {path}: {exc}") from exc
+            now_s = self._clock()
             delta = now - self._last[i]
-            if delta < 0:  # the counter wrapped past max_energy_range_uj
+            if delta < 0:  # wrapped past max_energy_range_uj, or reset
                 delta += self._ranges[i]
+                seconds = now_s - self._last_s[i]
+                if delta > RAPL_ZONE_POWER_CAP_W * 1e6 * (seconds + EDGE_SLACK_S):
+                    resets.append(
+                        f"{self.zones[i]} fell from {self._last[i]} to {now} µJ in "
+                        f"{seconds:.3g} s, and a wraparound would mean "
+                        f"{delta / 1e6 / (seconds + EDGE_SLACK_S):.6g} W"
+                    )
+                    delta = 0
             self._total_uj += delta
-            self._last[i] = now
+            self._last[i], self._last_s[i] = now, now_s
+        if resets:
+            raise EnergyReadError(
+                f"RAPL counter reset ({'; '.join(resets)}, above the "
+                f"{RAPL_ZONE_POWER_CAP_W:g} W a zone can draw): firmware, suspend or a module "
+                "reload; the energy since the previous read is unknown"
+            )
         return self._total_uj / 1e6

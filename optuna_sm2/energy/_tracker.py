@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
-from optuna_sm2.energy._meter import EnergyMeter, EnergyReadError
+from optuna_sm2._validation import is_real
+from optuna_sm2.energy._meter import EDGE_SLACK_S, EnergyMeter, EnergyReadError
 
 
 def _cuda_synchronize() -> None:
@@ -26,8 +29,9 @@ class EnergyWindow:
 
     :attr:`source` and :attr:`is_estimate` are known from the start; the other attributes are
     filled when the block exits, and reading them earlier raises ``RuntimeError``. An invalid
-    window (a read failed while it was open) has ``joules`` and ``mean_power_w`` NaN and says
-    why in ``invalid_reason``; ``seconds`` is always measured.
+    window (a read failed while it was open, or its reading is impossible: negative, not finite,
+    or above the meter's power bound) has ``joules`` and ``mean_power_w`` NaN and says why in
+    ``invalid_reason``; ``seconds`` is always measured.
     """
 
     __slots__ = ("_joules", "_reason", "_seconds", "is_estimate", "source")
@@ -75,7 +79,7 @@ class EnergyWindow:
 
     @property
     def valid(self) -> bool:
-        """Whether every read the window depends on succeeded."""
+        """Whether every read the window depends on succeeded and its reading is plausible."""
         self._closed_seconds()
         return self._reason is None
 
@@ -103,9 +107,17 @@ class EnergyTracker:
     training loop pays two reads per window. With ``sync_cuda`` (default) every GPU torch uses is
     synchronized at both edges first, so that kernels queued inside the block are counted in it
     and kernels queued before it are not. Windows may nest and follow each other; they share the
-    meter. A read that fails (:class:`EnergyReadError`, e.g. an NVML error) never stops the
-    block: every window open at the time of the failure is marked invalid with the reason. An
-    exception escaping the block still closes its window, then propagates.
+    meter.
+
+    Readings are checked at the edges, and an impossible one is never booked. A read that
+    raises (:class:`EnergyReadError`, ``OSError``, any ``Exception``) or returns NaN or an
+    infinity never stops the block: every window open at that moment is marked invalid with the
+    reason. A window whose joules are negative (a counter reset, a replaced meter) or imply more
+    power than the meter's :attr:`~EnergyMeter.max_power_w` over the window's seconds plus
+    :data:`EDGE_SLACK_S` is invalid too. A meter whose ``read()`` returns something that is not
+    a number (a string, ``None``, a boolean) is a programming error: ``ValueError`` naming the
+    meter's class, at that read. An exception escaping the block still closes its window, then
+    propagates.
 
     Args:
         meter: What to read; ``None`` for :func:`~optuna_sm2.auto_meter`.
@@ -131,7 +143,14 @@ class EnergyTracker:
             meter = auto_meter()
         elif not isinstance(meter, EnergyMeter):
             raise ValueError(f"`meter` must be an EnergyMeter or None, got {meter!r}.")
+        bound = meter.max_power_w
+        if bound is not None and not (is_real(bound) and 0.0 < float(bound) < math.inf):
+            raise ValueError(
+                f"{type(meter).__name__}.max_power_w must be a finite number of watts > 0 or "
+                f"None, got {bound!r}."
+            )
         self._meter = meter
+        self._max_power_w = None if bound is None else float(bound)
         self._sync_cuda = bool(sync_cuda)
         self._failures = 0
         self._last_failure = ""
@@ -151,18 +170,53 @@ class EnergyTracker:
         """Whether the meter's figures are an estimate."""
         return self._meter.is_estimate
 
+    def _read(self) -> tuple[float, str | None]:
+        """The meter's joules, or NaN and why the read failed."""
+        name = type(self._meter).__name__
+        try:
+            value: Any = self._meter.read()
+        except EnergyReadError as exc:
+            return math.nan, str(exc)
+        except Exception as exc:  # a meter failing must not stop training
+            return math.nan, f"{name}.read() raised {type(exc).__name__}: {exc}"
+        if not is_real(value):
+            raise ValueError(
+                f"{name}.read() must return a number of joules (an int or a float), got "
+                f"{value!r} of type {type(value).__name__}."
+            )
+        joules = float(value)
+        if not math.isfinite(joules):
+            return math.nan, f"{name}.read() returned {joules!r} joules"
+        return joules, None
+
     def _edge(self) -> tuple[float, float]:
         """Synchronize, then read the clock and the meter (NaN when the read fails)."""
         if self._sync_cuda:
             _cuda_synchronize()
         now = time.perf_counter()
-        try:
-            joules = self._meter.read()
-        except EnergyReadError as exc:
+        joules, failure = self._read()
+        if failure is not None:
             self._failures += 1
-            self._last_failure = str(exc)
-            joules = math.nan
+            self._last_failure = failure
         return now, joules
+
+    def _implausible(self, joules: float, seconds: float) -> str | None:
+        """Why a window's reading cannot be true, or ``None`` when it can."""
+        if not math.isfinite(joules):
+            return f"the window's reading is {joules!r} joules"
+        if joules < 0.0:
+            return (
+                f"the reading went backwards by {-joules:.6g} J ({self.source}): a counter "
+                "reset or a replaced meter"
+            )
+        bound = self._max_power_w
+        if bound is not None and joules > bound * (seconds + EDGE_SLACK_S):
+            return (
+                f"{joules:.6g} J in {seconds:.3g} s is at least "
+                f"{joules / (seconds + EDGE_SLACK_S):.6g} W, above the {bound:.6g} W "
+                f"{self.source} can plausibly draw"
+            )
+        return None
 
     @contextlib.contextmanager
     def window(self) -> Iterator[EnergyWindow]:
@@ -175,5 +229,34 @@ class EnergyTracker:
         finally:
             end, joules_end = self._edge()
             reason = self._last_failure if self._failures != failures else None
-            joules = math.nan if reason is not None else joules_end - joules_start
-            window._close(end - start, joules, reason)
+            joules = math.nan
+            if reason is None:
+                joules = joules_end - joules_start
+                reason = self._implausible(joules, end - start)
+            window._close(end - start, math.nan if reason is not None else joules, reason)
+
+
+_shared: EnergyTracker | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_tracker() -> EnergyTracker:
+    """This process's tracker on :func:`~optuna_sm2.auto_meter`, created at the first call.
+
+    Code that books windows without being given a tracker (e.g.
+    :class:`~optuna_sm2.TrialEnergy`) shares this one, so that the meter is opened once per
+    process, not once per trial.
+
+    Example:
+        .. code-block:: python
+
+            from optuna_sm2.energy import shared_tracker
+
+            assert shared_tracker() is shared_tracker()
+            print(shared_tracker().source)
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = EnergyTracker()
+        return _shared

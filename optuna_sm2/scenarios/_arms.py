@@ -1,24 +1,30 @@
-"""The benchmark's arms on one scenario: one vanilla training run, and one SM² study."""
+"""The benchmark's arms on one scenario: one vanilla training run, and one SM² study.
+
+Both train with the same code: the SM² arms run :class:`optuna_sm2.SM2Objective` through
+:func:`optuna_sm2.optimize_synchronous` and watch its steps through the objective's public
+``callbacks``; the vanilla arm trains and evaluates with the objective's own epoch and evaluation
+(``training._phases``), and books energy in the same :class:`EnergyBook`.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 import optuna
 import torch
 
-from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
 from optuna_sm2.scenarios._base import Scenario
 from optuna_sm2.scenarios._results import ArmResult, StepRecord
-from optuna_sm2.training._batches import PreloadedBatches
-from optuna_sm2.training._objective import SM2Objective
-from optuna_sm2.training._schedule import Phase
+from optuna_sm2.training._data import ObjectiveData
+from optuna_sm2.training._energy_book import EnergyBook
+from optuna_sm2.training._loop import PhaseResult
+from optuna_sm2.training._phases import evaluate, train_epoch
 from optuna_sm2.training._synchronous import optimize_synchronous
 
 Progress = Callable[[str], None]
@@ -28,77 +34,54 @@ def _quiet(message: str) -> None:
     """The default progress callback: say nothing."""
 
 
-def make_objective(
-    scenario: Scenario, meter: EnergyMeter, *, seed: int = 0, device: str = "cpu"
-) -> SM2Objective:
-    """The :class:`SM2Objective` of ``scenario`` at its budget."""
-    return scenario.objective(_RecordingObjective, device=device, meter=meter, seed=seed)
+class _StepRecorder:
+    """A phase callback that keeps every reported step (the study keeps only the latest energy
+    and LR per trial) and tells a progress callback about it."""
 
+    def __init__(self, metric_name: str, progress: Progress) -> None:
+        self.records: list[StepRecord] = []
+        self._metric_name = metric_name
+        self._progress = progress
 
-class _RecordingObjective(SM2Objective):
-    """An :class:`SM2Objective` that also keeps every reported step (the study keeps only the
-    latest energy and LR per trial) and tells a progress callback about it."""
-
-    records: list[StepRecord]
-    progress: Progress
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.records = []
-        self.progress = _quiet
-
-    def run(self, trial: optuna.trial.Trial) -> Generator[Phase, None, float]:
-        steps = super().run(trial)
-        try:
-            while True:
-                phase = next(steps)
-                self._record(trial, phase)
-                yield phase
-        except StopIteration as done:
-            return float(done.value)
-        finally:
-            steps.close()
-
-    def _record(self, trial: optuna.trial.Trial, phase: Phase) -> None:
-        frozen = _compat.frozen(trial)
-        energy = frozen.user_attrs.get(_attrs.ENERGY_PER_EPOCH_J)
-        lr = float(frozen.user_attrs.get(_attrs.STABLE_LR, math.nan))
-        value = float(frozen.intermediate_values.get(phase.step, math.nan))
-        record = StepRecord(
-            trial=trial.number,
-            batch_size=int(frozen.params["batch_size"]),
-            step=phase.step,
-            kind=phase.kind,
-            value=value,
-            energy_per_epoch_j=None if energy is None else float(energy),
-            lr=lr,
+    def __call__(self, trial: optuna.trial.Trial, result: PhaseResult) -> None:
+        self.records.append(
+            StepRecord(
+                trial=result.trial_number,
+                batch_size=result.batch_size,
+                step=result.step,
+                kind=result.kind,
+                value=result.value,
+                energy_per_epoch_j=result.energy_per_epoch_j,
+                lr=result.lr,
+            )
         )
-        self.records.append(record)
-        self.progress(
-            f"trial {record.trial} batch {record.batch_size:4d} step {phase.step:2d}/"
-            f"{len(self.schedule.phases) - 1} {phase.kind:7s} {self._metric_name}={value:.4f} "
-            f"lr={lr:.3g}"
+        self._progress(
+            f"trial {result.trial_number} batch {result.batch_size:4d} step {result.step:2d}/"
+            f"{result.n_steps - 1} {result.kind:7s} {self._metric_name}={result.value:.4f} "
+            f"lr={result.lr:.3g}"
         )
 
 
 def run_sm2(
     scenario: Scenario,
-    objective: SM2Objective,
     arm: str,
     *,
     alpha: float,
     beta: float,
+    meter: EnergyMeter,
+    seed: int = 0,
+    device: str = "cpu",
     progress: Progress = _quiet,
 ) -> ArmResult:
-    """One SM² study with ``objective.make_pruner(alpha, beta)`` in memory, synchronously.
+    """One SM² study of the scenario's objective with its ``make_pruner(alpha, beta)``, in
+    memory, synchronously.
 
     Total energy: the sum of ``sm2.energy_total_j`` over the study's trials
     (:func:`optuna_sm2.analysis._summary.summarize_study`). The final metric is the best
     completed trial's value; ``best_params`` adds the stable LR it trained with.
     """
-    if isinstance(objective, _RecordingObjective):
-        objective.records = []
-        objective.progress = progress
+    recorder = _StepRecorder(scenario.metric_name, progress)
+    objective = scenario.objective(device=device, meter=meter, seed=seed, callbacks=[recorder])
     study = optuna.create_study(
         study_name=f"{scenario.name}-{arm}",
         direction=scenario.direction,
@@ -117,7 +100,6 @@ def run_sm2(
     else:
         final, params = math.nan, {}
         notes.append("no trial completed (every configuration was pruned or failed)")
-    records = objective.records if isinstance(objective, _RecordingObjective) else []
     return ArmResult(
         arm=arm,
         total_energy_j=summary.total_energy_j,
@@ -126,7 +108,7 @@ def run_sm2(
         n_trials=len(study.trials),
         wall_s=wall,
         energy_source="+".join(summary.energy_sources),
-        steps=tuple(records),
+        steps=tuple(recorder.records),
         notes=tuple(notes),
     )
 
@@ -144,8 +126,9 @@ def run_vanilla(
     SGD, at most ``epochs`` epochs, stopped early after ``budget.patience`` epochs without a
     better validation metric (or when the loss is no longer finite).
 
-    Every epoch and every evaluation is an energy window of ``meter``; the total is their sum.
-    The final metric is the one measured after the last epoch.
+    Every epoch and every evaluation is an energy window of ``meter``; the total is their sum
+    (a window that could not be measured is left out, with a warning). The final metric is the
+    one measured after the last epoch.
     """
     budget = scenario.budget
     batch_size = budget.default_batch_size
@@ -154,38 +137,27 @@ def run_vanilla(
     torch.manual_seed(seed)
     target = torch.device(device)
     model = scenario.build_model(None).to(target)
-    train = PreloadedBatches(*scenario.train_data, device=target, seed=seed)
-    valid = tuple(t.to(target) for t in scenario.valid_data)
+    data = ObjectiveData(scenario.train_data, scenario.valid_data, device=target)
+    train = data.for_trial(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    total = 0.0
+    book = EnergyBook()
     records: list[StepRecord] = []
     notes: list[str] = []
     best, since_best, value = math.nan, 0, math.nan
     start = time.perf_counter()
     for epoch in range(epochs):
-        model.train()
-        diverged = False
-        with tracker.window() as window:
-            for inputs, targets in train.batches(batch_size):
-                optimizer.zero_grad(set_to_none=True)
-                loss = scenario.loss_fn(model(inputs), targets)
-                if not torch.isfinite(loss):
-                    diverged = True
-                    break
-                torch.autograd.backward(loss)
-                optimizer.step()
-        model.eval()
-        with tracker.window() as evaluation, torch.no_grad():
-            value = float(scenario.metric(model, (valid[0], valid[1])))
-        total += _joules(window.joules) + _joules(evaluation.joules)
-        records.append(
-            StepRecord(0, batch_size, epoch, "train", value, _joules(window.joules), lr)
+        trained = train_epoch(
+            model, optimizer, train.batches(batch_size), scenario.loss_fn, tracker
         )
+        value, evaluation = evaluate(model, scenario.metric, data.valid, tracker)
+        energy = book.add("train", trained.window)
+        book.add("eval", evaluation)
+        records.append(StepRecord(0, batch_size, epoch, "train", value, energy, lr))
         progress(
             f"epoch {epoch + 1}/{epochs} batch {batch_size} lr={lr:g} "
             f"{scenario.metric_name}={value:.4f}"
         )
-        if diverged:
+        if trained.diverged_loss is not None:
             notes.append(f"the loss diverged in epoch {epoch + 1}")
             break
         if math.isnan(best) or scenario.better(value, best):
@@ -197,7 +169,7 @@ def run_vanilla(
                 break
     return ArmResult(
         arm="vanilla",
-        total_energy_j=total,
+        total_energy_j=book.total_j,
         final_metric=value,
         best_params={"batch_size": batch_size, "lr": lr},
         n_trials=1,
@@ -206,8 +178,3 @@ def run_vanilla(
         steps=tuple(records),
         notes=tuple(notes),
     )
-
-
-def _joules(x: float) -> float:
-    """A window's joules, 0 for an invalid (NaN) window."""
-    return x if math.isfinite(x) else 0.0

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from optuna_sm2.training._objective import SM2Objective
+from optuna_sm2.training._schedule import Schedule
 
 if TYPE_CHECKING:
     import optuna
@@ -56,6 +57,11 @@ class Budget:
         sizes = sorted(self.batch_sizes)
         return sizes[(len(sizes) - 1) // 2]
 
+    @property
+    def schedule(self) -> Schedule:
+        """The schedule of the scenario's objective at this budget."""
+        return Schedule.halving(len(self.batch_sizes), self.epochs_per_rung, self.final_epochs)
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -91,11 +97,12 @@ class Scenario:
     budget: Budget
     data_source: str
 
-    def objective(self, cls: type[SM2Objective] = SM2Objective, **options: Any) -> SM2Objective:
-        """The scenario's :class:`optuna_sm2.SM2Objective` (or ``cls``) at its budget.
+    def objective(self, **options: Any) -> SM2Objective:
+        """The scenario's :class:`optuna_sm2.SM2Objective` at its budget.
 
-        ``options`` (``device``, ``meter``, ``seed``, ``checkpoint_dir``, or a budget value such
-        as ``epochs_per_rung``) are passed on and take precedence over the budget's.
+        ``options`` (``device``, ``meter``, ``seed``, ``checkpoint_dir``, ``callbacks``, or a
+        budget value such as ``epochs_per_rung``) are passed on and take precedence over the
+        budget's.
         """
         budget = self.budget
         settings: dict[str, Any] = {
@@ -108,7 +115,7 @@ class Scenario:
             "final_epochs": budget.final_epochs,
             "metric_name": self.metric_name,
         }
-        return cls(
+        return SM2Objective(
             self.build_model,
             self.train_data,
             self.valid_data,

@@ -16,7 +16,7 @@ import torch
 
 from optuna_sm2.energy import EnergyMeter, auto_meter
 from optuna_sm2.scenarios import load_scenario
-from optuna_sm2.scenarios._arms import make_objective, run_sm2, run_vanilla
+from optuna_sm2.scenarios._arms import run_sm2, run_vanilla
 from optuna_sm2.scenarios._figure import plot_run
 from optuna_sm2.scenarios._results import ArmResult, ScenarioResult
 
@@ -69,8 +69,8 @@ def run_bench(
     }
     results: dict[str, ScenarioResult] = {}
     for scenario in scenarios:
-        objective = make_objective(scenario, meter, seed=seed, device=device)
-        epochs = objective.schedule.train_epochs_total
+        schedule = scenario.budget.schedule
+        epochs = schedule.train_epochs_total
         started = time.perf_counter()
 
         def tell(arm: str, name: str = scenario.name) -> Callable[[str], None]:
@@ -79,16 +79,30 @@ def run_bench(
         say(
             f"[{scenario.name}] {scenario.description}: {scenario.data_source}; "
             f"batch sizes {list(scenario.budget.batch_sizes)}, rungs at "
-            f"{objective.rung_steps}, energy source {meter.source}"
+            f"{schedule.rung_steps}, energy source {meter.source}"
         )
         vanilla = run_vanilla(
             scenario, meter, epochs, seed=seed, device=device, progress=tell("vanilla")
         )
         alpha1 = run_sm2(
-            scenario, objective, "alpha1", alpha=ALPHA1[0], beta=ALPHA1[1], progress=tell("α=1")
+            scenario,
+            "alpha1",
+            alpha=ALPHA1[0],
+            beta=ALPHA1[1],
+            meter=meter,
+            seed=seed,
+            device=device,
+            progress=tell("α=1"),
         )
         sm2 = run_sm2(
-            scenario, objective, "sm2", alpha=SM2[0], beta=SM2[1], progress=tell("α=0.75")
+            scenario,
+            "sm2",
+            alpha=SM2[0],
+            beta=SM2[1],
+            meter=meter,
+            seed=seed,
+            device=device,
+            progress=tell("α=0.75"),
         )
         budget_ = scenario.budget
         result = ScenarioResult(
@@ -114,7 +128,7 @@ def run_bench(
             },
         )
         results[scenario.name] = result
-        plot_run(result, objective.schedule.phases, out / f"{scenario.name}.png")
+        plot_run(result, schedule.phases, out / f"{scenario.name}.png")
         write_results(results, meta, out)
         say(
             f"[{scenario.name}] done in {time.perf_counter() - started:.0f} s: "

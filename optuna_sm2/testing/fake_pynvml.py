@@ -5,7 +5,9 @@ reference-counted and every device call before ``nvmlInit`` raises NVML_ERROR_UN
 errors are ``NVMLError(code)``, whose constructor returns the matching ``NVMLError_*`` subclass
 and whose ``str`` is NVML's error string; ``nvmlDeviceGetTotalEnergyConsumption`` returns
 millijoules since the driver loaded and raises NOT_SUPPORTED before Volta;
-``nvmlDeviceGetPowerUsage`` returns milliwatts; ``nvmlDeviceGetUUID`` returns a ``str``;
+``nvmlDeviceGetPowerUsage`` returns milliwatts, and so do ``nvmlDeviceGetEnforcedPowerLimit`` and
+``nvmlDeviceGetPowerManagementLimit`` (NOT_SUPPORTED where the GPU does not report them);
+``nvmlDeviceGetUUID`` returns a ``str``;
 ``nvmlDeviceIsMigDeviceHandle`` returns a ctypes ``c_uint``; ``nvmlDeviceGetMigMode`` returns
 ``[current, pending]`` and raises NOT_SUPPORTED on GPUs without MIG; a bad index raises
 INVALID_ARGUMENT and an unknown UUID NOT_FOUND.
@@ -89,11 +91,14 @@ NVMLError_Unknown = _error_class("NVMLError_Unknown", NVML_ERROR_UNKNOWN)
 class FakeGpu:
     """One simulated GPU. ``energy_mj=None`` is a pre-Volta card (no energy counter);
     ``mig_mode=None`` a card without MIG support; ``error`` an NVML error code that every
-    energy and power read raises while it is set."""
+    energy and power read raises while it is set; a power limit of ``None`` is one the card
+    does not report (NOT_SUPPORTED)."""
 
     uuid: str
     energy_mj: int | None = 1_000_000
     power_mw: int = 100_000
+    power_limit_mw: int | None = 300_000
+    enforced_power_limit_mw: int | None = 300_000
     mig_mode: int | None = None
     is_mig_instance: bool = False
     error: int | None = None
@@ -184,6 +189,20 @@ def nvmlDeviceGetPowerUsage(handle: _Handle) -> int:
     gpu = _gpu(handle)
     gpu.power_reads += 1
     return gpu.power_mw
+
+
+def nvmlDeviceGetEnforcedPowerLimit(handle: _Handle) -> int:
+    gpu = _gpu(handle)
+    if gpu.enforced_power_limit_mw is None:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    return gpu.enforced_power_limit_mw
+
+
+def nvmlDeviceGetPowerManagementLimit(handle: _Handle) -> int:
+    gpu = _gpu(handle)
+    if gpu.power_limit_mw is None:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    return gpu.power_limit_mw
 
 
 def nvmlDeviceIsMigDeviceHandle(handle: _Handle) -> ctypes.c_uint:

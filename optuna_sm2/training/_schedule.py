@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from optuna_sm2._validation import is_int
 
 PhaseKind = Literal["explore", "train"]
 
@@ -91,17 +93,26 @@ class Schedule:
         }
 
 
-def check_batch_sizes(batch_sizes: Sequence[int], n_samples: int) -> tuple[int, ...]:
-    """The batch sizes as a tuple; each must be an integer in [1, n_samples], without repeats."""
-    sizes = tuple(batch_sizes)
-    if not sizes:
+def check_batch_sizes(batch_sizes: Iterable[int], n_samples: int) -> tuple[int, ...]:
+    """The batch sizes as a tuple of ints: each an integer (Python or numpy) in
+    ``[1, n_samples]``, without repeats, at least one.
+
+    >>> import numpy as np
+    >>> check_batch_sizes(np.array([8, 16]), 100)
+    (8, 16)
+    """
+    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Iterable):
+        raise ValueError(f"`batch_sizes` must be a sequence of integers, got {batch_sizes!r}.")
+    given = tuple(batch_sizes)
+    if not given:
         raise ValueError("`batch_sizes` is empty: give at least one batch size.")
-    for size in sizes:
-        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= n_samples:
+    for size in given:
+        if not is_int(size) or not 1 <= size <= n_samples:
             raise ValueError(
-                f"batch size {size!r} is not an integer in [1, {n_samples}] "
+                f"`batch_sizes`: batch size {size!r} is not an integer in [1, {n_samples}] "
                 f"(the training set has {n_samples} samples)."
             )
+    sizes = tuple(int(size) for size in given)
     if len(set(sizes)) != len(sizes):
         raise ValueError(f"`batch_sizes` repeats a value: {sizes}.")
     return sizes

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
 
 import optuna
 from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
 from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
+from optuna_sm2.training._driver import StepDriver
 from optuna_sm2.training._objective import SM2Objective
-from optuna_sm2.training._schedule import Phase
+from optuna_sm2.training._phases import MetricError
 
 _logger = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ def optimize_synchronous(
         enqueue_batch_sizes: Enqueue each batch size once (as many as ``n_trials`` allows)
             so that every one is compared, as in the paper; further trials are sampled.
 
-    A trial that raises is marked FAIL (the error is logged) and the others go on.
+    A trial that raises is marked FAIL (the error is logged) and the others go on, except for a
+    metric that does not return a finite number: then every trial still running is marked FAIL
+    and the ``ValueError`` naming ``metric`` is raised, since every trial would fail the same way.
     """
     pruner = study.pruner
     if not (
@@ -63,45 +65,55 @@ def optimize_synchronous(
             study.enqueue_trial({"batch_size": batch_size})
 
     trials = [study.ask() for _ in range(n)]
-    alive = {t.number: (t, objective.run(t)) for t in trials}
+    alive = {t.number: (t, StepDriver(objective.run(t))) for t in trials}
     while alive:
         at_rung: dict[int, int] = {}
-        for number, (trial, steps) in list(alive.items()):
-            rung = _run_to_next_rung(study, trial, steps)
+        for number, (trial, driver) in list(alive.items()):
+            try:
+                rung = _run_to_next_rung(study, trial, driver)
+            except MetricError:
+                del alive[number]
+                for other, other_driver in alive.values():
+                    other_driver.close()
+                    study.tell(other, state=TrialState.FAIL)
+                raise
             if rung is None:
                 del alive[number]
             else:
-                pruner.record_rung(study, _frozen(study, trial))
+                pruner.record_rung(study, _compat.frozen(trial))
                 at_rung[number] = rung
         for number, rung in at_rung.items():
-            trial, steps = alive[number]
-            if not pruner.is_promoted(study, _frozen(study, trial), rung):
-                steps.close()
+            trial, driver = alive[number]
+            if not pruner.is_promoted(study, _compat.frozen(trial), rung):
+                driver.close()
                 study.tell(trial, state=TrialState.PRUNED)
                 del alive[number]
                 _logger.info("trial %d pruned at rung %d (synchronous halving)", number, rung)
 
 
 def _run_to_next_rung(
-    study: optuna.Study, trial: optuna.trial.Trial, steps: Generator[Phase, None, float]
+    study: optuna.Study, trial: optuna.trial.Trial, driver: StepDriver
 ) -> int | None:
-    """Advance the trial to its next rung and return it; ``None`` once the trial is told."""
+    """Advance the trial to its next rung and return it; ``None`` once the trial is told.
+
+    A trial that raises is told FAIL; a misused metric (:class:`MetricError`) is raised again,
+    since every other trial would fail the same way.
+    """
     try:
-        while (phase := next(steps)).rung is None:
-            pass
-        return phase.rung
-    except StopIteration as done:
-        study.tell(trial, float(done.value))
-        return None
+        paused = driver.advance(lambda result: result.rung is not None)
     except optuna.TrialPruned as pruned:
         _logger.info("trial %d pruned: %s", trial.number, pruned)
         study.tell(trial, state=TrialState.PRUNED)
         return None
+    except MetricError:
+        study.tell(trial, state=TrialState.FAIL)
+        raise
     except Exception:
         _logger.exception("trial %d failed", trial.number)
         study.tell(trial, state=TrialState.FAIL)
         return None
-
-
-def _frozen(study: optuna.Study, trial: optuna.trial.Trial) -> optuna.trial.FrozenTrial:
-    return _compat.frozen(trial)
+    if paused is None:
+        assert driver.value is not None
+        study.tell(trial, driver.value)
+        return None
+    return paused.rung

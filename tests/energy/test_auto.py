@@ -10,8 +10,13 @@ import pytest
 
 from optuna_sm2 import EnergyTracker, auto_meter
 from optuna_sm2.energy import (
+    SOURCES,
+    CpuTimeMeter,
     EnergyMeterUnavailable,
+    NvmlMeter,
     RaplMeter,
+    SimulatedMeter,
+    SourceProbe,
     SumMeter,
     ZeusMeter,
     _auto,
@@ -44,7 +49,7 @@ def machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> types.SimpleName
     return types.SimpleNamespace(add_gpu=add_gpu, add_rapl=add_rapl)
 
 
-def _by_source(meter_probes: tuple[_auto.SourceProbe, ...]) -> dict[str, _auto.SourceProbe]:
+def _by_source(meter_probes: tuple[SourceProbe, ...]) -> dict[str, SourceProbe]:
     return {probe.source: probe for probe in meter_probes}
 
 
@@ -157,3 +162,27 @@ def test_zeus_meter(monkeypatch: pytest.MonkeyPatch) -> None:
         assert meter.read() == pytest.approx(13.5)  # 10 J GPU + 2 J CPU + 1.5 J SoC
         assert meter.read() == pytest.approx(27.0)
     assert meter._monitor.open == set()
+
+
+def test_sources_is_the_one_list_of_labels(
+    machine: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every probe and every meter carries a label of SOURCES, probed in its order."""
+    assert [p.source for p in probe_meters()] == [s for s in SOURCES if s != "simulated"]
+    machine.add_gpu()
+    machine.add_rapl()
+    labels = {SimulatedMeter().source, CpuTimeMeter().source}
+    with NvmlMeter() as counter, NvmlMeter(method="power") as sampled:
+        labels |= {counter.source, sampled.source}
+    with RaplMeter(make_powercap(tmp_path / "rapl", [Zone("package-0", 1)])) as rapl:
+        labels.add(rapl.source)
+    with auto_meter() as meter:
+        assert set(meter.source.split("+")) <= set(SOURCES)
+    zeus = types.ModuleType("zeus")
+    monitor_module = types.ModuleType("zeus.monitor")
+    monitor_module.ZeusMonitor = _ZeusMonitor  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "zeus", zeus)
+    monkeypatch.setitem(sys.modules, "zeus.monitor", monitor_module)
+    with ZeusMeter() as zeus_meter:
+        labels.add(zeus_meter.source)
+    assert labels == set(SOURCES)

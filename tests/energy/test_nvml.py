@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import math
 import sys
 import time
+import types
 from collections.abc import Iterator
 
 import pytest
@@ -190,3 +192,57 @@ def test_parse_visible_devices() -> None:
     assert parse_visible_devices("") == []
     with pytest.raises(EnergyMeterUnavailable, match="MIG"):
         parse_visible_devices("MIG-GPU-x/1/0")
+
+
+def test_counter_going_backwards_is_never_booked(nvml: list[FakeGpu]) -> None:
+    tracker = EnergyTracker(NvmlMeter([0, 1]))
+    with tracker.window() as before:
+        nvml[0].energy_mj += 4_000
+    with tracker.window() as across:
+        nvml[0].energy_mj += 1_000
+        nvml[1].energy_mj = 5_000  # GPU 1's driver reloaded: its counter starts over
+    with tracker.window() as after:
+        nvml[1].energy_mj += 3_000
+        nvml[0].energy_mj += 500
+    tracker.meter.close()
+    assert before.valid and before.joules == pytest.approx(4.0)
+    assert not across.valid and math.isnan(across.joules)
+    reason = str(across.invalid_reason)
+    assert "went backwards" in reason and f"GPU {UUIDS[1]} from 1000000 to 5000 mJ" in reason
+    assert after.valid and after.joules == pytest.approx(3.5)  # counting restarted from 5000
+
+
+def test_power_bound_is_twice_the_enforced_limit(nvml: list[FakeGpu]) -> None:
+    nvml[0].enforced_power_limit_mw = 250_000
+    nvml[1].enforced_power_limit_mw = None  # falls back to the management limit: 300 W
+    nvml[2].enforced_power_limit_mw = nvml[2].power_limit_mw = None  # no limit: the cap
+    with NvmlMeter([0, 1, 2]) as meter:
+        assert meter.power_limits_w == (250.0, 300.0, None)
+        assert meter.max_power_w == pytest.approx(2 * 250 + 2 * 300 + _nvml.GPU_POWER_CAP_W)
+    with NvmlMeter([0]) as meter:
+        tracker = EnergyTracker(meter)
+        with tracker.window() as plausible:
+            nvml[0].energy_mj += 20_000  # 20 J: within 500 W x (t + 0.1 s)
+        with tracker.window() as impossible:
+            nvml[0].energy_mj += 262_155_000  # 262 kJ in a moment: megawatts
+        with tracker.window() as after:
+            nvml[0].energy_mj += 1_000
+    assert plausible.valid and plausible.joules == pytest.approx(20.0)
+    assert not impossible.valid and math.isnan(impossible.joules)
+    assert "above the 500 W nvml-counter can plausibly draw" in str(impossible.invalid_reason)
+    assert after.valid and after.joules == pytest.approx(1.0)
+
+
+def test_torch_is_consulted_only_when_already_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert _nvml._torch_current_device() is None
+    assert "torch" not in sys.modules  # the meter never imports torch
+    cuda = types.SimpleNamespace(
+        is_available=lambda: True, is_initialized=lambda: False, current_device=lambda: 3
+    )
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert _nvml._torch_current_device() == 0  # torch's default until CUDA starts
+    cuda.is_initialized = lambda: True
+    assert _nvml._torch_current_device() == 3
+    cuda.is_available = lambda: False
+    assert _nvml._torch_current_device() is None

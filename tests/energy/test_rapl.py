@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import pytest
 
-from optuna_sm2.energy import EnergyMeterUnavailable, EnergyReadError, RaplMeter, _rapl
+from optuna_sm2.energy import (
+    EnergyMeterUnavailable,
+    EnergyReadError,
+    EnergyTracker,
+    RaplMeter,
+    _rapl,
+)
 from optuna_sm2.testing.fake_powercap import MAX_RANGE_UJ, Zone, make_powercap, set_energy
 
 
@@ -96,3 +103,49 @@ def test_counter_vanishing_mid_run_is_a_read_error(tmp_path: Path) -> None:
     (root / "intel-rapl:0" / "energy_uj").unlink()
     with pytest.raises(EnergyReadError, match="energy_uj"):
         meter.read()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_reset_is_not_booked_as_a_wraparound(tmp_path: Path) -> None:
+    """The counter drops near 0 (firmware, suspend, module reload) during a short epoch:
+    taken as a wrap it would be 262 kJ; the window is invalid and counting restarts."""
+    clock = _Clock()
+    root = make_powercap(tmp_path, [Zone("package-0", 1_000_000)])
+    tracker = EnergyTracker(RaplMeter(root, clock=clock))
+    with tracker.window() as epoch:
+        clock.now += 0.5
+        set_energy(root, "intel-rapl:0", 12_000)
+    with tracker.window() as after:
+        clock.now += 0.5
+        set_energy(root, "intel-rapl:0", 20_012_000)  # 20 J in 0.5 s
+    assert not epoch.valid and math.isnan(epoch.joules)
+    reason = str(epoch.invalid_reason)
+    assert "RAPL counter reset" in reason and "from 1000000 to 12000 µJ in 0.5 s" in reason
+    assert after.valid and after.joules == pytest.approx(20.0)
+
+
+def test_a_long_wraparound_at_plausible_power_is_booked(tmp_path: Path) -> None:
+    clock = _Clock()
+    root = make_powercap(tmp_path, [Zone("package-0", 200_000_000_000)])
+    meter = RaplMeter(root, clock=clock)
+    clock.now += 1_000.0  # 1000 s at about 80 W: past the top of the range
+    set_energy(root, "intel-rapl:0", 200_000_000_000 + 80_000_000_000 - MAX_RANGE_UJ)
+    assert meter.read() == pytest.approx(80_000.0)
+    assert meter.max_power_w == _rapl.RAPL_ZONE_POWER_CAP_W
+
+
+def test_a_jump_above_the_zones_power_is_invalid(tmp_path: Path) -> None:
+    clock = _Clock()
+    root = make_powercap(tmp_path, [Zone("package-0", 5, children=[Zone("dram", 5)])])
+    tracker = EnergyTracker(RaplMeter(root, clock=clock))
+    with tracker.window() as window:
+        set_energy(root, "intel-rapl:0", 5 + 10_000_000_000)  # 10 kJ with no time elapsed
+    assert not window.valid
+    assert "above the 2000 W rapl can plausibly draw" in str(window.invalid_reason)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 import types
@@ -16,6 +17,7 @@ from optuna_sm2.energy import (
     SumMeter,
     _tracker,
 )
+from tests.support.meters import ScriptedMeter
 
 
 class Clock:
@@ -198,3 +200,73 @@ def test_meter_context_manager_closes(monkeypatch: pytest.MonkeyPatch) -> None:
     with meter as entered:
         assert entered is meter
     assert closed == [True]
+
+
+@pytest.mark.parametrize(
+    ("readings", "reason"),
+    [
+        ((10.0, 4.0), "the reading went backwards by 6 J (simulated)"),
+        ((10.0, math.nan), "ScriptedMeter.read() returned nan joules"),
+        ((math.inf, 10.0), "ScriptedMeter.read() returned inf joules"),
+        ((10.0, -math.inf), "ScriptedMeter.read() returned -inf joules"),
+        ((OSError(5, "Input/output error"), 1.0), "raised OSError: [Errno 5] Input/output"),
+        ((1.0, ZeroDivisionError("bug")), "ScriptedMeter.read() raised ZeroDivisionError: bug"),
+    ],
+)
+def test_impossible_or_failed_readings_are_never_booked(
+    readings: tuple[object, object], reason: str
+) -> None:
+    tracker = EnergyTracker(ScriptedMeter(*readings, 20.0, 25.0))
+    trained = []
+    with tracker.window() as window:
+        trained.append("epoch")  # the block runs whatever the meter does
+    with tracker.window() as after:
+        pass
+    assert trained == ["epoch"]
+    assert not window.valid and math.isnan(window.joules) and math.isnan(window.mean_power_w)
+    assert reason in str(window.invalid_reason)
+    assert after.valid and after.joules == 5.0
+
+
+def test_power_above_the_meters_bound_is_invalid() -> None:
+    tracker = EnergyTracker(ScriptedMeter(0.0, 30.0, 30.0, 45.0, bound=100.0))
+    with tracker.window() as impossible:  # 30 J in ~0 s: more than 100 W x 0.1 s of slack
+        pass
+    with tracker.window() as window:
+        time.sleep(0.06)  # 15 J in 0.06 s + 0.1 s of slack: within 100 W
+    assert not impossible.valid
+    assert "30 J in" in str(impossible.invalid_reason)
+    assert "above the 100 W simulated can plausibly draw" in str(impossible.invalid_reason)
+    assert window.valid and window.joules == 15.0
+
+
+def test_a_meter_returning_non_numbers_is_named_at_the_first_read() -> None:
+    for bad in ("12.5", None, True, [1.0]):
+        tracker = EnergyTracker(ScriptedMeter(bad, 1.0))
+        entered = []
+        match = r"ScriptedMeter\.read\(\) must return a number"
+        with pytest.raises(ValueError, match=match), tracker.window():
+            entered.append(True)
+        assert entered == []  # nothing ran, nothing measured
+
+
+def test_numpy_readings_are_numbers() -> None:
+    np = pytest.importorskip("numpy")
+    tracker = EnergyTracker(ScriptedMeter(np.float32(1.5), np.int64(4)))
+    with tracker.window() as window:
+        pass
+    assert window.valid and window.joules == 2.5 and type(window.joules) is float
+
+
+def test_a_bad_power_bound_is_refused() -> None:
+    for bad in (0.0, -5.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match=r"ScriptedMeter\.max_power_w must be"):
+            EnergyTracker(ScriptedMeter(bound=bad))
+
+
+def test_power_bounds_of_the_meters() -> None:
+    assert SimulatedMeter().max_power_w is None  # nothing physical: no bound
+    cpu = CpuTimeMeter(watts_per_core=5.0)
+    assert cpu.max_power_w == 5.0 * (os.cpu_count() or 1)
+    assert SumMeter(cpu, ScriptedMeter(bound=100.0)).max_power_w == cpu.max_power_w + 100.0
+    assert SumMeter(cpu, SimulatedMeter()).max_power_w is None

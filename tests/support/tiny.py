@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
+import optuna
 import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
 from torch import nn
 
-from optuna_sm2 import SM2Objective
+from optuna_sm2 import SM2Objective, _compat
 from optuna_sm2.energy import SimulatedMeter
 
 
@@ -41,3 +46,26 @@ def tiny_objective(**kwargs) -> SM2Objective:
         accuracy,
         **options,
     )
+
+
+def die_past_first_rung(study: optuna.Study, objective: SM2Objective) -> optuna.trial.Trial:
+    """Run a new trial one step past its first rung (its checkpoint), then let it die as a
+    killed worker's would: FAIL, and a retry enqueued by Optuna's heartbeat callback."""
+    trial = study.ask()
+    steps = objective.run(trial)
+    for phase in steps:
+        if phase.rung == 0:
+            break
+    next(steps)
+    fail_and_retry(study, trial)
+    return trial
+
+
+def fail_and_retry(study: optuna.Study, trial: optuna.trial.Trial) -> None:
+    """Mark ``trial`` FAIL and enqueue its retry, as a stale heartbeat would."""
+    storage = _compat.storage_of(study)
+    storage.set_trial_state_values(_compat.trial_id(trial), TrialState.FAIL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        callback = RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)
+    callback(study, storage.get_trial(_compat.trial_id(trial)))

@@ -6,12 +6,12 @@ import warnings
 import optuna
 import pytest
 import torch
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from optuna_sm2 import SM2Objective, attrs, optimize_synchronous
 from optuna_sm2.energy import EnergyMeter
-from tests.support.tiny import accuracy, tiny_data, tiny_objective
+from optuna_sm2.training._checkpoint import study_directory
+from tests.support.tiny import accuracy, die_past_first_rung, tiny_data, tiny_objective
 
 
 def _sqlite_study(tmp_path, objective, **kwargs):
@@ -147,26 +147,23 @@ def test_diverging_training_is_pruned_not_crashed():
     assert study.trials[0].state == TrialState.PRUNED
 
 
-def test_retried_trial_resumes_from_checkpoint(tmp_path, monkeypatch):
-    objective = tiny_objective(batch_sizes=(8,), checkpoint_dir=tmp_path / "ckpt")
-    callback = RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)
-    study = _sqlite_study(tmp_path, objective)
-    first = study.ask()
-    steps = objective.run(first)
-    for phase in steps:
-        if phase.rung == 0:
-            break
-    next(steps)  # one step past the rung's checkpoint, then the worker dies
-    assert (tmp_path / "ckpt" / "tiny" / "0.pt").exists()
-    epochs_at_checkpoint = study.trials[0].user_attrs[attrs.EPOCHS_TRAINED]
-    study._storage.set_trial_state_values(first._trial_id, TrialState.FAIL)
-    callback(study, study._storage.get_trial(first._trial_id))
-
+def test_retried_trial_resumes_from_checkpoint(tmp_path):
     epochs_run = []
-    train_epoch = objective._train_epoch
-    monkeypatch.setattr(
-        objective, "_train_epoch", lambda *a: epochs_run.append(1) or train_epoch(*a)
+
+    def count_epochs(trial, result):
+        if trial.number == 1 and result.kind == "train":
+            epochs_run.append(result.step)
+
+    objective = tiny_objective(
+        batch_sizes=(8,), checkpoint_dir=tmp_path / "ckpt", callbacks=[count_epochs]
     )
+    study = _sqlite_study(tmp_path, objective)
+    first = die_past_first_rung(study, objective)
+    assert (tmp_path / "ckpt" / "tiny-1" / "0.pt").exists()
+    assert study_directory(tmp_path / "ckpt", study) == tmp_path / "ckpt" / "tiny-1"
+    epochs_at_checkpoint = study.trials[0].user_attrs[attrs.EPOCHS_TRAINED]
+    assert first.number == 0
+
     study.optimize(objective, n_trials=1)
     retry = study.trials[1]
     assert retry.state == TrialState.COMPLETE

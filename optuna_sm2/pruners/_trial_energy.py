@@ -1,0 +1,271 @@
+"""``TrialEnergy``: the energy book of one trial, kept in the trial's user attributes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import statistics
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import optuna
+
+from optuna_sm2 import attrs as _attrs
+from optuna_sm2._validation import check_choice
+from optuna_sm2.energy import EnergyTracker, EnergyWindow, shared_tracker
+
+_logger = logging.getLogger(__name__)
+
+PARTS = ("explore", "train", "eval")
+"""The parts of a trial's energy: the LR exploration, thorough training, evaluation."""
+
+_PART_KEYS = {
+    "explore": _attrs.ENERGY_EXPLORE_J,
+    "train": _attrs.ENERGY_TRAIN_J,
+    "eval": _attrs.ENERGY_EVAL_J,
+}
+
+_KEYS = (
+    _attrs.ENERGY_TOTAL_J,
+    *_PART_KEYS.values(),
+    _attrs.ENERGY_SOURCE,
+    _attrs.ENERGY_INVALID_WINDOWS,
+    _attrs.ENERGY_PER_EPOCH_SPREAD,
+)
+"""Every user attr the book owns."""
+
+
+def median_and_spread(joules: Sequence[float]) -> tuple[float | None, float | None]:
+    """The figure to rank a block of epochs by, and how much its epochs varied.
+
+    The figure is the median of the epochs' joules, which one disturbed epoch does not move;
+    the spread is the relative half-range ``(max - min) / (2 * median)``. Both are ``None``
+    without epochs; the spread is ``None`` with one epoch, or when the median is 0 (there is
+    nothing to be relative to).
+
+    Example:
+        >>> median_and_spread([10.0, 12.0, 9.0])
+        (10.0, 0.15)
+        >>> median_and_spread([10.0])
+        (10.0, None)
+    """
+    if not joules:
+        return None, None
+    median = float(statistics.median(joules))
+    if len(joules) == 1 or median <= 0.0:
+        return median, None
+    return median, (max(joules) - min(joules)) / (2.0 * median)
+
+
+class TrialEnergy:
+    """The energy book of one trial: windows booked by part, totals written to the trial.
+
+    Each window is measured with an :class:`~optuna_sm2.EnergyTracker` (``with
+    book.window("train"):``) or measured elsewhere and booked with :meth:`add` (for instance the
+    window of :func:`~optuna_sm2.explore_lr`), under one of the parts ``explore``, ``train``
+    and ``eval``. After every window the book writes to the trial, as user attributes, only
+    what changed:
+
+    - ``sm2.energy_invalid_windows``: how many windows could not be measured; always stored,
+      from the moment the book is made;
+    - ``sm2.energy_total_j`` and ``sm2.energy_explore_j``, ``sm2.energy_train_j``,
+      ``sm2.energy_eval_j``: the joules of the valid windows. **Unmeasured is not zero**: a
+      figure is stored only once a valid window measured it. A trial with no valid window has no
+      total (the key absent, or null when the trial held one it inherited from a retried
+      trial); a part with no window, or only invalid ones, has no figure; a partly measured
+      figure is the sum of its valid windows, and the invalid count says how many are missing;
+    - ``sm2.energy_source``: the label of the meters that measured, e.g. ``nvml-counter+rapl``;
+    - ``sm2.energy_per_epoch_spread``: the spread of the current block of training epochs
+      (:func:`median_and_spread`), null with one valid epoch; stored once a training window
+      was booked.
+
+    A block is the run of training epochs since :meth:`start_block` (SM² starts one with each
+    exploration; a loop that never calls it has one block). :attr:`energy_per_epoch_j` is the
+    block's median epoch: pass it to :func:`~optuna_sm2.report`, which stores it as
+    ``sm2.energy_per_epoch_j`` for the pruner to rank.
+
+    Windows of one book must not nest (their joules would count twice); one book per trial.
+    An invalid window is logged (WARNING) and never booked; training goes on.
+
+    Args:
+        trial: The trial whose energy is booked.
+        tracker: The tracker that measures :meth:`window`; ``None`` for this process's
+            :func:`~optuna_sm2.energy.shared_tracker` (on :func:`~optuna_sm2.auto_meter`),
+            opened at the first window.
+
+    Example:
+        .. code-block:: python
+
+            import optuna
+            from optuna_sm2 import EnergyTracker, TrialEnergy, report
+            from optuna_sm2.energy import SimulatedMeter
+
+            tracker = EnergyTracker(SimulatedMeter(power_w=50.0))
+
+            def objective(trial):
+                x = trial.suggest_float("x", -1.0, 1.0)
+                energy = TrialEnergy(trial, tracker)
+                for epoch in range(3):
+                    with energy.window("train"):
+                        sum(range(10_000))  # one training epoch
+                    with energy.window("eval"):
+                        value = -x * x
+                    report(trial, value, epoch, energy_per_epoch_j=energy.energy_per_epoch_j)
+                return value
+
+            study = optuna.create_study(direction="maximize")
+            study.optimize(objective, n_trials=2)
+            print(study.trials[0].user_attrs["sm2.energy_total_j"])
+    """
+
+    def __init__(
+        self, trial: optuna.trial.BaseTrial, tracker: EnergyTracker | None = None
+    ) -> None:
+        if not isinstance(trial, optuna.trial.BaseTrial):
+            raise ValueError(f"`trial` must be an Optuna trial, got {trial!r}.")
+        if tracker is not None and not isinstance(tracker, EnergyTracker):
+            raise ValueError(f"`tracker` must be an EnergyTracker or None, got {tracker!r}.")
+        self._trial = trial
+        self._tracker = tracker
+        self._joules: dict[str, float | None] = dict.fromkeys(PARTS)
+        self._invalid = 0
+        self._sources: set[str] = set()
+        self._trained = False
+        self._block: list[float] = []
+        self._open = False
+        held = trial.user_attrs
+        self._stored: dict[str, Any] = {key: held[key] for key in _KEYS if key in held}
+        """What the trial holds of the book's keys, so that only changes are written."""
+        self.store()
+
+    @property
+    def trial(self) -> optuna.trial.BaseTrial:
+        """The trial written to."""
+        return self._trial
+
+    @property
+    def tracker(self) -> EnergyTracker:
+        """The tracker :meth:`window` measures with."""
+        if self._tracker is None:
+            self._tracker = shared_tracker()
+        return self._tracker
+
+    @property
+    def explore_j(self) -> float | None:
+        """Joules of the valid exploration windows; ``None`` before one."""
+        return self._joules["explore"]
+
+    @property
+    def train_j(self) -> float | None:
+        """Joules of the valid training windows; ``None`` before one."""
+        return self._joules["train"]
+
+    @property
+    def eval_j(self) -> float | None:
+        """Joules of the valid evaluation windows; ``None`` before one."""
+        return self._joules["eval"]
+
+    @property
+    def total_j(self) -> float | None:
+        """Joules of every valid window; ``None`` (unmeasured, not 0 J) before one."""
+        parts = [j for j in self._joules.values() if j is not None]
+        return sum(parts) if parts else None
+
+    @property
+    def invalid_windows(self) -> int:
+        """How many windows could not be measured."""
+        return self._invalid
+
+    @property
+    def source(self) -> str | None:
+        """The labels of the windows booked, sorted and joined by ``+``; ``None`` before one."""
+        return "+".join(sorted(self._sources)) if self._sources else None
+
+    @property
+    def energy_per_epoch_j(self) -> float | None:
+        """The median joules of the current block's valid training epochs; ``None`` before one."""
+        return median_and_spread(self._block)[0]
+
+    @property
+    def energy_per_epoch_spread(self) -> float | None:
+        """The relative half-range of the current block's valid training epochs; ``None`` with
+        fewer than two (see :func:`median_and_spread`)."""
+        return median_and_spread(self._block)[1]
+
+    @contextlib.contextmanager
+    def window(self, part: str) -> Iterator[EnergyWindow]:
+        """Measure the enclosed block with :attr:`tracker` and book it under ``part`` on exit
+        (also when the block raises: the energy was spent); then store."""
+        check_choice("part", part, PARTS)
+        if self._open:
+            raise RuntimeError(
+                "a TrialEnergy window is already open: windows of one book must not nest, "
+                "their joules would be counted twice"
+            )
+        self._open = True
+        window: EnergyWindow | None = None
+        try:
+            with self.tracker.window() as window:
+                yield window
+        finally:
+            self._open = False
+            if window is not None and window.closed:
+                self.add(part, window)
+
+    def add(self, part: str, window: EnergyWindow) -> float | None:
+        """Book a closed window under ``part`` and store; its joules, or ``None`` when it is
+        invalid (then it counts in ``sm2.energy_invalid_windows`` only)."""
+        check_choice("part", part, PARTS)
+        if not isinstance(window, EnergyWindow) or not window.closed:
+            raise ValueError(f"`window` must be a closed EnergyWindow, got {window!r}.")
+        self._sources.add(window.source)
+        self._trained = self._trained or part == "train"
+        joules: float | None = None
+        if window.valid:
+            joules = window.joules
+            self._joules[part] = (self._joules[part] or 0.0) + joules
+            if part == "train":
+                self._block.append(joules)
+        else:
+            self._invalid += 1
+            _logger.warning(
+                "trial %s: %s energy window invalid, not counted: %s",
+                self._trial.number,
+                part,
+                window.invalid_reason,
+            )
+        self.store()
+        return joules
+
+    def start_block(self) -> None:
+        """Start a new block of training epochs (SM²: after each exploration); store."""
+        self._block = []
+        self.store()
+
+    def user_attrs(self) -> dict[str, Any]:
+        """The book's figures as the trial stores them; a figure not measured has no key."""
+        figures: dict[str, Any] = {_attrs.ENERGY_INVALID_WINDOWS: self._invalid}
+        total = self.total_j
+        if total is not None:
+            figures[_attrs.ENERGY_TOTAL_J] = total
+        for part, key in _PART_KEYS.items():
+            if self._joules[part] is not None:
+                figures[key] = self._joules[part]
+        if self.source is not None:
+            figures[_attrs.ENERGY_SOURCE] = self.source
+        if self._trained:
+            figures[_attrs.ENERGY_PER_EPOCH_SPREAD] = self.energy_per_epoch_spread
+        return figures
+
+    def store(self) -> None:
+        """Write to the trial what changed since the last write. A figure the trial holds but
+        the book has not measured (inherited from a retried trial) is set to null."""
+        figures = self.user_attrs()
+        for key in _KEYS:
+            if key not in figures and key not in self._stored:
+                continue
+            value = figures.get(key)
+            if key in self._stored and self._stored[key] == value:
+                continue
+            self._trial.set_user_attr(key, value)
+            self._stored[key] = value

@@ -1,0 +1,70 @@
+"""Checks of ``SM2Objective``'s arguments that the shared ``_validation`` module lacks: the
+device, the checkpoint directory and the callbacks. Each raises one ``ValueError`` naming the
+argument and what is accepted."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from optuna_sm2.training._checkpoint import first_line
+from optuna_sm2.training._loop import PhaseCallback
+
+
+def check_device(device: object) -> torch.device:
+    """The training device; CUDA when available for ``None``, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    accepted = "accepted: 'cpu', 'cuda' or 'cuda:K' where torch sees a GPU, or None"
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"`device` must be a str or torch.device, got {device!r}; {accepted}.")
+    try:
+        target = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(
+            f"`device` {device!r} is not a torch device ({exc}); {accepted}."
+        ) from None
+    if target.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"`device` is {device!r}, but torch sees no CUDA device; {accepted}.")
+        if target.index is not None and target.index >= count:
+            raise ValueError(
+                f"`device` is {device!r}, but torch sees {count} CUDA device(s); {accepted}."
+            )
+    elif target.type != "cpu":
+        try:
+            torch.empty(0, device=target)
+        except Exception as exc:  # a backend this torch build or machine lacks
+            raise ValueError(
+                f"`device` {device!r} cannot be used here ({first_line(exc)}); {accepted}."
+            ) from None
+    return target
+
+
+def check_checkpoint_dir(checkpoint_dir: object) -> Path | None:
+    if checkpoint_dir is None:
+        return None
+    if not isinstance(checkpoint_dir, (str, os.PathLike)) or str(checkpoint_dir) == "":
+        raise ValueError(
+            f"`checkpoint_dir` must be a directory path (str or PathLike) or None, "
+            f"got {checkpoint_dir!r}."
+        )
+    path = Path(checkpoint_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`checkpoint_dir` {str(path)!r} exists and is not a directory.")
+    return path
+
+
+def check_callbacks(callbacks: object) -> tuple[PhaseCallback, ...]:
+    accepted = "a sequence of callables callback(trial, result)"
+    if callable(callbacks) or not isinstance(callbacks, Iterable) or isinstance(callbacks, str):
+        raise ValueError(f"`callbacks` must be {accepted}, got {callbacks!r}.")
+    found = tuple(callbacks)
+    for callback in found:
+        if not callable(callback):
+            raise ValueError(f"`callbacks` must be {accepted}; {callback!r} is not callable.")
+    return found

@@ -1,0 +1,208 @@
+"""The work of one step: an exploratory LR sweep, one thorough epoch, an evaluation.
+
+Short functions over a model, its optimizer and its data, each inside an energy window; they know
+nothing of Optuna. The trial loop (``_loop.py``) books their windows and reports; the benchmark's
+vanilla arm trains with :func:`train_epoch` and :func:`evaluate` too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from optuna_sm2 import _validation as _check
+from optuna_sm2.lr._selection import MIN_LRS
+from optuna_sm2.lr._sweep import LRExploration, explore_lr
+from optuna_sm2.training._data import DataPair, TrialBatches
+
+if TYPE_CHECKING:
+    from optuna_sm2.energy import EnergyTracker, EnergyWindow
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Metric = Callable[[nn.Module, DataPair], float]
+OptimizerFactory = Callable[[Any, float], torch.optim.Optimizer]
+
+
+def sgd(params: Any, lr: float) -> torch.optim.Optimizer:
+    """Plain SGD, the default optimizer of both the sweep and the thorough epochs."""
+    return torch.optim.SGD(params, lr=lr)
+
+
+class MetricError(ValueError):
+    """The metric returned something that is not a finite number."""
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """The LR grid of every sweep and the share of the training data one sweep uses."""
+
+    lr_min: float
+    lr_max: float
+    n_lrs: int
+    explore_fraction: float
+
+    @classmethod
+    def checked(
+        cls, lr_min: object, lr_max: object, n_lrs: object, explore_fraction: object
+    ) -> SweepSettings:
+        """The settings as plain Python numbers; ``ValueError`` naming a bad one."""
+        low = _check.check_real("lr_min", lr_min, low=0.0, low_inclusive=False)
+        high = _check.check_real("lr_max", lr_max, low=0.0, low_inclusive=False)
+        if not low < high:
+            raise ValueError(f"need 0 < `lr_min` < `lr_max`, got {lr_min!r} and {lr_max!r}.")
+        n = _check.check_int("n_lrs", n_lrs, minimum=MIN_LRS)
+        fraction = _check.finite_or_none(explore_fraction)
+        if fraction is None or not 0.0 < fraction <= 1.0:
+            raise ValueError(f"`explore_fraction` must be in (0, 1], got {explore_fraction!r}.")
+        return cls(low, high, n, fraction)
+
+
+@dataclass(frozen=True)
+class Exploration:
+    """One sweep: what :func:`optuna_sm2.explore_lr` found, and how many samples it trained on."""
+
+    result: LRExploration
+    samples: int
+
+    def per_epoch(self, joules: float | None, n_train: int) -> float | None:
+        """``joules`` of the sweep scaled to one full pass over ``n_train`` samples."""
+        return None if joules is None else joules * n_train / self.samples
+
+
+def exploration_batches(
+    train: TrialBatches, batch_size: int, sweep: SweepSettings
+) -> Iterator[DataPair]:
+    """``explore_fraction`` of the data, cycled until every LR of the grid has a batch.
+
+    If one batch is larger than the fraction, the fraction grows to one batch.
+    """
+    fraction = min(1.0, max(sweep.explore_fraction, batch_size / len(train)))
+    wanted = max(sweep.n_lrs, train.n_batches(batch_size, fraction=fraction))
+    produced = 0
+    while True:
+        for batch in train.batches(batch_size, fraction=fraction):
+            yield batch
+            produced += 1
+            if produced == wanted:
+                return
+
+
+def explore(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: TrialBatches,
+    batch_size: int,
+    sweep: SweepSettings,
+    *,
+    loss_fn: LossFn,
+    optimizer_factory: OptimizerFactory,
+    tracker: EnergyTracker,
+    device: torch.device,
+) -> Exploration:
+    """Sweep the LR grid on a copy of ``model`` (``model`` and ``optimizer`` stay unchanged)."""
+    batches = list(exploration_batches(train, batch_size, sweep))
+    result = explore_lr(
+        model,
+        loss_fn,
+        batches,
+        optimizer_factory=optimizer_factory,
+        optimizer=optimizer,
+        tracker=tracker,
+        device=device,
+        lr_min=sweep.lr_min,
+        lr_max=sweep.lr_max,
+        n_lrs=sweep.n_lrs,
+    )
+    return Exploration(result, sum(len(targets) for _, targets in batches))
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One thorough epoch: its energy window, and the loss it stopped at if it diverged."""
+
+    window: EnergyWindow
+    diverged_loss: float | None = None
+    """The first non-finite training loss; the epoch stopped before stepping on it."""
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[DataPair],
+    loss_fn: LossFn,
+    tracker: EnergyTracker,
+) -> Epoch:
+    """One pass over ``batches`` in train mode inside an energy window.
+
+    A non-finite loss stops the epoch at once (no step is taken on it): training further would
+    only spend energy on a diverged model. The caller decides what that means.
+    """
+    model.train()
+    diverged: float | None = None
+    with tracker.window() as window:
+        for inputs, targets in batches:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(inputs), targets)
+            if not torch.isfinite(loss):
+                diverged = float(loss.item())
+                break
+            torch.autograd.backward(loss)
+            optimizer.step()
+    return Epoch(window, diverged)
+
+
+def metric_number(returned: object) -> float:
+    """What ``metric`` returned, as a float (possibly non-finite).
+
+    Raises:
+        MetricError: it is not a Python or numpy number (a tensor, ``None``, a string, a bool).
+    """
+    if isinstance(returned, torch.Tensor):
+        raise MetricError(
+            f"`metric` must return a number (a Python or numpy float), got a tensor "
+            f"({returned!r}): return `value.item()`."
+        )
+    if not _check.is_real(returned):
+        kind = "" if returned is None else f" (a {type(returned).__name__})"
+        raise MetricError(
+            f"`metric` must return a number (a Python or numpy float), got {returned!r}{kind}."
+        )
+    return float(returned)  # type: ignore[arg-type]
+
+
+def check_finite_metric(value: float, step: int, trial_number: int) -> float:
+    """``value`` if it is finite.
+
+    Raises:
+        MetricError: NaN or infinite: it cannot be ranked, and an infinite final value would
+            complete the trial as the best of the study.
+    """
+    if not math.isfinite(value):
+        raise MetricError(
+            f"`metric` returned {value} at step {step} of trial {trial_number}: it must return "
+            "a finite number."
+        )
+    return value
+
+
+def evaluate(
+    model: nn.Module, metric: Metric, valid: DataPair, tracker: EnergyTracker
+) -> tuple[float, EnergyWindow]:
+    """``metric(model, valid)`` in eval mode without gradients, inside an energy window.
+
+    Returns the value (checked to be a number, possibly non-finite) and the window; the model is
+    left in train mode.
+
+    Raises:
+        MetricError: the metric did not return a number.
+    """
+    model.eval()
+    with tracker.window() as window, torch.no_grad():
+        returned = metric(model, valid)
+    model.train()
+    return metric_number(returned), window
