@@ -20,6 +20,11 @@ ENERGY_SOURCE = "sm2.energy_source"
 SYSTEM_ATTR_PREFIX = "sm2:"
 """Prefix of every system attr the pruner writes (never Optuna's bare ``completed_rung_*``)."""
 
+PRUNED_AT_EPOCH = "sm2:pruned_at_epoch"
+"""System attr: the epoch at which ``SM2PruningCallback`` stopped the trainer; read by its
+``check_pruned()`` in the process that called ``Trainer.fit`` (under DDP the decision is taken in
+a worker process)."""
+
 ENERGY_TRAIN_J = "sm2.energy_train_j"
 """User attr: the thorough-training part of :data:`ENERGY_TOTAL_J`."""
 

@@ -182,6 +182,14 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         """The explicit rung steps, or ``None`` for the geometric schedule."""
         return self._settings.rung_steps
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The pruner pickles (a study goes into each DDP spawn worker); its caches stay."""
+        return {**self.__dict__, "_caches": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._caches = weakref.WeakKeyDictionary()
+
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
         """Record each rung the trial has newly reached and decide there, as Optuna does."""
         while (rung := self._unrecorded_rung(study, trial)) is not None:
