@@ -71,11 +71,39 @@ class SM2PruningCallback(pl.Callback):
     Example:
         .. code-block:: python
 
-            callback = SM2PruningCallback(trial, monitor="val_acc")
-            trainer = pl.Trainer(max_epochs=6, callbacks=[callback])
-            trainer.fit(model, train_loader, val_loader)
-            callback.check_pruned()
-            return trainer.callback_metrics["val_acc"].item()
+            import optuna
+            import pytorch_lightning as pl
+            import torch
+            from torch.utils.data import DataLoader, TensorDataset
+
+            from optuna_sm2 import SuccessiveHalvingEnergyPruner
+            from optuna_sm2.integration import SM2PruningCallback
+
+            x = torch.randn(256, 4)
+            data = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=16)
+
+            class Model(pl.LightningModule):
+                def __init__(self):
+                    super().__init__()
+                    self.layer = torch.nn.Linear(4, 2)
+
+                def training_step(self, batch, batch_idx):
+                    loss = torch.nn.functional.cross_entropy(self.layer(batch[0]), batch[1])
+                    self.log("train_loss", loss, on_epoch=True, on_step=False)
+                    return loss
+
+                def configure_optimizers(self):
+                    return torch.optim.SGD(self.parameters(), lr=0.01)
+
+            def objective(trial):
+                callback = SM2PruningCallback(trial, monitor="train_loss")
+                trainer = pl.Trainer(max_epochs=4, callbacks=[callback], logger=False)
+                trainer.fit(Model(), data)
+                callback.check_pruned()
+                return trainer.callback_metrics["train_loss"].item()
+
+            pruner = SuccessiveHalvingEnergyPruner(rung_steps=[1, 3])
+            optuna.create_study(pruner=pruner).optimize(objective, n_trials=3)
     """
 
     def __init__(

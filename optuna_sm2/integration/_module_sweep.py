@@ -6,7 +6,7 @@ import copy
 import inspect
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sized
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -64,7 +64,8 @@ def _step_output(outputs: torch.Tensor, _targets: None) -> torch.Tensor:
 
 def sweep_batches(trainer: pl.Trainer, settings: SweepSettings) -> list[tuple[Any, None]]:
     """``explore_fraction`` of an epoch's training batches (this rank's), at least ``n_lrs``
-    (the loader is cycled when it has fewer), as ``(batch, None)`` pairs.
+    (the loader is cycled when it has fewer; ``n_lrs`` when the epoch's length is unknown), as
+    ``(batch, None)`` pairs.
 
     Drawn under :func:`torch.random.fork_rng`, so the shuffling of the epochs that follow is
     as if the sweep had not drawn.
@@ -76,9 +77,7 @@ def sweep_batches(trainer: pl.Trainer, settings: SweepSettings) -> list[tuple[An
             f"{type(loader).__name__}; pass SM2PruningCallback(..., explore=False) with "
             "several training loaders."
         )
-    per_epoch = trainer.num_training_batches
-    if isinstance(loader, Sized) and not math.isfinite(per_epoch):
-        per_epoch = len(loader)
+    per_epoch = trainer.num_training_batches  # inf for a loader of unknown length
     wanted = settings.n_lrs
     if math.isfinite(per_epoch):
         wanted = max(wanted, math.ceil(settings.explore_fraction * per_epoch))

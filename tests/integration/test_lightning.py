@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 import pytorch_lightning as pl
@@ -187,6 +188,13 @@ def test_bad_arguments_are_refused_naming_them(kwargs: dict[str, Any], named: st
     arguments: dict[str, Any] = {"monitor": "val_acc", **kwargs}
     with pytest.raises(ValueError, match=named):
         SM2PruningCallback(trial, **arguments)
+
+
+def test_numpy_numbers_are_accepted() -> None:
+    trial = optuna.create_study().ask()
+    SM2PruningCallback(
+        trial, "val_acc", explore_every=np.int64(2), lr_min=np.float32(1e-3), n_lrs=np.int32(5)
+    )
 
 
 def test_a_frozen_trial_is_refused() -> None:
