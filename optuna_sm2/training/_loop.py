@@ -177,11 +177,11 @@ class TrialLoop:
             if not any(words in str(exc) for words in _REFUSED_BY_OPTUNA):
                 raise
             raise ValueError(
-                f"Optuna refused a suggestion in `build_model`: {exc} SM2Objective suggests "
-                f"`batch_size` itself, from `batch_sizes` {list(self._batch_sizes)}, before "
-                "calling build_model: suggest it there with exactly these choices, or read "
-                "it as trial.params['batch_size']; to search other sizes, pass them as "
-                "`batch_sizes`."
+                "`build_model` suggested a parameter again with another distribution, which "
+                f"Optuna refuses. SM2Objective suggests `batch_size` itself, from `batch_sizes` "
+                f"{list(self._batch_sizes)}, before calling build_model: suggest it there with "
+                "exactly these choices, or read it as trial.params['batch_size']; to search "
+                "other sizes, pass them as `batch_sizes`."
             ) from exc
         if not isinstance(model, nn.Module):
             raise ValueError(f"`build_model` must return a torch nn.Module, got {model!r}.")

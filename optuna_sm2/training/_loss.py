@@ -36,8 +36,11 @@ class SampleCount:
 
 def _checked(name: str, loss: object) -> torch.Tensor:
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else loss
-        raise ValueError(f"`{name}` must return a scalar tensor (the loss), got {got!r}.")
+        if isinstance(loss, torch.Tensor):
+            got = f"a tensor of shape {tuple(loss.shape)}"
+        else:
+            got = repr(loss)
+        raise ValueError(f"`{name}` must return a scalar tensor (the loss), got {got}.")
     return loss
 
 
