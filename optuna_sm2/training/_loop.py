@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,29 +172,38 @@ class TrialLoop:
         the LR as SM² gives them, and (in the first trial) the metric returns a number."""
         batch_size = int(trial.suggest_categorical("batch_size", list(self._batch_sizes)))
         torch.manual_seed(self._seed + trial.number)
-        try:
+        with self._batch_size_kept("build_model"):
             model = self._build_model(trial)
-        except ValueError as exc:
-            if not any(words in str(exc) for words in _REFUSED_BY_OPTUNA):
-                raise
-            raise ValueError(
-                "`build_model` suggested a parameter again with another distribution, which "
-                f"Optuna refuses. SM2Objective suggests `batch_size` itself, from `batch_sizes` "
-                f"{list(self._batch_sizes)}, before calling build_model: suggest it there with "
-                "exactly these choices, or read it as trial.params['batch_size']; to search "
-                "other sizes, pass them as `batch_sizes`."
-            ) from exc
         if not isinstance(model, nn.Module):
             raise ValueError(f"`build_model` must return a torch nn.Module, got {model!r}.")
         model = model.to(self._device)
         factory = self._optimizer.bind(trial)
         lr = self._sweep.lr_min
-        state = TrainingState(model, check_lr_honoured(factory(model.parameters(), lr), lr))
+        with self._batch_size_kept("optimizer_factory"):
+            optimizer = factory(model.parameters(), lr)
+        state = TrainingState(model, check_lr_honoured(optimizer, lr))
         check_no_lr_param(trial)
         if not self._metric_checked:
             metric_value(model, self._metric, self._data.valid)
             self._metric_checked = True
         return batch_size, state
+
+    @contextlib.contextmanager
+    def _batch_size_kept(self, name: str) -> Iterator[None]:
+        """Turn Optuna's refusal of a parameter suggested again with another distribution,
+        raised in the user's ``name``, into one error that says what SM² suggests itself."""
+        try:
+            yield
+        except ValueError as exc:
+            if not any(words in str(exc) for words in _REFUSED_BY_OPTUNA):
+                raise
+            raise ValueError(
+                f"`{name}` suggested a parameter again with another distribution, which Optuna "
+                f"refuses. SM2Objective suggests `batch_size` itself, from `batch_sizes` "
+                f"{list(self._batch_sizes)}, before calling build_model and "
+                "optimizer_factory: suggest it there with exactly these choices, or read it as "
+                "trial.params['batch_size']; to search other sizes, pass them as `batch_sizes`."
+            ) from exc
 
     def run(self, trial: optuna.trial.Trial) -> Generator[PhaseResult, None, float]:
         """The trial step by step: yields each step's result after reporting it; returns the

@@ -220,6 +220,17 @@ def test_batch_size_suggested_as_an_int_is_one_clear_error() -> None:
     _fails_first_trial(_objective(build_model=build), r"suggests `batch_size` itself")
 
 
+def test_batch_size_suggested_by_the_optimizer_factory_is_one_clear_error() -> None:
+    def factory(trial: optuna.trial.Trial, params: Any, lr: float) -> torch.optim.Optimizer:
+        trial.suggest_categorical("batch_size", [8, 16, 32])
+        return torch.optim.SGD(params, lr=lr)
+
+    _fails_first_trial(
+        _objective(optimizer_factory=factory),
+        r"^`optimizer_factory` suggested a parameter again.*suggests `batch_size` itself",
+    )
+
+
 def test_batch_size_suggested_with_the_same_choices_is_honoured() -> None:
     seen: list[int] = []
 
