@@ -20,11 +20,17 @@ from optuna_sm2.pruners import (
 
 if TYPE_CHECKING:
     from optuna_sm2.lr import LRExploration, explore_lr
-    from optuna_sm2.training import PreloadedBatches, SM2Objective, optimize_synchronous
+    from optuna_sm2.training import (
+        PhaseResult,
+        PreloadedBatches,
+        SM2Objective,
+        optimize_synchronous,
+    )
 
 _LAZY = {
     "LRExploration": "optuna_sm2.lr",
     "explore_lr": "optuna_sm2.lr",
+    "PhaseResult": "optuna_sm2.training",
     "PreloadedBatches": "optuna_sm2.training",
     "SM2Objective": "optuna_sm2.training",
     "optimize_synchronous": "optuna_sm2.training",
@@ -57,6 +63,7 @@ __all__ = [
     "EnergyMeter",
     "EnergyTracker",
     "LRExploration",
+    "PhaseResult",
     "PreloadedBatches",
     "SM2Objective",
     "SuccessiveHalvingEnergyPruner",

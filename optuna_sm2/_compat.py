@@ -1,18 +1,24 @@
 """The one place that reaches into Optuna's private attributes.
 
-Optuna has no public way to get a trial's storage id, its frozen copy from a running
-:class:`optuna.trial.Trial`, or to write a trial's system attribute from a pruner; everything
-else optuna-sm2 does goes through Optuna's public API. Keeping these accesses here means an
-Optuna upgrade that renames them breaks one small module, not the package.
+Optuna has no public way to get a trial's storage id, its frozen copy or reported steps from a
+running :class:`optuna.trial.Trial`, to write a trial's system attribute from a pruner, or to
+give a storage a heartbeat (:class:`BaseHeartbeat`, re-exported from here); everything else
+optuna-sm2 does goes through Optuna's public API. Keeping these accesses here means an Optuna
+upgrade that renames them breaks one small module, not the package.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+# Optuna's heartbeat protocol: a storage that implements it has its stale RUNNING trials failed
+# (and, with a callback, retried) by ``study.optimize``. Optuna keeps it in a private module.
+from optuna.storages._heartbeat import BaseHeartbeat as BaseHeartbeat
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -37,6 +43,14 @@ def trial_id(trial: optuna.trial.Trial | FrozenTrial) -> int:
 def frozen(trial: optuna.trial.Trial) -> FrozenTrial:
     """The trial as its storage holds it now (intermediate values, attrs, state)."""
     return trial.study._storage.get_trial(trial._trial_id)
+
+
+def reported_steps(trial: optuna.trial.Trial) -> Collection[int]:
+    """The steps the running trial has reported, as :meth:`optuna.trial.Trial.report` sees them
+    (it ignores a value reported again at one of these); none for a trial that keeps no record
+    of them (:class:`optuna.trial.FixedTrial`)."""
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    return () if cached is None else cached.intermediate_values.keys()
 
 
 def set_trial_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:

@@ -58,3 +58,7 @@ window."""
 PRUNER = "sm2.pruner"
 """Study user attr: the settings of the study's ``SuccessiveHalvingEnergyPruner`` as JSON, written
 once when it first decides; the report and the dashboard read them."""
+
+LEASE = "sm2:lease"
+"""Trial system attr: the lease of the worker running the trial on a journal storage (its host,
+machine, pid and the pid's start time, when taken and last renewed); see docs/reliability.md."""

@@ -1,25 +1,30 @@
 """The ``optuna-sm2`` command line.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds its parser
-and sets ``run(args) -> int``. Errors a user can cause raise :class:`CLIError` (or ``ValueError``)
-and are printed as one line with a non-zero exit, never as a traceback.
+and sets ``run(args) -> int``. Every error a user or a storage can cause is one line on stderr
+with exit code 2, never a traceback, and comes before anything is created: a value outside its
+option's range (:mod:`optuna_sm2.cli._options`, checked while the command line is read), a
+:class:`CLIError` or ``ValueError`` raised by a command, a file that cannot be read or written,
+and a storage that fails (connection refused, read-only, locked, damaged). argparse's own
+refusals (an unknown choice, a missing option) exit with code 2 through ``SystemExit``, in one
+line too. Ctrl-C exits with code 130.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 
 from optuna_sm2.cli import _bench, _dashboard, _demo, _doctor, _report, _worker
-from optuna_sm2.cli._common import CLIError
+from optuna_sm2.cli._common import STORAGE_FAILURES, CLIError, one_line, storage_failure
+from optuna_sm2.cli._options import OptionError, Parser
 
 _SUBCOMMANDS = (_demo, _report, _doctor, _dashboard, _worker, _bench)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="optuna-sm2",
         description="Energy-aware hyperparameter search for Optuna (SM², arXiv 2412.08526).",
     )
@@ -31,18 +36,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``optuna-sm2`` console script."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except OptionError as exc:
+        print(f"{exc.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    prefix = f"optuna-sm2 {args.command}"
     try:
         return int(args.run(args))
-    except (CLIError, ValueError, FileNotFoundError, PermissionError) as exc:
-        print(f"optuna-sm2 {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         # The reader went away (``optuna-sm2 report ... | head``): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except (CLIError, ValueError, OSError) as exc:
+        print(f"{prefix}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except STORAGE_FAILURES as exc:
+        failure = storage_failure("use", getattr(args, "storage", "the storage"), exc)
+        print(f"{prefix}: error: {failure}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"optuna-sm2 {args.command}: interrupted", file=sys.stderr)
+        print(f"{prefix}: interrupted", file=sys.stderr)
         return 130
 
 

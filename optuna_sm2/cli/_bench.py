@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from optuna_sm2.cli._common import CLIError
+from optuna_sm2.cli._options import add_int, add_name_list, add_text
 
 SCENARIO_CHOICES = ("vision", "household", "text", "all")
 BUDGET_CHOICES = ("tiny", "small", "paper")
+ARMS = ("vanilla", "alpha1", "sm2", "tpe_hyperband", "grid")
+"""The arms ``--arms`` selects from; the bench runner must know each by this name."""
 
 
 def register(subparsers: Any) -> None:
@@ -41,14 +46,27 @@ def register(subparsers: Any) -> None:
         help="small: minutes on 2 CPU cores (default); paper: the paper's settings, for a GPU "
         "(8 batch sizes, 20 LRs from 1e-3 to 1, 5 then 10 epochs); tiny: seconds, a smoke test",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
-    parser.add_argument("--seed", type=int, default=0, help="%(default)s")
-    parser.add_argument(
-        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
+    add_text(parser, "--out", required=True, metavar="DIR", help="folder for the results")
+    add_int(parser, "--seed", low=0, high=2**32 - 1, default=0, help="the first seed (0)")
+    add_int(
+        parser,
+        "--seeds",
+        low=1,
+        high=100,
+        help="run every arm with this many seeds, --seed, --seed + 1, ... (default: one)",
     )
-    parser.add_argument(
+    add_name_list(parser, "--arms", ARMS, help="the arms to run (default: every one)")
+    add_text(
+        parser,
+        "--device",
+        default=None,
+        help="torch device (default: cuda when available, else cpu)",
+    )
+    add_int(
+        parser,
         "--threads",
-        type=int,
+        low=1,
+        high=1024,
         default=None,
         help="torch CPU threads (default: 1 on CPU, which is fastest on a small busy machine; "
         "torch's own choice on a GPU)",
@@ -63,13 +81,16 @@ def run(args: argparse.Namespace) -> int:
     from optuna_sm2.scenarios import SCENARIOS, ScenarioDataMissing
     from optuna_sm2.scenarios._bench import run_bench
 
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"--out {args.out} exists and is not a folder")
+    extra = _runner_options(args, run_bench)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        torch.device(device)
+        kind = torch.device(device).type
     except RuntimeError as exc:
         raise CLIError(f"--device: {exc}") from exc
-    if args.threads is not None and args.threads < 1:
-        raise CLIError(f"--threads must be >= 1, got {args.threads}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise CLIError(f"--device {device} given, but torch sees no CUDA device here")
     threads = args.threads if args.threads is not None else (1 if device == "cpu" else None)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -82,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         results = run_bench(
-            names, args.budget, args.out, seed=args.seed, device=device, progress=progress
+            names,
+            args.budget,
+            args.out,
+            seed=args.seed,
+            device=device,
+            progress=progress,
+            **extra,
         )
     except ScenarioDataMissing as exc:
         raise CLIError(str(exc)) from exc
@@ -90,3 +117,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"written: {Path(args.out).resolve()}/results.json, results.md and the figures")
     print(f"{len(results)} scenario(s) in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def _runner_options(args: argparse.Namespace, runner: Any) -> dict[str, Any]:
+    """``seeds`` and ``arms`` for the bench runner, when given; refused if it cannot take them."""
+    given = {name: getattr(args, name) for name in ("seeds", "arms")}
+    extra = {name: value for name, value in given.items() if value is not None}
+    accepted = inspect.signature(runner).parameters
+    for name in extra:
+        if name not in accepted:
+            raise CLIError(
+                f"--{name} is not supported by this version's bench, which runs the arms "
+                "vanilla, alpha1 and sm2 with one seed"
+            )
+    return extra

@@ -7,16 +7,26 @@ import os
 import random
 import time
 import warnings
-from typing import TYPE_CHECKING, Literal
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+from optuna.storages.journal import (
+    BaseJournalBackend,
+    JournalFileBackend,
+    JournalRedisBackend,
+)
 from sqlalchemy.engine import make_url
 
-if TYPE_CHECKING:
-    from optuna_sm2.training._objective import SM2Objective
+from optuna_sm2.cli._lease import LeasedJournalStorage
+
+try:
+    from redis.exceptions import RedisError
+
+    _REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError,)
+except ImportError:  # pragma: no cover - redis is optional
+    _REDIS_ERRORS = ()
 
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 """A ``--storage`` ending in one of these is a JournalStorage file, not a database URL."""
@@ -27,8 +37,16 @@ _URL_HELP = (
 )
 
 
-_STORAGE_ERRORS = (
+STORAGE_FAILURES: tuple[type[Exception], ...] = (
     sqlalchemy.exc.SQLAlchemyError,
+    optuna.exceptions.StorageInternalError,
+    *_REDIS_ERRORS,
+)
+"""What a storage raises, at any time, when its server or file fails: connection refused or
+lost, read-only, locked, damaged. Never an error in the caller's own code."""
+
+_STORAGE_ERRORS: tuple[type[Exception], ...] = (
+    *STORAGE_FAILURES,
     optuna.exceptions.OptunaError,
     ImportError,
     RuntimeError,
@@ -42,7 +60,7 @@ class CLIError(Exception):
     """A problem with the user's input, printed as one line without a traceback."""
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message (of its cause, for Optuna's generic storage error)."""
     if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
         exc = exc.__cause__
@@ -71,9 +89,10 @@ def open_storage(
         must_exist: Refuse a SQLite or journal file that does not exist (instead of creating
             an empty one) and do not create Optuna's tables in a database that lacks them.
             Commands that only read a study (``report``, ``dashboard``) keep the default.
-        heartbeat_interval: For a database, the seconds between a running trial's heartbeats;
-            a trial silent for twice as long is marked FAIL and retried (inheriting its
-            reported values, so that ``SM2Objective`` resumes it from its checkpoint).
+        heartbeat_interval: The seconds between a running trial's heartbeats; a trial silent
+            for twice as long is marked FAIL and retried (inheriting its reported values, so
+            that ``SM2Objective`` resumes it from its checkpoint). A database uses Optuna's
+            heartbeat, a journal (file or Redis) a lease (:mod:`optuna_sm2.cli._lease`).
 
     Raises:
         CLIError: the URL is malformed, the file is missing, or the storage cannot be opened;
@@ -86,17 +105,17 @@ def open_storage(
         ...
         optuna_sm2.cli._common.CLIError: journal file studies/nothing-here.log does not exist
     """
-    if not url.strip():
-        raise CLIError(f"empty --storage; {_URL_HELP}")
-    if url.endswith(JOURNAL_SUFFIXES) and "://" not in url:
+    if not url.strip() or "\x00" in url:
+        raise CLIError(f"empty --storage or one with a NUL character; {_URL_HELP}")
+    if is_journal_file(url):
         if os.path.isdir(url):
             raise CLIError(f"journal file {url} is a directory")
         if must_exist and not os.path.exists(url):
             raise CLIError(f"journal file {url} does not exist")
         try:
-            return optuna.storages.JournalStorage(JournalFileBackend(url))
+            return _journal(JournalFileBackend(url), heartbeat_interval)
         except (OSError, ValueError) as exc:
-            raise CLIError(f"cannot open journal file {url}: {_one_line(exc)}") from exc
+            raise CLIError(f"cannot open journal file {url}: {one_line(exc)}") from exc
     if "://" not in url:
         hint = f" (did you mean sqlite:///{url}?)" if url.endswith((".db", ".sqlite3")) else ""
         raise CLIError(f"not a storage URL: {url!r}{hint}; {_URL_HELP}")
@@ -107,13 +126,61 @@ def open_storage(
                 raise CLIError(f"SQLite file {path} (from {url}) does not exist")
             if path is not None and os.path.isdir(path):
                 raise CLIError(f"SQLite path {path} (from {url}) is a directory")
-        if url.startswith(("redis://", "rediss://", "unix://")):
-            return optuna.storages.JournalStorage(JournalRedisBackend(url))
+        if is_redis(url):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                backend = JournalRedisBackend(url)
+            return _journal(backend, heartbeat_interval)
         return _rdb_storage(url, must_exist, heartbeat_interval)
     except CLIError:
         raise
     except _STORAGE_ERRORS as exc:
-        raise CLIError(f"cannot open storage {url}: {_one_line(exc)}") from exc
+        raise CLIError(f"cannot open storage {url}: {one_line(exc)}") from exc
+
+
+def is_journal_file(url: str) -> bool:
+    """Whether ``url`` names a journal file (a path ending in ``.log`` or ``.jsonl``)."""
+    return url.endswith(JOURNAL_SUFFIXES) and "://" not in url
+
+
+def is_redis(url: str) -> bool:
+    """Whether ``url`` names a Redis journal."""
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def _journal(
+    backend: BaseJournalBackend, heartbeat_interval: int | None
+) -> optuna.storages.JournalStorage:
+    if heartbeat_interval is None:
+        return optuna.storages.JournalStorage(backend)
+    return LeasedJournalStorage(backend, heartbeat_interval=heartbeat_interval)
+
+
+def holds_studies(url: str) -> bool:
+    """Whether the storage ``url`` exists with Optuna's schema, found without creating anything.
+
+    A missing SQLite or journal file, or a database without Optuna's tables, holds none; a Redis
+    journal is read as it is (reading it creates nothing).
+
+    Raises:
+        CLIError: the storage cannot be reached or read; one line.
+    """
+    if is_journal_file(url):
+        return os.path.exists(url)
+    if "://" not in url or is_redis(url):
+        return True  # open_storage says what is wrong with it, or reads it
+    if url.startswith("sqlite"):
+        path = _sqlite_path(url)
+        if path is None or not os.path.exists(path):
+            return False
+    try:
+        engine = sqlalchemy.create_engine(url)
+        try:
+            return sqlalchemy.inspect(engine).has_table("studies")
+        finally:
+            engine.dispose()
+    except _STORAGE_ERRORS as exc:
+        raise CLIError(f"cannot open storage {url}: {one_line(exc)}") from exc
 
 
 def _rdb_storage(
@@ -159,21 +226,10 @@ def load_study(storage_url: str, study_name: str) -> optuna.Study:
     if study_name not in names:
         available = ", ".join(names) if names else "none, the storage holds no studies"
         raise CLIError(f"no study named {study_name!r} in {storage_url}; available: {available}")
-    return optuna.load_study(study_name=study_name, storage=storage)
-
-
-def add_schedule_options(parser: argparse.ArgumentParser) -> None:
-    """The options that size an SM² run, shared by ``demo`` and ``worker``."""
-    parser.add_argument("--epochs-per-rung", type=int, default=5, help="%(default)s (paper: 5)")
-    parser.add_argument("--final-epochs", type=int, default=10, help="%(default)s (paper: 10)")
-    parser.add_argument("--n-lrs", type=int, default=20, help="%(default)s (paper: 20)")
-    add_pruner_options(parser)
-
-
-def add_pruner_options(parser: argparse.ArgumentParser) -> None:
-    """α and β of the pruner's Eq. 2, shared by ``demo`` and ``worker``."""
-    parser.add_argument("--alpha", type=float, default=0.75, help="%(default)s (paper: 0.75)")
-    parser.add_argument("--beta", type=float, default=0.5, help="%(default)s (paper: 0.5)")
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except _STORAGE_ERRORS as exc:
+        raise storage_failure("read", storage_url, exc) from exc
 
 
 def add_storage_option(parser: argparse.ArgumentParser) -> None:
@@ -209,29 +265,10 @@ def study_names(storage: optuna.storages.BaseStorage, storage_url: str) -> list[
         return sorted(optuna.get_all_study_names(storage))
     except _STORAGE_ERRORS as exc:
         raise CLIError(
-            f"cannot read studies from {storage_url} (is it an Optuna storage?): {_one_line(exc)}"
+            f"cannot read studies from {storage_url} (is it an Optuna storage?): {one_line(exc)}"
         ) from exc
 
 
 def storage_failure(action: str, storage_url: str, exc: BaseException) -> CLIError:
     """A one-line :class:`CLIError` for a storage that failed while ``action`` (e.g. writing)."""
-    return CLIError(f"cannot {action} {storage_url}: {_one_line(exc)}")
-
-
-def sm2_study(
-    storage: optuna.storages.BaseStorage,
-    study_name: str,
-    objective: SM2Objective,
-    *,
-    direction: Literal["minimize", "maximize"],
-    alpha: float,
-    beta: float,
-) -> optuna.Study:
-    """Create (or load) the study an objective runs in, with the objective's own pruner."""
-    return optuna.create_study(
-        storage=storage,
-        study_name=study_name,
-        direction=direction,
-        pruner=objective.make_pruner(alpha=alpha, beta=beta),
-        load_if_exists=True,
-    )
+    return CLIError(f"cannot {action} {storage_url}: {one_line(exc)}")

@@ -13,17 +13,23 @@ from typing import Any
 
 import optuna
 
+from optuna_sm2 import attrs as _attrs
 from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.cli._common import (
-    add_schedule_options,
+    STORAGE_FAILURES,
+    CLIError,
+    load_study,
     make_sqlite_parent,
     open_storage,
-    sm2_study,
+    storage_failure,
 )
+from optuna_sm2.cli._options import add_schedule_options, add_text
 from optuna_sm2.cli._report import format_report
+from optuna_sm2.cli._study import FLAGS, create_study, plan_run, unchecked
 
 DEFAULT_STORAGE = "sqlite:///studies/demo.db"
 DEFAULT_STUDY = "sm2-demo"
+_KEEP = "leave the option out to use the study's own, or add --fresh to delete it and start over"
 
 
 def register(subparsers: Any) -> None:
@@ -34,13 +40,29 @@ def register(subparsers: Any) -> None:
             "Run the paper's synchronous SM² schedule on scikit-learn's handwritten digits: "
             "8 batch sizes explore, train and are halved down to one, every "
             "epoch energy-tracked, the study stored in SQLite; then print the report. Running "
-            "it again shows the stored study's report (--fresh starts over)."
+            "it again shows the stored study's report (--fresh starts over). Every option is "
+            "checked before anything is created or deleted; an option that differs from the "
+            "stored study's is refused (with --fresh it applies to the new study)."
         ),
     )
-    parser.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help="%(default)s")
-    parser.add_argument("--study", default=DEFAULT_STUDY, metavar="NAME", help="%(default)s")
-    parser.add_argument("--fresh", action="store_true", help="delete the study and run again")
-    add_schedule_options(parser)
+    add_text(parser, "--storage", default=DEFAULT_STORAGE, metavar="URL", help="%(default)s")
+    add_text(
+        parser,
+        "--study",
+        max_length=512,
+        default=DEFAULT_STUDY,
+        metavar="NAME",
+        help="%(default)s",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="delete the study (an SM² one only) and run again, once every option is checked",
+    )
+    add_schedule_options(
+        parser,
+        {"epochs_per_rung": "5 (the paper's)", "final_epochs": "10 (the paper's)", "n_lrs": "20"},
+    )
     parser.set_defaults(run=run)
 
 
@@ -54,43 +76,56 @@ def run(args: argparse.Namespace) -> int:
     # (idle worker threads spinning would otherwise be counted as work).
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    make_sqlite_parent(args.storage)
-    storage = open_storage(args.storage, must_exist=False)
-    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
-    if args.study in existing and args.fresh:
-        optuna.delete_study(study_name=args.study, storage=storage)
-        print(f"deleted the existing study {args.study!r}; starting over")
-    elif args.study in existing and existing[args.study].n_trials > 0:
+    # Everything is read and checked first; only then is anything created or deleted.
+    given = {k: getattr(args, k) for k in FLAGS}
+    checkpoints = str(Path("studies") / "checkpoints")
+    plan = plan_run(
+        args.storage,
+        args.study,
+        given,
+        lambda **settings: demo_objective(**settings, device="cpu", checkpoint_dir=checkpoints),
+        "maximize",
+        "the demo (accuracy)",
+        _KEEP,
+        fresh=args.fresh,
+    )
+    joined, settings, objective = plan.joined, plan.settings, plan.objective
+    if joined is not None and joined.n_trials > 0:
+        if options := unchecked(given, joined):
+            raise CLIError(
+                f"{joined.where} does not store what it ran with for {', '.join(options)} "
+                f"({_attrs.PRUNER}), so the value given cannot be checked: {_KEEP}"
+            )
         print(
-            f"study {args.study!r} in {args.storage} already holds "
-            f"{existing[args.study].n_trials} trials: here is its report "
-            "(run with --fresh to delete it and run again)\n"
+            f"study {args.study!r} in {args.storage} already holds {joined.n_trials} trials: "
+            "here is its report (run with --fresh to delete it and run again)\n"
         )
-        study = optuna.load_study(study_name=args.study, storage=storage)
-        print(format_report(summarize_study(study)))
+        print(format_report(summarize_study(load_study(args.storage, args.study))))
         return 0
 
-    objective = demo_objective(
-        epochs_per_rung=args.epochs_per_rung,
-        final_epochs=args.final_epochs,
-        n_lrs=args.n_lrs,
-        device="cpu",
-        checkpoint_dir=str(Path("studies") / "checkpoints"),
-    )
-    study = sm2_study(
-        storage, args.study, objective, direction="maximize", alpha=args.alpha, beta=args.beta
-    )
+    make_sqlite_parent(args.storage)
+    storage = open_storage(args.storage, must_exist=False)
+    if plan.stored is not None and args.fresh:
+        try:
+            optuna.delete_study(study_name=args.study, storage=storage)
+        except STORAGE_FAILURES as exc:
+            raise storage_failure("delete the study from", args.storage, exc) from exc
+        print(f"deleted the existing study {args.study!r}; starting over")
+    study = create_study(args.storage, storage, args.study, objective, plan.pruner, "maximize")
     print(
         f"SM² demo: {len(DEMO_BATCH_SIZES)} batch sizes {DEMO_BATCH_SIZES} on digits "
         f"(an MLP, accuracy), rungs at steps "
-        f"{objective.rung_steps}, alpha={args.alpha}, beta={args.beta}; "
+        f"{objective.rung_steps}, alpha={settings['alpha']}, beta={settings['beta']}; "
         f"energy source: {objective.tracker.source}"
         f"{' (an ESTIMATE, not a measurement)' if objective.tracker.is_estimate else ''}",
         flush=True,
     )
     start = time.perf_counter()
     with _progress_to_stdout():
-        optimize_synchronous(study, objective)
+        try:
+            optimize_synchronous(study, objective)
+        except STORAGE_FAILURES as exc:
+            raise storage_failure("write to", args.storage, exc) from exc
     print(f"\nfinished in {time.perf_counter() - start:.1f} s\n")
     print(format_report(summarize_study(study)))
     return 0

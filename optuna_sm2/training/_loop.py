@@ -205,12 +205,33 @@ class TrialLoop:
                 "trial.params['batch_size']; to search other sizes, pass them as `batch_sizes`."
             ) from exc
 
+    def _checked_schedule(self, trial: optuna.trial.Trial) -> dict[str, Any] | None:
+        """The schedule to store in ``trial``'s study; ``None`` when it holds it already.
+
+        Raises:
+            ValueError: the study was run with another schedule (its rung records were made
+                under that one).
+        """
+        schedule = self.schedule_json()
+        stored = trial.study.user_attrs.get(_attrs.SCHEDULE)
+        if stored is None:
+            return schedule
+        if stored != schedule:
+            differ = sorted(k for k in {*schedule, *stored} if schedule.get(k) != stored.get(k))
+            raise ValueError(
+                f"study {trial.study.study_name!r} was run with another schedule "
+                f"({_attrs.SCHEDULE} differs in {', '.join(differ)}: stored "
+                f"{ {k: stored.get(k) for k in differ} }, this objective "
+                f"{ {k: schedule.get(k) for k in differ} }); use a new study."
+            )
+        return None
+
     def run(self, trial: optuna.trial.Trial) -> Generator[PhaseResult, None, float]:
         """The trial step by step: yields each step's result after reporting it; returns the
         final metric."""
+        schedule = self._checked_schedule(trial)
         batch_size, state = self._start(trial)
-        schedule = self.schedule_json()
-        if trial.study.user_attrs.get(_attrs.SCHEDULE) != schedule:
+        if schedule is not None:
             trial.study.set_user_attr(_attrs.SCHEDULE, schedule)
         phases = self._schedule.phases
         checkpoints = (
@@ -241,15 +262,13 @@ class TrialLoop:
             state.next_step = phase.step + 1
             attrs.write(self._progress_attrs(state))
             if phase.step not in inherited:
-                # The block's spread is stored by the book (sm2.energy_per_epoch_spread); pass
-                # it here as well once report() accepts `energy_per_epoch_spread`, so that
-                # each rung record carries it.
                 report(
                     trial,
                     value,
                     phase.step,
                     energy_per_epoch_j=energy_per_epoch,
                     stable_lr=state.lr,
+                    energy_per_epoch_spread=spread,
                 )
             self._log(trial, batch_size, phase, value, state.lr, energy_per_epoch)
             if phase.rung is not None and checkpoints is not None:

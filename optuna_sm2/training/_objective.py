@@ -241,6 +241,13 @@ class SM2Objective:
         self._active_lock = threading.Lock()
         self._warned_parallel = False
 
+    def schedule_attr(self) -> dict[str, Any]:
+        """What this objective stores as the study user attr ``sm2.schedule`` (JSON values).
+
+        A study that already holds a different one is refused when a trial starts: its rung
+        records were made under that schedule."""
+        return self._loop.schedule_json()
+
     @property
     def rung_steps(self) -> list[int]:
         """The steps at which the pruner decides."""

@@ -11,46 +11,17 @@ from optuna.trial import TrialState
 from optuna_sm2 import attrs
 from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.training._checkpoint import study_directory
-from tests.support.workers import start_worker
+from tests.support.workers import start_worker, wait_until_training_past_a_checkpoint
 
 SCHEDULE = ["--epochs-per-rung", "2", "--final-epochs", "4", "--n-lrs", "6"]
 HEARTBEAT = ["--heartbeat-interval", "1"]
-
-
-def _wait_until_training_past_a_checkpoint(worker, url, ckpt, deadline_s=240):
-    """Poll until a trial trains past its first rung's checkpoint, one trial finished before.
-
-    A trial whose latest step is a rung step may be pruned any moment; one between rungs is
-    training and stays RUNNING for several steps, long enough for the kill to land there.
-    """
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        assert worker.poll() is None, "the worker finished before it could be killed"
-        try:
-            study = optuna.load_study(study_name="crash", storage=url)
-            trials, rungs = study.get_trials(), study.user_attrs[attrs.SCHEDULE]["rung_steps"]
-            directory = study_directory(ckpt, study)
-        except (KeyError, optuna.exceptions.OptunaError):
-            trials, rungs = [], []
-        if any(t.state.is_finished() for t in trials):
-            for t in trials:
-                if (
-                    t.state == TrialState.RUNNING
-                    and (directory / f"{t.number}.pt").exists()
-                    and t.last_step is not None
-                    and t.last_step > rungs[0]
-                    and t.last_step not in rungs
-                ):
-                    return
-        time.sleep(0.05)
-    raise AssertionError("no trial reached a checkpoint in time")
 
 
 def test_sigkill_mid_trial_then_resume(tmp_path):
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     ckpt = tmp_path / "ckpt"
     worker = start_worker(url, "crash", 12, ckpt, *SCHEDULE, *HEARTBEAT)
-    _wait_until_training_past_a_checkpoint(worker, url, ckpt)
+    wait_until_training_past_a_checkpoint(worker, url, "crash", ckpt)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
 

@@ -1,0 +1,200 @@
+"""Leases: a heartbeat for journal storages, so that a killed worker's trial is retried.
+
+Optuna 5's :class:`~optuna.storages.JournalStorage` (a journal file, or Redis) has no heartbeat:
+a trial whose worker was killed stays RUNNING forever. :class:`LeasedJournalStorage` gives it
+Optuna's heartbeat protocol, kept as a lease in the trial's system attrs, so that
+``study.optimize`` fails and retries such trials exactly as it does on a database:
+
+* While a worker runs a trial it renews the trial's lease (system attr ``sm2:lease``: the trial's
+  storage id, the worker's host, machine and pid, the pid's start time, when the lease was taken
+  and when it was last renewed) every ``heartbeat_interval`` seconds.
+* Before each trial, ``study.optimize`` asks for the stale RUNNING trials of the study: those
+  whose own lease was last renewed more than ``grace_period`` seconds ago (by this machine's
+  clock: the machines' clocks must agree to well within it), and, at once, those whose lease
+  names a process of this machine (same host name, boot and pid namespace) that is gone (the pid
+  is dead, a zombie, or now another process). A RUNNING trial without its own lease (a lease
+  copied into a retry from the trial it retries, or none at all) is never stale.
+* Optuna marks each stale trial FAIL (one process wins when several try) and hands it to
+  :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` (``inherit_intermediate_values``):
+  a WAITING copy with ``failed_trial`` and ``retry_history`` is queued, which the next trial of
+  any worker takes, and ``SM2Objective`` resumes it from its predecessor's checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import BaseJournalBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_sm2 import _compat
+from optuna_sm2 import attrs as _attrs
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process as a lease names it: where it runs, and which one it is there."""
+
+    host: str
+    machine: str
+    """Boot id and pid namespace: equal only for processes that see the same pids; ``""`` where
+    unknown (no ``/proc``), and then no pid is ever checked."""
+    pid: int
+    pid_start: int | None
+    """Start time of the pid in clock ticks since boot (``/proc/<pid>/stat``): tells a reused
+    pid from the process that held the lease."""
+
+    @classmethod
+    def current(cls) -> Process:
+        pid = os.getpid()
+        return cls(socket.gethostname(), _machine(), pid, _start_time(pid))
+
+    def is_gone(self, here: Process) -> bool:
+        """Whether this process, seen from ``here``, has certainly ended."""
+        if not self.machine or (self.host, self.machine) != (here.host, here.machine):
+            return False  # another machine: only the lease's age can tell
+        if not _alive(self.pid):
+            return True
+        return self.pid_start is not None and _start_time(self.pid) != self.pid_start
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The stored lease of one running trial."""
+
+    trial_id: int
+    holder: Process
+    acquired: float
+    renewed: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "holder": asdict(self.holder)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Lease | None:
+        """The lease stored as ``data``, or ``None`` when ``data`` is not one."""
+        try:
+            holder = data["holder"]
+            if not isinstance(holder, Mapping):
+                return None
+            lease = cls(
+                trial_id=_int(data["trial_id"]),
+                holder=Process(
+                    host=str(holder["host"]),
+                    machine=str(holder["machine"]),
+                    pid=_int(holder["pid"]),
+                    pid_start=None if holder["pid_start"] is None else _int(holder["pid_start"]),
+                ),
+                acquired=float(data["acquired"]),
+                renewed=float(data["renewed"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        return lease
+
+
+def _int(x: Any) -> int:
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise TypeError(x)
+    return x
+
+
+class LeasedJournalStorage(JournalStorage, _compat.BaseHeartbeat):
+    """A :class:`~optuna.storages.JournalStorage` with leases as its heartbeat (see the module).
+
+    Args:
+        log_storage: The journal backend (a file, or Redis).
+        heartbeat_interval: Seconds between a running trial's lease renewals.
+        grace_period: Seconds after its last renewal at which a lease expires; twice the
+            interval by default, as Optuna's database heartbeat.
+    """
+
+    def __init__(
+        self,
+        log_storage: BaseJournalBackend,
+        *,
+        heartbeat_interval: int,
+        grace_period: int | None = None,
+    ) -> None:
+        super().__init__(log_storage)
+        self._heartbeat_interval = heartbeat_interval
+        self._grace_period = grace_period if grace_period is not None else 2 * heartbeat_interval
+        self._process = Process.current()
+        self._acquired: dict[int, float] = {}
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        now = time.time()
+        lease = Lease(trial_id, self._process, self._acquired.setdefault(trial_id, now), now)
+        try:
+            self.set_trial_system_attr(trial_id, _attrs.LEASE, lease.to_json())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another worker found this trial stale (this process was stopped or cut off longer
+            # than the grace period) and failed it; its retry is queued, nothing to renew.
+            self._acquired.pop(trial_id, None)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        return [
+            _compat.trial_id(t)
+            for t in running
+            if (lease := own_lease(t)) is not None
+            and (now - lease.renewed > self._grace_period or lease.holder.is_gone(self._process))
+        ]
+
+    def get_heartbeat_interval(self) -> int:
+        return self._heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(
+        self,
+    ) -> Callable[[optuna.Study, FrozenTrial], None]:
+        return RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)
+
+
+def own_lease(trial: FrozenTrial) -> Lease | None:
+    """The trial's lease if it holds one of its own (not one copied from the trial it retries)."""
+    lease = Lease.from_json(trial.system_attrs.get(_attrs.LEASE))
+    return lease if lease is not None and lease.trial_id == _compat.trial_id(trial) else None
+
+
+def _machine() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return ""
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name, or ``None``."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()
+
+
+def _start_time(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[19]) if fields is not None and len(fields) > 19 else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process here (a zombie, killed but not yet reaped, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's live process
+    fields = _stat(pid)
+    return fields is None or fields[0] != "Z"
