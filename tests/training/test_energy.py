@@ -91,6 +91,13 @@ def test_a_blocks_figure_is_its_median_epoch_with_the_spread() -> None:
             assert result.energy_per_epoch_spread == pytest.approx(spread)
             checked += 1
     assert checked >= 2 * (epochs_per_rung - 1)
+    # Each rung record carries the figure and spread reported at its step.
+    rungs = {r.step: r for r, _ in steps if r.rung is not None}
+    for result in rungs.values():
+        record = trial.system_attrs[f"sm2:rung_{result.rung}"]
+        assert record["energy_per_epoch_j"] == pytest.approx(result.energy_per_epoch_j)
+        assert record["energy_per_epoch_spread"] == pytest.approx(result.energy_per_epoch_spread)
+    assert rungs
     # What the study holds after the last step is that step's figure and spread.
     last = steps[-1][0]
     assert trial.user_attrs[attrs.ENERGY_PER_EPOCH_J] == pytest.approx(last.energy_per_epoch_j)
