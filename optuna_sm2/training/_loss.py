@@ -117,7 +117,10 @@ class Loss:
     ) -> tuple[nn.Module, LossFn, Iterator[Any]]:
         """``(model, loss_fn, batches)`` for :func:`optuna_sm2.explore_lr`, which computes
         ``loss_fn(model(inputs), targets)``: a ``batch_loss`` is swept as a model whose output
-        is the loss of its input batch (batches become ``(batch, None)``)."""
+        is the loss of its input batch (batches become ``(batch, None)``).
+
+        This adapter stands until ``explore_lr`` takes a ``batch_loss`` itself; then the sweep
+        is handed the counting loss directly and ``_BatchLossModel`` goes."""
         if self.batch_loss is None:
             assert self.loss_fn is not None
             return model, self.loss_fn, iter(batches)
