@@ -3,7 +3,7 @@
 Both train with the same code: the SM² arms run :class:`optuna_sm2.SM2Objective` through
 :func:`optuna_sm2.optimize_synchronous` and watch its steps through the objective's public
 ``callbacks``; the vanilla arm trains and evaluates with the objective's own epoch and evaluation
-(``training._phases``), and books energy in the same :class:`EnergyBook`.
+(``training._phases``), and books energy in the same :class:`optuna_sm2.TrialEnergy`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import torch
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
+from optuna_sm2.pruners import TrialEnergy
 from optuna_sm2.scenarios._base import Scenario
 from optuna_sm2.scenarios._results import ArmResult, StepRecord
-from optuna_sm2.training._data import ObjectiveData
-from optuna_sm2.training._energy_book import EnergyBook
+from optuna_sm2.training._data import ObjectiveData, check_data
 from optuna_sm2.training._loop import PhaseResult
+from optuna_sm2.training._loss import Loss
 from optuna_sm2.training._phases import evaluate, train_epoch
 from optuna_sm2.training._synchronous import optimize_synchronous
 
@@ -126,9 +127,11 @@ def run_vanilla(
     SGD, at most ``epochs`` epochs, stopped early after ``budget.patience`` epochs without a
     better validation metric (or when the loss is no longer finite).
 
-    Every epoch and every evaluation is an energy window of ``meter``; the total is their sum
-    (a window that could not be measured is left out, with a warning). The final metric is the
-    one measured after the last epoch.
+    Every epoch and every evaluation is an energy window of ``meter``, booked in a
+    :class:`optuna_sm2.TrialEnergy` (on a ``FixedTrial``: no study): the total is the sum of
+    the valid windows, with a note saying how many could not be measured; when none could,
+    the total is NaN (unmeasured, never 0 J). The final metric is the one measured after the
+    last epoch.
     """
     budget = scenario.budget
     batch_size = budget.default_batch_size
@@ -137,18 +140,21 @@ def run_vanilla(
     torch.manual_seed(seed)
     target = torch.device(device)
     model = scenario.build_model(None).to(target)
-    data = ObjectiveData(scenario.train_data, scenario.valid_data, device=target)
+    data = ObjectiveData(
+        check_data("train_data", scenario.train_data),
+        check_data("valid_data", scenario.valid_data),
+        device=target,
+    )
     train = data.for_trial(seed)
+    loss = Loss.checked(scenario.loss_fn, None)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    book = EnergyBook()
+    book = TrialEnergy(optuna.trial.FixedTrial({}), tracker)
     records: list[StepRecord] = []
     notes: list[str] = []
     best, since_best, value = math.nan, 0, math.nan
     start = time.perf_counter()
     for epoch in range(epochs):
-        trained = train_epoch(
-            model, optimizer, train.batches(batch_size), scenario.loss_fn, tracker
-        )
+        trained = train_epoch(model, optimizer, train.batches(batch_size), loss, tracker)
         value, evaluation = evaluate(model, scenario.metric, data.valid, tracker)
         energy = book.add("train", trained.window)
         book.add("eval", evaluation)
@@ -167,9 +173,17 @@ def run_vanilla(
             if since_best >= budget.patience and epoch + 1 < epochs:
                 notes.append(f"early stop after epoch {epoch + 1} of {epochs}")
                 break
+    total, windows = book.total_j, 2 * len(records)  # an epoch and its evaluation each
+    if total is None:
+        notes.append(f"none of the {windows} energy windows could be measured: energy unmeasured")
+    elif book.invalid_windows:
+        notes.append(
+            f"{book.invalid_windows} of {windows} energy windows could not be measured: the "
+            f"total is of the other {windows - book.invalid_windows}"
+        )
     return ArmResult(
         arm="vanilla",
-        total_energy_j=book.total_j,
+        total_energy_j=math.nan if total is None else total,
         final_metric=value,
         best_params={"batch_size": batch_size, "lr": lr},
         n_trials=1,

@@ -10,6 +10,11 @@ StepKind = Literal["explore", "train"]
 J_PER_WH = 3600.0
 
 
+def _finite(x: float) -> float | None:
+    """``x``, or ``None`` (JSON null) when it is NaN or infinite: unmeasured, never 0."""
+    return x if math.isfinite(x) else None
+
+
 @dataclass(frozen=True)
 class StepRecord:
     """One reported step of one configuration (a row of the Fig. 2 style plot).
@@ -33,6 +38,7 @@ class ArmResult:
 
     arm: str
     total_energy_j: float
+    """Joules of every measured window; NaN when none could be measured (see ``notes``)."""
     final_metric: float
     best_params: dict[str, Any]
     n_trials: int
@@ -60,9 +66,9 @@ class ArmResult:
     def to_json(self) -> dict[str, Any]:
         """The ``M`` of ``results.json``: energy, metric, best parameters, trials, wall time."""
         return {
-            "total_energy_j": self.total_energy_j,
-            "total_energy_wh": self.total_energy_wh,
-            "final_metric": self.final_metric if math.isfinite(self.final_metric) else None,
+            "total_energy_j": _finite(self.total_energy_j),
+            "total_energy_wh": _finite(self.total_energy_wh),
+            "final_metric": _finite(self.final_metric),
             "best_params": self.best_params,
             "n_trials": self.n_trials,
             "wall_s": self.wall_s,

@@ -1,4 +1,4 @@
-"""The examples of docs/lightning.md run as written and leave energy totals in their study."""
+"""The examples of docs/your-training-code.md run as written and leave energy totals in their study."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from optuna_sm2 import attrs
 from optuna_sm2.cli import main
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "lightning.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "your-training-code.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), flags=re.S)
 LIGHTNING = next(block for block in BLOCKS if "SM2PruningCallback(trial" in block)
 DDP = next(block for block in BLOCKS if "DistributedEnergyTracker(" in block)
