@@ -154,7 +154,7 @@ class RungRanking:
 def _components(
     records: Sequence[RungRecord], alpha: float, beta: float
 ) -> tuple[dict[str, list[float] | None], dict[str, tuple[int, ...]]]:
-    """Step 1 of :func:`rank_rung`: each cost component's column over the records, or
+    """Step 2 of :func:`rank_rung`: each cost component's column over the records, or
     ``None`` when its weight is 0 or some record lacks it; and the components left out for a
     lack, with the trials lacking them."""
     weights = dict(zip(COMPONENTS, component_weights(alpha, beta), strict=True))
@@ -172,26 +172,31 @@ def _components(
     return columns, left_out
 
 
+def _array(column: list[float] | None) -> npt.NDArray[np.float64] | None:
+    return None if column is None else np.array(column, dtype=np.float64)
+
+
 def _ranks_and_promotion(
     order: Sequence[int],
     scores: npt.NDArray[np.float64],
     tie_breaks: npt.NDArray[np.float64],
     promote_count: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """Step 4 of :func:`rank_rung`: ranks from the order (equal keys share one), and who
-    ranks at least as well as the k-th placed (its equals included)."""
-    keys = list(zip(scores.tolist(), tie_breaks.tolist(), strict=True))
-    ranks = np.zeros(len(keys), dtype=np.int64)
-    ahead = 0
-    for place, i in enumerate(order):
-        if place > 0 and keys[i] != keys[order[place - 1]]:
-            ahead = place
-        ranks[i] = ahead + 1
-    kth = keys[order[promote_count - 1]]
-    places = np.empty(len(keys), dtype=np.int64)
-    places[list(order)] = np.arange(len(keys))
-    at_least_kth = np.array(
-        [places[i] < promote_count or keys[i] == kth for i in range(len(keys))], dtype=np.bool_
+    """Step 5 of :func:`rank_rung`: ranks from the order (a place whose key, ``(score,
+    tie-break)``, equals the previous place's shares its rank), and who is placed among the
+    first k or has the k-th placed's key."""
+    placed = np.asarray(order, dtype=np.int64)
+    s, t = scores[placed], tie_breaks[placed]
+    n = len(placed)
+    new_key = np.ones(n, dtype=np.bool_)
+    new_key[1:] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[placed] = np.maximum.accumulate(np.where(new_key, np.arange(n), 0)) + 1
+    kth = placed[promote_count - 1]
+    places = np.empty(n, dtype=np.int64)
+    places[placed] = np.arange(n)
+    at_least_kth = (places < promote_count) | (
+        (scores == scores[kth]) & (tie_breaks == tie_breaks[kth])
     )
     return ranks, at_least_kth
 
@@ -296,7 +301,7 @@ def rank_rung(
         energies = _robust.tie_energies(energies, [r.energy_per_epoch_spread for r in kept])
     if robust and lrs is not None:
         lrs = _robust.tie_lrs(lrs)
-    scored = eq2(values[counted], energies, lrs, alpha, beta, direction, lr_scale)
+    scored = eq2(values[counted], _array(energies), _array(lrs), alpha, beta, direction, lr_scale)
     scores = np.zeros(n)
     scores[counted] = scored.score
     terms = {name: np.zeros(n) for name in COMPONENTS}

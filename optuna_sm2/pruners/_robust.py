@@ -132,6 +132,11 @@ def protected_order(
         >>> protected_order(scores, values, 0.02)  # 0.89 is within 2 % of 0.90; 0.50 is not
         [1, 0, 2]
     """
+    by_key = np.lexsort((-oriented, -scores))
+    x_by_key = oriented[by_key]
+    top_by_key = np.maximum.accumulate(x_by_key[::-1])[::-1]
+    if (top_by_key - x_by_key <= tolerance * np.abs(top_by_key)).all():
+        return [int(i) for i in by_key]  # nobody overtakes a clearly better value
     n, x, score = len(scores), oriented.tolist(), scores.tolist()
     by_value = sorted(range(n), key=lambda i: -x[i])
     placed = [False] * n

@@ -147,8 +147,8 @@ class Eq2:
 
 def eq2(
     values: Sequence[float] | npt.NDArray[np.float64],
-    energies: Sequence[float] | None,
-    lrs: Sequence[float] | None,
+    energies: Sequence[float] | npt.NDArray[np.float64] | None,
+    lrs: Sequence[float] | npt.NDArray[np.float64] | None,
     alpha: float,
     beta: float,
     direction: Direction,
@@ -200,7 +200,8 @@ def eq2(
 
 def _vector(name: str, seq: Any, n: int | None = None) -> npt.NDArray[np.float64]:
     """``seq`` as a 1-D float array; it must be a sequence of real numbers (of length ``n``)."""
-    if (
+    floats = isinstance(seq, np.ndarray) and seq.dtype == np.float64 and seq.ndim == 1
+    if not floats and (
         isinstance(seq, (str, bytes, Mapping))
         or not isinstance(seq, (Sequence, np.ndarray))
         or np.ndim(seq) != 1

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState
 
 from optuna_sm2 import SuccessiveHalvingEnergyPruner, report
-from optuna_sm2.pruners import COMPONENTS, RungRecord, rank_rung
+from optuna_sm2.pruners import COMPONENTS, RungRecord, _robust, rank_rung
 
 # Perplexities of a rung (minimize): value, energy per epoch (J), stable LR.
 RUNG = [(100.0, 400.0, 0.01), (103.0, 100.0, 1.0), (104.0, 110.0, 1.0), (160.0, 90.0, 1.0)]
@@ -211,3 +211,28 @@ def test_the_pruner_keeps_the_best_model_next_to_a_diverged_one():
         assert study.user_attrs["sm2.pruner"]["ranking"] == ranking
     assert decisions["robust"] == [False, True, True, False]
     assert decisions["paper"][1] is False  # perplexity 14 pruned: energy and LR decided
+
+
+def _naive_protected_order(scores, oriented, tolerance):
+    left, order = set(range(len(scores))), []
+    while left:
+        top = max(oriented[i] for i in left)
+        eligible = [i for i in left if top - oriented[i] <= tolerance * abs(top)]
+        best = max(eligible, key=lambda i: (scores[i], oriented[i], -i))
+        order.append(best)
+        left.remove(best)
+    return order
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(st.sampled_from([0.0, 0.3, 0.5, 1.0]) | st.floats(0, 1), values), max_size=12
+    ),
+    tolerance=st.sampled_from([0.0, 0.02, 0.5]) | st.floats(0, 0.99),
+)
+def test_protected_order_is_the_place_by_place_rule(pairs, tolerance):
+    scores = np.array([s for s, _ in pairs], dtype=np.float64)
+    oriented = np.array([x for _, x in pairs], dtype=np.float64)
+    got = _robust.protected_order(scores, oriented, tolerance)
+    assert got == _naive_protected_order(scores.tolist(), oriented.tolist(), tolerance)
