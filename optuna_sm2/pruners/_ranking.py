@@ -270,7 +270,7 @@ def rank_rung(
         >>> paper.promoted, [round(e.score, 3) for e in paper.entries]
         ((1,), [0.4, 0.6])
         >>> robust = rank_rung(records, direction="maximize", alpha=0.4, beta=1.0)
-        >>> robust.promoted, [e.rank for e in robust.entries]  # 0.90 is 12 % better
+        >>> robust.promoted, [e.rank for e in robust.entries]  # 0.10 better: over 2 % of 0.90
         ((0,), [1, 2])
         >>> robust.entry(1).terms["energy"], robust.entry(1).score  # the scores are the same
         (0.6, 0.6)
