@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from optuna.trial import TrialState
 
-from optuna_sm2.pruners import PrunerSettings, RungRanking, RungRecord, rank_rung
+from optuna_sm2.pruners import PrunerSettings, RungRanking, RungRecord
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -111,15 +111,7 @@ def summarize_rungs(
     summaries = []
     for rung in rungs:
         numbers = sorted(n for n in held if rung in held[n])
-        ranking = rank_rung(
-            [held[n][rung] for n in numbers],
-            direction=direction,
-            alpha=settings.alpha,
-            beta=settings.beta,
-            lr_scale=settings.lr_scale,
-            reduction_factor=settings.reduction_factor,
-            bootstrap_count=settings.bootstrap_count,
-        )
+        ranking = settings.rank([held[n][rung] for n in numbers], direction=direction)
         summaries.append(
             RungSummary(
                 rung=rung,

@@ -9,11 +9,28 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from optuna_sm2 import attrs as _attrs
-from optuna_sm2._validation import check_choice, check_int, check_unit_interval, is_int
-from optuna_sm2.pruners._weighted_objective import LR_SCALES, LRScale
+from optuna_sm2._validation import (
+    check_choice,
+    check_int,
+    check_real,
+    check_unit_interval,
+    is_int,
+)
+from optuna_sm2.pruners._ranking import (
+    PERFORMANCE_TOLERANCE,
+    RANKINGS,
+    Ranking,
+    RungRanking,
+    rank_rung,
+)
+from optuna_sm2.pruners._weighted_objective import LR_SCALES, Direction, LRScale
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import optuna
+
+    from optuna_sm2.pruners._records import RungRecord
 
 
 def library_version() -> str:
@@ -31,7 +48,8 @@ class PrunerSettings:
     The pruner stores them as JSON in the study user attr ``sm2.pruner`` the first time it
     writes to a study (:meth:`to_json`); :func:`stored_pruner_settings` reads them back. The
     defaults are the pruner's. ``version`` is the optuna-sm2 version that stored them and is
-    not a setting: :meth:`differences` ignores it.
+    not a setting: :meth:`differences` ignores it. Settings stored before ``ranking`` existed
+    lack it and read as ``"paper"``, the rule that decided them.
 
     Example:
         >>> from optuna_sm2.pruners import PrunerSettings
@@ -50,6 +68,8 @@ class PrunerSettings:
     min_early_stopping_rate: int = 0
     bootstrap_count: int = 0
     rung_steps: tuple[int, ...] | None = None
+    ranking: Ranking = "robust"
+    performance_tolerance: float = PERFORMANCE_TOLERANCE
     version: str = "unknown"
 
     def to_json(self) -> dict[str, Any]:
@@ -70,7 +90,7 @@ class PrunerSettings:
         if not isinstance(data, Mapping):
             raise ValueError(f"`{_attrs.PRUNER}` must be a JSON object, got {data!r}.")
         known = {f.name for f in fields(cls)}
-        settings = cls(**{k: v for k, v in data.items() if k in known})
+        settings = cls(**{"ranking": "paper", **{k: v for k, v in data.items() if k in known}})
         return settings.checked()
 
     def checked(self) -> PrunerSettings:
@@ -106,7 +126,29 @@ class PrunerSettings:
             ),
             bootstrap_count=check_int("bootstrap_count", self.bootstrap_count, minimum=0),
             rung_steps=steps,
+            ranking=check_choice("ranking", self.ranking, RANKINGS),
+            performance_tolerance=check_real(
+                "performance_tolerance",
+                self.performance_tolerance,
+                low=0.0,
+                high=1.0,
+                high_inclusive=False,
+            ),
             version=str(self.version),
+        )
+
+    def rank(self, records: Sequence[RungRecord], *, direction: Direction) -> RungRanking:
+        """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` with these settings."""
+        return rank_rung(
+            records,
+            direction=direction,
+            alpha=self.alpha,
+            beta=self.beta,
+            lr_scale=self.lr_scale,
+            reduction_factor=self.reduction_factor,
+            bootstrap_count=self.bootstrap_count,
+            ranking=self.ranking,
+            performance_tolerance=self.performance_tolerance,
         )
 
     def differences(self, other: PrunerSettings) -> tuple[str, ...]:

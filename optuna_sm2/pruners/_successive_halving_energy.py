@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2._validation import finite_or_none
-from optuna_sm2.pruners._ranking import RungRanking, rank_rung
+from optuna_sm2.pruners._ranking import PERFORMANCE_TOLERANCE, Ranking, RungRanking
 from optuna_sm2.pruners._records import RungRecord, read_records, rung_key
 from optuna_sm2.pruners._settings import PrunerSettings, library_version
 from optuna_sm2.pruners._weighted_objective import LRScale
@@ -70,8 +70,10 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
     at the rung's step, ``E`` its energy per epoch and ``LR`` its largest stable learning rate (the
     user attributes ``sm2.energy_per_epoch_j`` and ``sm2.stable_lr`` that
     :func:`optuna_sm2.report` stores), each min-max rescaled over the trials that reached the
-    rung so that 1 is best. :func:`optuna_sm2.pruners.rank_rung` is the whole rule; the report
-    and the dashboard explain decisions with it.
+    rung so that 1 is best. By default (``ranking="robust"``) the ranking withstands diverged
+    values and measurement noise, and protects clearly better performers from the cost terms.
+    :func:`optuna_sm2.pruners.rank_rung` is the whole rule; the report and the dashboard explain
+    decisions with it.
 
     With ``alpha=1`` and Optuna's rung arguments passed explicitly
     (``SuccessiveHalvingEnergyPruner("auto", 4, alpha=1.0)``; the defaults here are the paper's
@@ -126,6 +128,14 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         rung_steps: Explicit rung steps (any iterable of integers, read once), strictly
             increasing and non-negative (the paper's fixed spacing), instead of the geometric
             schedule; no decision after the last.
+        ranking: ``"robust"`` (default): a diverged though finite value ranks last and stays
+            out of the others' rescaling, energies within their spread and LRs within a factor
+            1.5 score alike, and the cost terms never promote a trial over one whose value is
+            better by more than ``performance_tolerance``. ``"paper"``: the plain Eq. 2.
+            Both decide as Optuna's pruner with ``alpha=1`` (``docs/pruner.md``).
+        performance_tolerance: With ``ranking="robust"``, how much better (relative to the
+            better value's magnitude) a value must be to be safe from the cost terms, in
+            [0, 1) (default 0.02: 2 %).
     """
 
     def __init__(
@@ -139,6 +149,8 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         beta: float = 0.5,
         lr_scale: LRScale = "log",
         rung_steps: Iterable[int] | None = None,
+        ranking: Ranking = "robust",
+        performance_tolerance: float = PERFORMANCE_TOLERANCE,
     ) -> None:
         settings = PrunerSettings(
             alpha=alpha,
@@ -149,6 +161,8 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
             min_early_stopping_rate=min_early_stopping_rate,
             bootstrap_count=bootstrap_count,
             rung_steps=None if rung_steps is None else _once(rung_steps),
+            ranking=ranking,
+            performance_tolerance=performance_tolerance,
             version=library_version(),
         ).checked()
         if settings.bootstrap_count > 0 and settings.min_resource == "auto":
@@ -231,15 +245,9 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
     def rank(self, study: optuna.study.Study, records: list[RungRecord]) -> RungRanking:
         """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` with this pruner's settings
         and the study's direction; warns once per pruner when a component is left out."""
-        s = self._settings
-        ranking = rank_rung(
+        ranking = self._settings.rank(
             records,
             direction="maximize" if study.direction == StudyDirection.MAXIMIZE else "minimize",
-            alpha=s.alpha,
-            beta=s.beta,
-            lr_scale=s.lr_scale,
-            reduction_factor=s.reduction_factor,
-            bootstrap_count=s.bootstrap_count,
         )
         if ranking.left_out and not self._warned_missing:
             self._warned_missing = True

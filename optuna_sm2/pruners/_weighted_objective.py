@@ -55,6 +55,16 @@ def weighted_objective(
     ``direction="maximize"``, smaller when ``"minimize"``), the lower energy per epoch, the
     larger stable learning rate. An attribute equal for every competitor scores 1 for all.
 
+    This is the paper's plain Eq. 2, what ``SuccessiveHalvingEnergyPruner(ranking="paper")``
+    ranks with. Its min-max rescaling has two weaknesses: one diverged but finite value (a
+    perplexity of 5e21 among values near 100) squeezes every other performance into ~1, so
+    that the cost terms alone decide; and differences within the noise of the figures (a 5 %
+    energy wobble, one LR grid step) span the whole [0, 1]. The pruner's default rule,
+    ``ranking="robust"`` (:func:`optuna_sm2.pruners.rank_rung`, ``docs/pruner.md``), scores
+    with the same Eq. 2 after setting diverged values apart and tying figures within their
+    noise, and never lets the cost terms promote a configuration over a clearly better
+    performer.
+
     Reference: Geißler et al., "Spend More to Save More: Energy-aware hyperparameter
     optimization", arXiv 2412.08526, Eq. 2.
 
@@ -137,8 +147,8 @@ class Eq2:
 
 def eq2(
     values: Sequence[float] | npt.NDArray[np.float64],
-    energies: Sequence[float] | None,
-    lrs: Sequence[float] | None,
+    energies: Sequence[float] | npt.NDArray[np.float64] | None,
+    lrs: Sequence[float] | npt.NDArray[np.float64] | None,
     alpha: float,
     beta: float,
     direction: Direction,
@@ -190,7 +200,8 @@ def eq2(
 
 def _vector(name: str, seq: Any, n: int | None = None) -> npt.NDArray[np.float64]:
     """``seq`` as a 1-D float array; it must be a sequence of real numbers (of length ``n``)."""
-    if (
+    floats = isinstance(seq, np.ndarray) and seq.dtype == np.float64 and seq.ndim == 1
+    if not floats and (
         isinstance(seq, (str, bytes, Mapping))
         or not isinstance(seq, (Sequence, np.ndarray))
         or np.ndim(seq) != 1

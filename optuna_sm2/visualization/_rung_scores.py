@@ -81,6 +81,12 @@ def _hover(bar: RungBar) -> str:
         f"{format_number(record.energy_per_epoch_j)}{spread} J/epoch, "
         f"stable LR {format_number(record.stable_lr)}"
         + (f"<br>left out at this rung (missing for some trial): {left_out}" if left_out else "")
+        + (
+            "<br>diverged (far worse than the rung's median): ranked last, not in the others' "
+            "rescaling"
+            if bar.entry.diverged
+            else ""
+        )
     )
 
 

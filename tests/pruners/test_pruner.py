@@ -45,8 +45,15 @@ def _records(study, rung):
     maximize=st.booleans(),
 )
 def test_rung_decision_is_eq2_over_recorded_competitors(trials, alpha, beta, maximize):
-    """alpha < 1: each decision at rung 0 equals a brute-force reading of Eq. 2."""
-    study = _study("maximize" if maximize else "minimize", alpha=alpha, beta=beta, rung_steps=[0])
+    """alpha < 1, the paper's rule: each decision at rung 0 equals a brute-force reading of
+    Eq. 2."""
+    study = _study(
+        "maximize" if maximize else "minimize",
+        alpha=alpha,
+        beta=beta,
+        rung_steps=[0],
+        ranking="paper",
+    )
     seen: list[tuple[float, float, float]] = []
     for value, energy, lr in trials:
         trial = study.ask()
@@ -287,6 +294,14 @@ def test_multi_objective_study_is_refused():
         ({"rung_steps": [0, 6, 6]}, r"`rung_steps` must be strictly increasing"),
         ({"rung_steps": [3, 1]}, r"`rung_steps` must be strictly increasing"),
         ({"rung_steps": [0, 1], "min_resource": 2}, r"`rung_steps` replaces the geometric"),
+        ({"ranking": "Eq2"}, r"`ranking` must be one of 'robust', 'paper', got 'Eq2'"),
+        ({"ranking": True}, r"`ranking` must be one of 'robust', 'paper', got True"),
+        (
+            {"performance_tolerance": 1},
+            r"`performance_tolerance` must be a finite number in \[0, 1\), got 1",
+        ),
+        ({"performance_tolerance": math.nan}, r"`performance_tolerance` must be a finite"),
+        ({"performance_tolerance": None}, r"`performance_tolerance` must be a finite"),
     ],
 )
 def test_bad_arguments(kwargs, match):

@@ -17,6 +17,7 @@ from optuna_sm2.pruners import (
     RungRecord,
     _ranking,
     _records,
+    _robust,
     _settings,
     rank_rung,
     weighted_components,
@@ -38,7 +39,7 @@ def _records_of(rows):
 
 
 def test_doctests():
-    for module in (_ranking, _records, _settings):
+    for module in (_ranking, _records, _robust, _settings):
         assert doctest.testmod(module, raise_on_error=True).failed == 0
 
 
@@ -54,6 +55,7 @@ def test_doctests():
 def test_rank_rung_is_eq2_with_the_tie_break_and_optunas_k(
     rows, alpha, beta, maximize, reduction_factor, bootstrap_count
 ):
+    """The paper's rule is the plain Eq. 2 (the scores of ``weighted_objective``)."""
     records = _records_of(rows)
     direction = "maximize" if maximize else "minimize"
     ranking = rank_rung(
@@ -63,7 +65,9 @@ def test_rank_rung_is_eq2_with_the_tie_break_and_optunas_k(
         beta=beta,
         reduction_factor=reduction_factor,
         bootstrap_count=bootstrap_count,
+        ranking="paper",
     )
+    assert ranking.rule == "paper" and ranking.diverged == ()
     # Components: left out where any competitor lacks them (and their weight is not 0).
     energies = [r.energy_per_epoch_j for r in records]
     lrs = [r.stable_lr for r in records]
@@ -101,8 +105,15 @@ def test_rank_rung_is_eq2_with_the_tie_break_and_optunas_k(
 def test_alpha_one_orders_by_value_even_when_scores_round_alike():
     # Next to -1e20, 0 and 1 both rescale to 1.0: the tie-break on the raw value orders them.
     records = _records_of([(-1e20, None, None), (0.0, None, None), (1.0, None, None)])
-    ranking = rank_rung(records, direction="maximize", alpha=1.0, reduction_factor=3)
+    ranking = rank_rung(
+        records, direction="maximize", alpha=1.0, reduction_factor=3, ranking="paper"
+    )
     assert ranking.scores.tolist() == [0.0, 1.0, 1.0]
+    assert ranking.promoted == (2,)
+    assert [e.rank for e in ranking.entries] == [3, 2, 1]
+    # The robust rule finds -1e20 diverged and rescales the others without it: same order.
+    ranking = rank_rung(records, direction="maximize", alpha=1.0, reduction_factor=3)
+    assert ranking.diverged == (0,) and ranking.scores.tolist() == [0.0, 0.0, 1.0]
     assert ranking.promoted == (2,)
     assert [e.rank for e in ranking.entries] == [3, 2, 1]
 
@@ -145,6 +156,13 @@ def test_bootstrapping_promotes_nobody():
         ({"alpha": "0.5"}, r"`alpha` must be a finite number in \[0, 1\], got '0.5'"),
         ({"beta": None}, r"`beta` must be a finite number in \[0, 1\], got None"),
         ({"direction": "up"}, r"`direction` must be one of 'maximize', 'minimize'"),
+        ({"ranking": "eq2"}, r"`ranking` must be one of 'robust', 'paper', got 'eq2'"),
+        (
+            {"performance_tolerance": 1.0},
+            r"`performance_tolerance` must be a finite number in \[0, 1\), got 1.0",
+        ),
+        ({"performance_tolerance": -0.1}, r"`performance_tolerance` must be a finite number"),
+        ({"performance_tolerance": True}, r"`performance_tolerance` must be a finite number"),
     ],
 )
 def test_bad_arguments(kwargs, match):

@@ -40,6 +40,8 @@ def test_first_write_stores_the_settings(tmp_path: Path) -> None:
         "min_early_stopping_rate": 0,
         "bootstrap_count": 1,
         "rung_steps": None,
+        "ranking": "robust",
+        "performance_tolerance": 0.02,
         "version": pruner.settings.version,
     }
     assert pruner.settings.version not in ("", None)
@@ -94,6 +96,23 @@ def test_unreadable_stored_settings_are_kept_with_a_warning() -> None:
         stored_pruner_settings(study)
 
 
+def test_the_ranking_rule_is_stored_and_old_settings_read_as_the_paper_rule() -> None:
+    pruner = SuccessiveHalvingEnergyPruner(ranking="paper", performance_tolerance=0.1)
+    study = optuna.create_study(pruner=pruner)
+    _decide_once(study)
+    stored = study.user_attrs[attrs.PRUNER]
+    assert (stored["ranking"], stored["performance_tolerance"]) == ("paper", 0.1)
+    assert stored_pruner_settings(study) == pruner.settings
+    assert PrunerSettings().differences(pruner.settings) == (
+        "ranking robust against paper",
+        "performance_tolerance 0.02 against 0.1",
+    )
+    # Stored before `ranking` existed: those rungs were decided by the plain Eq. 2.
+    old = {k: v for k, v in PrunerSettings().to_json().items() if k != "ranking"}
+    assert PrunerSettings.from_json(old).ranking == "paper"
+    assert PrunerSettings.from_json({**old, "ranking": "robust"}).ranking == "robust"
+
+
 def test_no_settings_before_the_pruner_writes() -> None:
     assert stored_pruner_settings(optuna.create_study()) is None
 
@@ -106,6 +125,8 @@ def test_no_settings_before_the_pruner_writes() -> None:
         ({"lr_scale": "cubic"}, r"`lr_scale` must be one of 'log', 'linear'"),
         ({"rung_steps": [2, 1]}, "strictly increasing"),
         ({"min_resource": "soon"}, r"`min_resource` must be 'auto' or an integer >= 1"),
+        ({"ranking": "plain"}, r"`ranking` must be one of 'robust', 'paper', got 'plain'"),
+        ({"performance_tolerance": 2}, r"`performance_tolerance` must be a finite number"),
     ],
 )
 def test_bad_stored_settings(data: object, match: str) -> None:

@@ -310,3 +310,21 @@ def test_stored_pruner_settings_are_drawn_and_overrides_ignored(tmp_path: Path) 
     )
     title = build_figures(study, alpha=1.0)["sm2-rung-scores"].layout.title.text
     assert "α=0.6, β=0.3" in title and "stored in the study by its pruner" in title
+
+
+def test_a_diverged_competitor_is_said_so(tmp_path: Path) -> None:
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="sm2")
+    for number, value in enumerate([14.0, 30.0, 5e21, 190.0]):
+        record = {"trial": number, "value": value, "energy_per_epoch_j": 50.0, "stable_lr": 0.1}
+        add(
+            study,
+            TrialState.PRUNED,
+            32 * 2**number,
+            sm2_attrs(100.0, 10.0, 50.0, 1, 1),
+            {0: value},
+            {"sm2:rung_0": record},
+        )
+    figure = build_figures(study)["sm2-rung-scores"]
+    hovers = figure.data[0].customdata
+    assert ["diverged" in h for h in hovers] == [False, False, True, False]
+    assert "rank 4 of 4" in figure.data[-1].text[2]
