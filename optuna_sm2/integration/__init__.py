@@ -3,7 +3,8 @@
 ``SM2PruningCallback`` (a Lightning ``Callback``, extra ``[lightning]``) runs the SM² schedule
 inside ``Trainer.fit``; ``DistributedEnergyTracker`` sums each energy window over the ranks of
 ``torch.distributed``. Importing this package imports neither torch nor Lightning: each name
-loads what it needs when first used. See ``docs/your-training-code.md`` and ``docs/distributed.md``.
+loads what it needs when first used. See ``docs/your-training-code.md`` and
+``docs/distributed.md``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The examples of docs/your-training-code.md run as written and leave energy totals in their study."""
+"""The Lightning and DDP examples of docs/your-training-code.md run as written and leave energy
+totals in their study."""
 
 from __future__ import annotations
 
