@@ -22,10 +22,8 @@ Optuna's heartbeat protocol, kept as a lease in the trial's system attrs, so tha
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,33 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
-
-
-@dataclass(frozen=True)
-class Process:
-    """A process as a lease names it: where it runs, and which one it is there."""
-
-    host: str
-    machine: str
-    """Boot id and pid namespace: equal only for processes that see the same pids; ``""`` where
-    unknown (no ``/proc``), and then no pid is ever checked."""
-    pid: int
-    pid_start: int | None
-    """Start time of the pid in clock ticks since boot (``/proc/<pid>/stat``): tells a reused
-    pid from the process that held the lease."""
-
-    @classmethod
-    def current(cls) -> Process:
-        pid = os.getpid()
-        return cls(socket.gethostname(), _machine(), pid, _start_time(pid))
-
-    def is_gone(self, here: Process) -> bool:
-        """Whether this process, seen from ``here``, has certainly ended."""
-        if not self.machine or (self.host, self.machine) != (here.host, here.machine):
-            return False  # another machine: only the lease's age can tell
-        if not _alive(self.pid):
-            return True
-        return self.pid_start is not None and _start_time(self.pid) != self.pid_start
+from optuna_sm2._process import Process, strict_int
 
 
 @dataclass(frozen=True)
@@ -75,35 +47,21 @@ class Lease:
     renewed: float
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "holder": asdict(self.holder)}
+        return {**asdict(self), "holder": self.holder.to_json()}
 
     @classmethod
     def from_json(cls, data: Any) -> Lease | None:
         """The lease stored as ``data``, or ``None`` when ``data`` is not one."""
         try:
-            holder = data["holder"]
-            if not isinstance(holder, Mapping):
-                return None
             lease = cls(
-                trial_id=_int(data["trial_id"]),
-                holder=Process(
-                    host=str(holder["host"]),
-                    machine=str(holder["machine"]),
-                    pid=_int(holder["pid"]),
-                    pid_start=None if holder["pid_start"] is None else _int(holder["pid_start"]),
-                ),
+                trial_id=strict_int(data["trial_id"]),
+                holder=Process.from_json(data["holder"]),
                 acquired=float(data["acquired"]),
                 renewed=float(data["renewed"]),
             )
         except (KeyError, TypeError, ValueError):
             return None
         return lease
-
-
-def _int(x: Any) -> int:
-    if isinstance(x, bool) or not isinstance(x, int):
-        raise TypeError(x)
-    return x
 
 
 class LeasedJournalStorage(JournalStorage, _compat.BaseHeartbeat):
@@ -162,39 +120,3 @@ def own_lease(trial: FrozenTrial) -> Lease | None:
     """The trial's lease if it holds one of its own (not one copied from the trial it retries)."""
     lease = Lease.from_json(trial.system_attrs.get(_attrs.LEASE))
     return lease if lease is not None and lease.trial_id == _compat.trial_id(trial) else None
-
-
-def _machine() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            boot = f.read().strip()
-        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
-    except OSError:
-        return ""
-
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name, or ``None``."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2 :].split()
-
-
-def _start_time(pid: int) -> int | None:
-    fields = _stat(pid)
-    return int(fields[19]) if fields is not None and len(fields) > 19 else None
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process here (a zombie, killed but not yet reaped, is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's live process
-    fields = _stat(pid)
-    return fields is None or fields[0] != "Z"

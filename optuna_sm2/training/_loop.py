@@ -23,6 +23,7 @@ from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
 from optuna_sm2.pruners._report import report
+from optuna_sm2.training._configurations import configuration_number
 from optuna_sm2.training._data import ObjectiveData, TrialBatches
 from optuna_sm2.training._energy_book import EnergyBook
 from optuna_sm2.training._phases import (
@@ -166,7 +167,9 @@ class TrialLoop:
                 f"{ {k: schedule.get(k) for k in differ} }); use a new study."
             )
         batch_size = int(trial.suggest_categorical("batch_size", list(self._batch_sizes)))
-        torch.manual_seed(self._seed + trial.number)
+        # A retry starts from its configuration's seed: trained again, it repeats the first trial.
+        seed = self._seed + configuration_number(_compat.frozen(trial))
+        torch.manual_seed(seed)
         model = self._build_model(trial).to(self._device)
         state = TrainingState(model, self._optimizer_factory(model.parameters(), 0.0))
         phases = self._schedule.phases
@@ -179,7 +182,7 @@ class TrialLoop:
             resumed_from = checkpoints.resume(trial, state, batch_size, len(phases))
             if resumed_from is not None:
                 trial.set_user_attr(_attrs.RESUMED_FROM, resumed_from)
-        train = self._data.for_trial(self._seed + trial.number)
+        train = self._data.for_trial(seed)
         book = EnergyBook()
         attrs = _TrialAttrs(trial)
         inherited = _compat.frozen(trial).intermediate_values
