@@ -53,6 +53,19 @@ def counting_objective(**kwargs: Any) -> SM2Objective:
     return SM2Objective(lambda trial: nn.Linear(4, 2), train, valid, loss, accuracy, **options)
 
 
+LAST_RUNG_STEP = 5
+"""The tiny schedule's rungs are at steps 1, 3 and 5; one final block follows."""
+
+POINTS: dict[str, Callable[[PhaseResult], bool]] = {
+    "before the first rung": lambda r: r.batch_size == 12 and r.step == 0,
+    "at the first rung, before its record": lambda r: r.batch_size == 24 and r.rung == 0,
+    "between rungs": lambda r: r.step == 2,
+    "at the last rung": lambda r: r.rung == 2,
+    "during the final epochs": lambda r: r.step > LAST_RUNG_STEP,
+}
+"""Where a run is stopped: the first step of the run for which the predicate holds."""
+
+
 class InterruptAt:
     """A step callback raising ``KeyboardInterrupt`` (as Ctrl-C would) once, at the first step
     for which ``when(result)`` holds; ``seen`` counts the steps before."""

@@ -29,9 +29,13 @@ from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.training import _synchronous
 from optuna_sm2.training._run_lease import RunLease, stored_lease
 from tests.support.storages import STORAGE_KINDS, make_storage
-from tests.support.synchronous import InterruptAt, assert_finished, counting_objective, outcomes
-
-LAST_RUNG_STEP = 5  # the tiny schedule: rungs at steps 1, 3 and 5, one final epoch block after
+from tests.support.synchronous import (
+    POINTS,
+    InterruptAt,
+    assert_finished,
+    counting_objective,
+    outcomes,
+)
 
 
 def _study(storage: Any, objective: SM2Objective, name: str = "sync") -> optuna.Study:
@@ -60,15 +64,6 @@ def uninterrupted() -> dict[int, tuple[str, int]]:
     optimize_synchronous(study, objective)
     assert_finished(study, objective)
     return outcomes(study)
-
-
-POINTS = {
-    "before the first rung": lambda r: r.batch_size == 12 and r.step == 0,
-    "at the first rung, before its record": lambda r: r.batch_size == 24 and r.rung == 0,
-    "between rungs": lambda r: r.step == 2,
-    "at the last rung": lambda r: r.rung == 2,
-    "during the final epochs": lambda r: r.step > LAST_RUNG_STEP,
-}
 
 
 def _interrupt_then_resume(
