@@ -104,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if not unfinished:
             print(
                 f"study {args.study!r} in {args.storage} already holds {joined.n_trials} "
-                "finished trials: here is its report (run with --fresh to delete it and run "
-                "again)\n"
+                "trials: here is its report (run with --fresh to delete it and run again)\n"
             )
             print(format_report(summarize_study(stored)))
             return 0
