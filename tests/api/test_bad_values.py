@@ -1,0 +1,339 @@
+"""Property: a bad value of any argument of the public API is one ``ValueError`` naming it.
+
+Hypothesis draws, per argument, values of the wrong type, NaN and infinities, numbers out of
+range, booleans (not numbers), strings and numpy scalars of a bad value; each call must raise
+``ValueError`` whose message names the argument as the API's messages do (`` `name` ``). A
+refused :func:`optuna_sm2.report` leaves a real SQLite storage as it was, byte for byte. The
+companion property: numpy numbers of a good value are accepted wherever Python numbers are.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from optuna_sm2 import (
+    EnergyTracker,
+    SM2Objective,
+    SuccessiveHalvingEnergyPruner,
+    TrialEnergy,
+    _compat,
+    explore_lr,
+    optimize_synchronous,
+    report,
+    weighted_objective,
+)
+from optuna_sm2.energy import CpuTimeMeter, RaplMeter, SimulatedMeter
+from optuna_sm2.testing.fake_powercap import Zone, make_powercap
+from tests.support.cli import fingerprint
+from tests.support.tiny import accuracy, tiny_data
+
+EXAMPLES = settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+# -- bad values ---------------------------------------------------------------------------------
+
+JUNK: list[Any] = ["abc", "", "0.5", "1", b"1", [], [1], {}, {"a": 1}, (1, 2), object(), 1j]
+BOOLS: list[Any] = [True, False, np.bool_(True), np.bool_(False)]
+NON_FINITE: list[Any] = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    np.float64("nan"),
+    np.float32("nan"),
+    np.float32("inf"),
+    np.float16("-inf"),
+]
+
+INT64_MIN = -(2**63)
+
+
+def _junk(optional: bool) -> st.SearchStrategy[Any]:
+    return st.sampled_from(JUNK + BOOLS + ([] if optional else [None]))
+
+
+def bad_real(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    optional: bool = False,
+) -> st.SearchStrategy[Any]:
+    """Anything but a finite real number in the range (``None`` is good when ``optional``)."""
+    out: list[st.SearchStrategy[Any]] = [_junk(optional), st.sampled_from(NON_FINITE)]
+    finite = {"allow_nan": False, "allow_infinity": False}
+    if low is not None:
+        below = st.floats(max_value=low, exclude_max=low_inclusive, **finite)
+        out += [below, below.map(np.float64), st.integers(max_value=math.ceil(low) - 1)]
+        out.append(st.integers(min_value=INT64_MIN, max_value=math.ceil(low) - 1).map(np.int64))
+    if high is not None:
+        above = st.floats(min_value=high, exclude_min=high_inclusive, **finite)
+        out += [above, above.map(np.float64), st.integers(min_value=math.floor(high) + 1)]
+    return st.one_of(out)
+
+
+def bad_int(minimum: int, *, optional: bool = False) -> st.SearchStrategy[Any]:
+    """Anything but an integer >= ``minimum``: floats (even integral ones) are not integers."""
+    return st.one_of(
+        _junk(optional),
+        st.sampled_from(NON_FINITE),
+        st.integers(max_value=minimum - 1),
+        st.integers(min_value=INT64_MIN, max_value=minimum - 1).map(np.int64),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(allow_nan=False, allow_infinity=False).map(np.float64),
+    )
+
+
+def bad_choice(choices: tuple[str, ...]) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        _junk(optional=False).filter(lambda x: x not in choices),
+        st.text(max_size=8).filter(lambda x: x not in choices),
+        st.integers(),
+        st.sampled_from([c.upper() for c in choices]),
+    )
+
+
+def not_callable(*, optional: bool = False) -> st.SearchStrategy[Any]:
+    return st.one_of(_junk(optional), st.integers(), st.floats())
+
+
+def bad_numbers(**kwargs: Any) -> st.SearchStrategy[Any]:
+    """A sequence of numbers with one bad entry, or no sequence at all."""
+    entry = bad_real(**kwargs).filter(lambda x: x is not None)
+    return st.one_of(
+        st.sampled_from([None, 1.0, "abc", [[1.0, 2.0], [3.0, 4.0]], np.float64(1.0)]),
+        st.tuples(st.just(1.0), entry).map(list),
+    )
+
+
+# -- the API with good arguments, one replaced ----------------------------------------------
+
+
+def _objective(**override: Any) -> SM2Objective:
+    train, valid = tiny_data()
+    kwargs: dict[str, Any] = {
+        "build_model": lambda trial: nn.Linear(4, 2),
+        "train_data": train,
+        "valid_data": valid,
+        "loss_fn": nn.functional.cross_entropy,
+        "metric": accuracy,
+        "batch_sizes": (8, 16),
+        "n_lrs": 6,
+        "epochs_per_rung": 1,
+        "final_epochs": 1,
+        "meter": SimulatedMeter(),
+        **override,
+    }
+    return SM2Objective(**kwargs)
+
+
+def _trial() -> optuna.trial.Trial:
+    return optuna.create_study(direction="maximize").ask()
+
+
+def _rapl(**override: Any) -> RaplMeter:
+    with tempfile.TemporaryDirectory() as folder:
+        root = make_powercap(Path(folder), [Zone("package-0", energy_uj=10)])
+        return RaplMeter(**{"root": root, **override})
+
+
+def _explore(**override: Any) -> Any:
+    x, y = tiny_data()[0]
+    batches = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 48, 8)]
+    kwargs: dict[str, Any] = {
+        "model": nn.Linear(4, 2),
+        "loss_fn": nn.functional.cross_entropy,
+        "batches": batches,
+        "n_lrs": 3,
+        **override,
+    }
+    return explore_lr(**kwargs)
+
+
+def _synchronous(**override: Any) -> None:
+    objective = _objective()
+    kwargs: dict[str, Any] = {
+        "study": optuna.create_study(direction="maximize", pruner=objective.make_pruner()),
+        "objective": objective,
+        **override,
+    }
+    optimize_synchronous(**kwargs)
+
+
+CALLS: dict[str, Callable[..., Any]] = {
+    "SuccessiveHalvingEnergyPruner": SuccessiveHalvingEnergyPruner,
+    "SM2Objective": _objective,
+    "EnergyTracker": lambda **kw: EnergyTracker(**{"meter": SimulatedMeter(), **kw}),
+    "SimulatedMeter": SimulatedMeter,
+    "CpuTimeMeter": CpuTimeMeter,
+    "RaplMeter": _rapl,
+    "TrialEnergy": lambda **kw: TrialEnergy(**{"trial": _trial(), **kw}),
+    "weighted_objective": lambda **kw: weighted_objective(**{"values": [0.5, 0.7], **kw}),
+    "explore_lr": _explore,
+    "optimize_synchronous": _synchronous,
+}
+
+UNIT = bad_real(0.0, 1.0)
+ARGUMENTS: list[tuple[str, str, st.SearchStrategy[Any]]] = [
+    ("SuccessiveHalvingEnergyPruner", "min_resource", bad_int(1).filter(lambda x: x != "auto")),
+    ("SuccessiveHalvingEnergyPruner", "reduction_factor", bad_int(2)),
+    ("SuccessiveHalvingEnergyPruner", "min_early_stopping_rate", bad_int(0)),
+    ("SuccessiveHalvingEnergyPruner", "bootstrap_count", bad_int(0)),
+    ("SuccessiveHalvingEnergyPruner", "alpha", UNIT),
+    ("SuccessiveHalvingEnergyPruner", "beta", UNIT),
+    ("SuccessiveHalvingEnergyPruner", "lr_scale", bad_choice(("log", "linear"))),
+    (
+        "SuccessiveHalvingEnergyPruner",
+        "rung_steps",
+        st.one_of(
+            bad_int(0, optional=True).filter(lambda x: not isinstance(x, (list, tuple, dict))),
+            st.sampled_from([[], [-1], [1, 1], [3, 2], [1.5], [True], [math.nan], [np.int64(-1)]]),
+        ),
+    ),
+    ("SM2Objective", "build_model", not_callable()),
+    ("SM2Objective", "loss_fn", not_callable()),
+    ("SM2Objective", "metric", not_callable()),
+    ("SM2Objective", "optimizer_factory", not_callable(optional=True)),
+    (
+        "SM2Objective",
+        "train_data",
+        st.sampled_from([None, "abc", 5, (1, 2), [], (torch.ones(3),)]),
+    ),
+    ("SM2Objective", "batch_sizes", st.one_of(bad_int(1), st.sampled_from([[0], [8, 8], [8.0]]))),
+    ("SM2Objective", "lr_min", bad_real(0.0, low_inclusive=False)),
+    ("SM2Objective", "lr_max", bad_real(1e-3, low_inclusive=False)),
+    ("SM2Objective", "n_lrs", bad_int(3)),
+    ("SM2Objective", "explore_fraction", bad_real(0.0, 1.0, low_inclusive=False)),
+    ("SM2Objective", "epochs_per_rung", bad_int(1)),
+    ("SM2Objective", "final_epochs", bad_int(0)),
+    ("SM2Objective", "seed", bad_int(0)),
+    ("SM2Objective", "meter", not_callable(optional=True)),
+    ("SM2Objective", "metric_name", st.sampled_from(["", None, 5, True, b"acc"])),
+    ("SM2Objective", "device", st.sampled_from([5, True, "gpu0", "", "cuda:99", 1.5])),
+    ("SM2Objective", "checkpoint_dir", st.sampled_from([5, True, "", 1.5, b"x"])),
+    ("SM2Objective", "callbacks", st.sampled_from([5, "abc", [5], print])),
+    ("EnergyTracker", "meter", not_callable(optional=True)),
+    ("EnergyTracker", "sync_cuda", st.sampled_from([None, "yes", 1, 0.0, np.float64(1.0)])),
+    ("SimulatedMeter", "power_w", bad_real(0.0)),
+    ("SimulatedMeter", "clock", not_callable()),
+    ("CpuTimeMeter", "watts_per_core", bad_real(0.0, low_inclusive=False)),
+    ("RaplMeter", "root", st.sampled_from([5, True, None, 1.5])),
+    ("RaplMeter", "clock", not_callable()),
+    ("TrialEnergy", "trial", not_callable()),
+    ("TrialEnergy", "tracker", not_callable(optional=True)),
+    ("weighted_objective", "values", bad_numbers().filter(lambda x: x is not None)),
+    ("weighted_objective", "energies", bad_numbers(low=0.0)),
+    ("weighted_objective", "lrs", bad_numbers(low=0.0, low_inclusive=False)),
+    ("weighted_objective", "alpha", UNIT),
+    ("weighted_objective", "beta", UNIT),
+    ("weighted_objective", "direction", bad_choice(("maximize", "minimize"))),
+    ("weighted_objective", "lr_scale", bad_choice(("log", "linear"))),
+    ("explore_lr", "loss_fn", not_callable()),
+    ("explore_lr", "lr_min", bad_real(0.0, low_inclusive=False)),
+    ("explore_lr", "lr_max", bad_real(1e-3, low_inclusive=False)),
+    ("explore_lr", "n_lrs", bad_int(3)),
+    ("explore_lr", "model", not_callable()),
+    ("explore_lr", "batches", st.sampled_from([None, 5, 1.5, True])),
+    ("explore_lr", "optimizer_factory", not_callable(optional=True)),
+    ("explore_lr", "tracker", not_callable(optional=True)),
+    ("explore_lr", "device", st.sampled_from([5, True, "gpu0", ""])),
+    ("optimize_synchronous", "study", not_callable()),
+    ("optimize_synchronous", "objective", not_callable()),
+    ("optimize_synchronous", "n_trials", bad_int(1, optional=True)),
+    ("optimize_synchronous", "enqueue_batch_sizes", st.sampled_from([None, 1, 0, "yes", 1.0])),
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _quiet() -> Iterator[None]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    yield
+
+
+@pytest.mark.parametrize(
+    ("target", "argument", "values"), ARGUMENTS, ids=[f"{t}-{a}" for t, a, _ in ARGUMENTS]
+)
+@EXAMPLES
+@given(data=st.data())
+def test_a_bad_value_is_one_value_error_naming_the_argument(
+    target: str, argument: str, values: st.SearchStrategy[Any], data: st.DataObject
+) -> None:
+    value = data.draw(values, label=argument)
+    with pytest.raises(ValueError) as refused:
+        CALLS[target](**{argument: value})
+    assert f"`{argument}`" in str(refused.value), str(refused.value)
+
+
+# -- report(): refused before anything is written ----------------------------------------------
+
+REPORT_ARGUMENTS: dict[str, st.SearchStrategy[Any]] = {
+    "value": st.sampled_from([*JUNK, *BOOLS, None]),
+    "step": bad_int(0),
+    "energy_per_epoch_j": bad_real(0.0, optional=True),
+    "stable_lr": bad_real(0.0, low_inclusive=False, optional=True),
+}
+GOOD_REPORT = {"value": 0.5, "step": 3, "energy_per_epoch_j": 12.0, "stable_lr": 0.1}
+
+
+@pytest.mark.parametrize("argument", list(REPORT_ARGUMENTS))
+@EXAMPLES
+@given(data=st.data())
+def test_a_refused_report_leaves_the_sqlite_storage_as_it_was(
+    tmp_path: Path, argument: str, data: st.DataObject
+) -> None:
+    path = tmp_path / "study.db"
+    url = f"sqlite:///{path}"
+    study = optuna.create_study(
+        storage=url, study_name="s", direction="maximize", load_if_exists=True
+    )
+    running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    trial = _compat.trial_handle(study, running[0]) if running else study.ask()
+    if not running:
+        report(trial, 0.25, 0, energy_per_epoch_j=10.0, stable_lr=0.2)
+    before_bytes, before = fingerprint(path), study.trials
+    value = data.draw(REPORT_ARGUMENTS[argument], label=argument)
+    with pytest.raises(ValueError) as refused:
+        report(trial, **{**GOOD_REPORT, argument: value})
+    assert f"`{argument}`" in str(refused.value), str(refused.value)
+    assert fingerprint(path) == before_bytes
+    after = optuna.load_study(study_name="s", storage=url).trials
+    assert [(t.user_attrs, t.intermediate_values, t.state) for t in after] == [
+        (t.user_attrs, t.intermediate_values, t.state) for t in before
+    ]
+
+
+# -- numpy numbers of a good value are accepted ---------------------------------------------------
+
+GOOD_NUMPY: list[tuple[str, dict[str, Any]]] = [
+    ("SuccessiveHalvingEnergyPruner", {"alpha": np.float32(0.5), "beta": np.float16(0.25)}),
+    ("SuccessiveHalvingEnergyPruner", {"reduction_factor": np.int32(3)}),
+    ("SuccessiveHalvingEnergyPruner", {"rung_steps": np.array([1, 3])}),
+    ("SM2Objective", {"lr_min": np.float32(1e-3), "lr_max": np.float64(0.5)}),
+    ("SM2Objective", {"n_lrs": np.int16(6), "epochs_per_rung": np.int64(2)}),
+    ("SM2Objective", {"batch_sizes": np.array([8, 16]), "seed": np.uint8(3)}),
+    ("SimulatedMeter", {"power_w": np.float32(50.0)}),
+    ("CpuTimeMeter", {"watts_per_core": np.float32(6.5)}),
+    ("weighted_objective", {"alpha": np.float32(0.5), "energies": np.array([1.0, 2.0])}),
+    ("explore_lr", {"lr_min": np.float32(1e-3), "n_lrs": np.int64(3)}),
+    ("optimize_synchronous", {"n_trials": np.int64(2)}),
+]
+
+
+@pytest.mark.parametrize(
+    ("target", "arguments"), GOOD_NUMPY, ids=[f"{t}-{'-'.join(a)}" for t, a in GOOD_NUMPY]
+)
+def test_numpy_numbers_of_a_good_value_are_accepted(
+    target: str, arguments: dict[str, Any]
+) -> None:
+    CALLS[target](**arguments)
