@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from optuna_sm2 import SM2Objective, _compat, attrs, optimize_synchronous
 from optuna_sm2._process import Process
 from optuna_sm2.analysis._summary import summarize_study
-from optuna_sm2.training import _synchronous
+from optuna_sm2.training import _run_lease, _synchronous
 from optuna_sm2.training._run_lease import RunLease, stored_lease
 from tests.support.storages import STORAGE_KINDS, make_storage
 from tests.support.synchronous import (
@@ -260,9 +260,10 @@ def test_a_live_lease_is_refused_and_a_stale_one_taken(tmp_path: Path) -> None:
     assert_finished(study, objective)
 
 
-def test_the_lease_is_renewed_and_released(tmp_path: Path) -> None:
-    objective = counting_objective()
-    study = _study(make_storage("journal", tmp_path), objective)
+def test_the_lease_is_renewed_and_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_run_lease, "DEFAULT_INTERVAL_S", 0.05)
     seen: list[RunLease] = []
 
     def look(trial: optuna.trial.Trial, result: Any) -> None:
@@ -271,20 +272,36 @@ def test_the_lease_is_renewed_and_released(tmp_path: Path) -> None:
         seen.append(lease)
         time.sleep(0.02)
 
-    watched = counting_objective(callbacks=[look])
-    from optuna_sm2.training import _run_lease
-
-    original = _run_lease.StudyLease.__init__
-
-    def fast(self: Any, study: optuna.Study, interval: float | None = None) -> None:
-        original(self, study, 0.05)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_run_lease.StudyLease, "__init__", fast)
-        patch.setattr(_synchronous.StudyLease, "__init__", fast)
-        optimize_synchronous(study, watched)
+    objective = counting_objective(callbacks=[look])
+    study = _study(make_storage("journal", tmp_path), objective)
+    optimize_synchronous(study, objective)
     assert {lease.run for lease in seen} == {seen[0].run}
     assert not any(lease.released for lease in seen)
     assert seen[-1].renewed > seen[0].renewed  # renewed while the run went on
     final = stored_lease(study)
     assert final is not None and final.released and final.holder.pid == os.getpid()
+
+
+def test_a_run_whose_lease_was_taken_over_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_run_lease, "DEFAULT_INTERVAL_S", 0.2)
+    elsewhere = Process("elsewhere", "boot/pid:[1]", 4242, None)
+
+    def taken_over(trial: optuna.trial.Trial, result: Any) -> None:
+        if result.step == 0 and result.batch_size == 4:
+            # Right after a renewal (a renewal reads, then writes: a write landing in between
+            # would be overwritten, and then the other run would stop instead).
+            first = stored_lease(trial.study)
+            while stored_lease(trial.study) == first:
+                time.sleep(0.005)
+            lease = _lease(elsewhere, renewed_ago=0.0)
+            _compat.set_study_system_attr(trial.study, attrs.SYNCHRONOUS_LEASE, lease)
+            time.sleep(0.5)  # the next renewal finds the other run's lease
+
+    objective = counting_objective(callbacks=[taken_over])
+    study = _study(make_storage("journal", tmp_path), objective)
+    with pytest.raises(ValueError, match="was taken over by another optimize_synchronous run"):
+        optimize_synchronous(study, objective)
+    lease = stored_lease(study)
+    assert lease is not None and lease.run == "other-run"  # left to the run that took it
