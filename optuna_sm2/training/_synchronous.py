@@ -81,10 +81,10 @@ def optimize_synchronous(
     same way.
 
     Raises:
-        ValueError: A bad argument (named); a study whose lease another run holds; a study
-            holding RUNNING trials that no synchronous run started (a worker's, or ones of a
-            version without leases); more configurations asked for than a study that has
-            decided a rung holds.
+        ValueError: A bad argument (named); an objective whose schedule is not the study's; a
+            study whose lease another run holds; a study holding RUNNING trials that no
+            synchronous run started (a worker's, or ones of a version without leases); more
+            configurations asked for than a study that has decided a rung holds.
     """
     pruner = _check_arguments(study, objective, n_trials, enqueue_batch_sizes)
     n = len(objective.batch_sizes) if n_trials is None else int(n_trials)
@@ -147,6 +147,15 @@ class _SynchronousRun:
 
     def check_study(self, n: int) -> None:
         """Refuse a study this run must not take over, before anything is written."""
+        stored = self.study.user_attrs.get(_attrs.SCHEDULE)
+        ours = self.objective.schedule_attr()
+        if stored is not None and stored != ours:
+            differ = sorted(k for k in {*ours, *stored} if ours.get(k) != stored.get(k))
+            raise ValueError(
+                f"`objective` has another schedule than study {self.study.study_name!r} "
+                f"({_attrs.SCHEDULE} differs in {', '.join(differ)}): its trials cannot go on "
+                "with it; use the objective the study was run with, or a new study"
+            )
         configurations = read_configurations(self.study)
         running = [
             t.number
@@ -276,9 +285,11 @@ class _SynchronousRun:
         """The study's unfinished configurations, read now; RUNNING trials a dead run left
         behind a queued retry are failed on the way."""
         unfinished = []
+        live = {trial.number for trial, _ in self.live.values()}
         for configuration in read_configurations(self.study).values():
             for trial in configuration.stale():
-                self._storage_state(trial, TrialState.FAIL)
+                if trial.number not in live:
+                    self._storage_state(trial, TrialState.FAIL)
             if not configuration.finished:
                 unfinished.append(configuration)
         return unfinished

@@ -209,6 +209,27 @@ def test_no_configuration_joins_after_a_rung_was_decided(tmp_path: Path) -> None
     assert stored_lease(study) == lease_before  # refused before anything was written
 
 
+def test_another_schedule_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    storage = make_storage("journal", tmp_path)
+    first = counting_objective(callbacks=[InterruptAt(POINTS["between rungs"])])
+    with pytest.raises(KeyboardInterrupt):
+        optimize_synchronous(_study(storage, first), first)
+    other = counting_objective(epochs_per_rung=2)
+    study = optuna.create_study(
+        storage=storage,
+        study_name="sync",
+        direction="maximize",
+        pruner=other.make_pruner(),
+        load_if_exists=True,
+    )
+    before = [(t.number, t.state, t.system_attrs) for t in study.trials]
+    lease = stored_lease(study)
+    with pytest.raises(ValueError, match="`objective` has another schedule than study 'sync'"):
+        optimize_synchronous(study, other)
+    assert [(t.number, t.state, t.system_attrs) for t in study.trials] == before
+    assert stored_lease(study) == lease
+
+
 def test_running_trials_no_synchronous_run_started_are_refused(tmp_path: Path) -> None:
     objective = counting_objective()
     study = _study(f"sqlite:///{tmp_path / 's.db'}", objective)
