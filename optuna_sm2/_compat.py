@@ -35,6 +35,21 @@ def study_id(study: optuna.Study) -> int:
     return study._study_id
 
 
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's system attributes (Optuna 5 has no public reader)."""
+    return study._storage.get_study_system_attrs(study._study_id)
+
+
+def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
+    """Write a system attribute of the study (Optuna 5 has no public writer)."""
+    study._storage.set_study_system_attr(study._study_id, key, value)
+
+
+def heartbeat_interval(storage: BaseStorage) -> int | None:
+    """The seconds between a running trial's heartbeats, where the storage records them."""
+    return storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
+
+
 def trial_id(trial: optuna.trial.Trial | FrozenTrial) -> int:
     """The storage's id of a running or frozen trial."""
     return trial._trial_id
@@ -75,3 +90,12 @@ def retried_trial_number(trial: FrozenTrial) -> int | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
+def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a WAITING copy of the failed ``trial``, as Optuna's heartbeat retry does
+    (``RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)``): it holds
+    ``failed_trial`` and ``retry_history``, and ``SM2Objective`` resumes it from a checkpoint."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)(study, trial)

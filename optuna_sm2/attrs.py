@@ -67,3 +67,12 @@ once when it first decides; the report and the dashboard read them."""
 LEASE = "sm2:lease"
 """Trial system attr: the lease of the worker running the trial on a journal storage (its host,
 machine, pid and the pid's start time, when taken and last renewed); see docs/reliability.md."""
+
+SYNCHRONOUS_LEASE = "sm2:synchronous_lease"
+"""Study system attr: the lease of the ``optimize_synchronous`` run that holds the study (its
+run id, the process, when taken and last renewed, the renewal interval, whether it was released);
+see docs/reliability.md."""
+
+SYNCHRONOUS_DECIDED = "sm2:synchronous_decided"
+"""Study system attr: the last rung whose every decision ``optimize_synchronous`` has told (the
+losers PRUNED); a resumed run decides only the rungs after it."""

@@ -25,6 +25,7 @@ from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
 from optuna_sm2.pruners._report import report
 from optuna_sm2.pruners._trial_energy import TrialEnergy
+from optuna_sm2.training._configurations import configuration_number
 from optuna_sm2.training._data import ObjectiveData, TrialBatches
 from optuna_sm2.training._loss import Loss
 from optuna_sm2.training._optimizer import (
@@ -166,12 +167,16 @@ class TrialLoop:
             n_lrs=self._sweep.n_lrs,
         )
 
-    def _start(self, trial: optuna.trial.Trial) -> tuple[int, TrainingState]:
-        """The trial's batch size and its fresh model and optimizer, checked before anything
-        of SM² is written to the study: the builder and the factory took the batch size and
-        the LR as SM² gives them, and (in the first trial) the metric returns a number."""
+    def _start(self, trial: optuna.trial.Trial) -> tuple[int, TrainingState, int]:
+        """The trial's batch size, its fresh model and optimizer, and its seed, checked before
+        anything of SM² is written to the study: the builder and the factory took the batch size
+        and the LR as SM² gives them, and (in the first trial) the metric returns a number.
+
+        A retry starts from its configuration's seed: trained again, it repeats the first
+        trial."""
         batch_size = int(trial.suggest_categorical("batch_size", list(self._batch_sizes)))
-        torch.manual_seed(self._seed + trial.number)
+        seed = self._seed + configuration_number(_compat.frozen(trial))
+        torch.manual_seed(seed)
         with self._batch_size_kept("build_model"):
             model = self._build_model(trial)
         if not isinstance(model, nn.Module):
@@ -186,7 +191,7 @@ class TrialLoop:
         if not self._metric_checked:
             metric_value(model, self._metric, self._data.valid)
             self._metric_checked = True
-        return batch_size, state
+        return batch_size, state, seed
 
     @contextlib.contextmanager
     def _batch_size_kept(self, name: str) -> Iterator[None]:
@@ -230,7 +235,7 @@ class TrialLoop:
         """The trial step by step: yields each step's result after reporting it; returns the
         final metric."""
         schedule = self._checked_schedule(trial)
-        batch_size, state = self._start(trial)
+        batch_size, state, seed = self._start(trial)
         if schedule is not None:
             trial.study.set_user_attr(_attrs.SCHEDULE, schedule)
         phases = self._schedule.phases
@@ -243,7 +248,7 @@ class TrialLoop:
             resumed_from = checkpoints.resume(trial, state, batch_size, len(phases))
             if resumed_from is not None:
                 trial.set_user_attr(_attrs.RESUMED_FROM, resumed_from)
-        train = self._data.for_trial(self._seed + trial.number)
+        train = self._data.for_trial(seed)
         book = TrialEnergy(trial, self.tracker)
         attrs = _TrialAttrs(trial)
         inherited = _compat.frozen(trial).intermediate_values
