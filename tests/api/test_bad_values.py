@@ -275,38 +275,15 @@ ARGUMENTS: list[tuple[str, str, Bad]] = [
 ]
 
 
-_RANKING = (
-    "main's pruners/ lacks this check and the ranking branch adds it: delete this entry when "
-    "merging that branch (the case then passes, and strict xfail fails)"
-)
 _RAGGED = (
-    "pruners/_weighted_objective.py (issue 14, item 7), with the ranking branch merged too: a "
-    "ragged list such as [1.0, []] is numpy's ValueError, which does not name the argument"
+    "pruners/_weighted_objective.py (issue 14, item 7): a ragged list such as [1.0, []] is "
+    "numpy's ValueError, which does not name the argument"
 )
-_ENERGY = "energy/ lacks this check (issue 14, item 7): "
 _LR = "lr/_sweep.py checks only loss_fn, lr_min, lr_max and n_lrs (issue 14, item 7): "
 KNOWN_GAPS: dict[str, str] = {
-    "SuccessiveHalvingEnergyPruner-alpha": _RANKING + " (True taken as 1)",
-    "SuccessiveHalvingEnergyPruner-beta": _RANKING + " (True taken as 1)",
-    "SuccessiveHalvingEnergyPruner-rung_steps": _RANKING + " (a TypeError for a scalar)",
-    "weighted_objective-values": _RAGGED + "; on main a scalar is accepted too",
-    "weighted_objective-energies": _RAGGED + "; on main a scalar is a TypeError too",
-    "weighted_objective-lrs": _RAGGED + "; on main a scalar is a TypeError too",
-    "weighted_objective-alpha": _RANKING + " (True taken as 1)",
-    "weighted_objective-beta": _RANKING + " (True taken as 1)",
-    "report-value": _RANKING + " (Optuna's TypeError for a string, after the energy is stored)",
-    "report-step": _RANKING + " (Optuna's TypeError for a string)",
-    "report-energy_per_epoch_j": _RANKING + " (a TypeError for a string)",
-    "report-stable_lr": _RANKING + " (a TypeError for a string)",
-    "numpy-SuccessiveHalvingEnergyPruner-alpha-beta": _RANKING + " (np.float32 refused)",
-    "numpy-weighted_objective-alpha-energies": _RANKING + " (np.float32 refused)",
-    "EnergyTracker-sync_cuda": _ENERGY + "bool(sync_cuda) takes None, strings and numbers",
-    "SimulatedMeter-clock": _ENERGY + "a clock that is not callable is a TypeError",
-    "RaplMeter-root": _ENERGY + "Path(root) raises TypeError for a number or None",
-    "RaplMeter-clock": _ENERGY + "a clock that is not callable is a TypeError",
-    "numpy-SimulatedMeter-power_w": _ENERGY
-    + "check_finite takes (int, float): np.float32 refused",
-    "numpy-CpuTimeMeter-watts_per_core": _ENERGY + "check_finite: np.float32 refused",
+    "weighted_objective-values": _RAGGED,
+    "weighted_objective-energies": _RAGGED,
+    "weighted_objective-lrs": _RAGGED,
     "explore_lr-model": _LR + "a non-module is an AttributeError",
     "explore_lr-batches": _LR + "None or a number is a TypeError",
     "explore_lr-optimizer_factory": _LR + "a non-callable is a TypeError",
