@@ -48,7 +48,13 @@ FLAGS = {
 
 SCHEDULE_SETTINGS = ("epochs_per_rung", "final_epochs", "n_lrs")
 PRUNER_SETTINGS = ("alpha", "beta")
-_ADOPTED_PRUNER_SETTINGS = ("lr_scale", "reduction_factor", "bootstrap_count")
+_ADOPTED_PRUNER_SETTINGS = (
+    "lr_scale",
+    "reduction_factor",
+    "bootstrap_count",
+    "ranking",
+    "performance_tolerance",
+)
 """Settings of a stored pruner that no option sets; a joining run's pruner takes them over."""
 
 
@@ -194,6 +200,11 @@ def read_pruner_settings(value: Any) -> dict[str, Any] | None:
     for key in ("reduction_factor", "bootstrap_count"):
         if _is_int(value.get(key)):
             settings[key] = value[key]
+    if value.get("ranking") in ("robust", "paper"):
+        settings["ranking"] = value["ranking"]
+    tolerance: Any = value.get("performance_tolerance")
+    if _is_number(tolerance) and 0.0 <= tolerance < 1.0:
+        settings["performance_tolerance"] = float(tolerance)
     return settings
 
 
@@ -292,6 +303,9 @@ def make_pruner(
             f"run's objective reaches its rungs at {objective.rung_steps}: choose another --study"
         )
     adopted = {k: pruner[k] for k in _ADOPTED_PRUNER_SETTINGS if k in pruner}
+    if pruner and "ranking" not in pruner:
+        # Settings stored before the robust ranking existed were decided by the paper's Eq. 2.
+        adopted["ranking"] = "paper"
     return objective.make_pruner(alpha=settings["alpha"], beta=settings["beta"], **adopted)
 
 
