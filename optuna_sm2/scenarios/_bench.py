@@ -238,14 +238,16 @@ def format_table(results: dict[str, ScenarioResult], meta: dict[str, Any]) -> st
     """Markdown: each arm's energy, metric and search overhead (mean and range over seeds),
     α=0.75 against each arm, its saving over α=1, the targets, and the decisions."""
     estimate = " (an estimate, not a measurement)" if meta.get("energy_is_estimate") else ""
-    seeds = meta.get("seeds") or [meta.get("seed")]
+    seeds = sorted({run.seed for r in results.values() for a in r.arms.values() for run in a.runs})
+    requested = meta.get("seeds") or seeds
+    pending = f", of {len(requested)} requested" if len(seeds) < len(requested) else ""
     lines = [
         f"# SM² benchmark, budget `{meta.get('budget')}`",
         "",
         f"Energy source: `{meta.get('energy_source')}`{estimate}. Machine: {meta.get('machine')}, "
         f"Python {meta.get('python')}, torch {meta.get('torch')} "
         f"({meta.get('torch_threads')} threads), device {meta.get('device')}. "
-        f"Date: {meta.get('date')}. Seeds: {', '.join(map(str, seeds))} ({len(seeds)}).",
+        f"Date: {meta.get('date')}. Seeds: {', '.join(map(str, seeds))} ({len(seeds)}{pending}).",
         "",
         "## Every arm",
         "",
@@ -332,7 +334,7 @@ def format_table(results: dict[str, ScenarioResult], meta: dict[str, Any]) -> st
             "|---|---|" + "---|" * len(arms),
         ]
         for r in results.values():
-            for s in seeds:
+            for s in sorted({run.seed for a in r.arms.values() for run in a.runs}):
                 cells = [_reached(r.arms[a].by_seed().get(s)) if a in r.arms else "" for a in arms]
                 lines.append(f"| {r.scenario} | {s} | {' | '.join(cells)} |")
     notes = [
