@@ -47,8 +47,9 @@ def register(subparsers: Any) -> None:
         "--budget",
         choices=BUDGET_CHOICES,
         default="small",
-        help="small: minutes on 2 CPU cores (default); paper: the paper's settings, for a GPU "
-        "(8 batch sizes, 20 LRs from 1e-3 to 1, 5 then 10 epochs); tiny: seconds, a smoke test",
+        help="small: about 35 minutes per seed with every arm on 2 busy CPU cores (default); "
+        "paper: the paper's settings, for a GPU (8 batch sizes, 20 LRs from 1e-3 to 1, 5 then 10 "
+        "epochs); tiny: seconds, a smoke test",
     )
     add_text(parser, "--out", required=True, metavar="DIR", help="folder for the results")
     add_int(parser, "--seed", low=0, high=2**32 - 1, default=0, help="the first seed (0)")

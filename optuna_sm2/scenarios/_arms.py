@@ -25,6 +25,7 @@ from optuna_sm2.scenarios._results import ArmResult, StepRecord
 from optuna_sm2.training._data import ObjectiveData
 from optuna_sm2.training._energy_book import EnergyBook
 from optuna_sm2.training._loop import PhaseResult
+from optuna_sm2.training._objective import SM2Objective
 from optuna_sm2.training._phases import evaluate, sgd, train_epoch
 from optuna_sm2.training._synchronous import optimize_synchronous
 
@@ -85,8 +86,8 @@ def _objective_arm(
     seed: int,
     device: str,
     progress: Progress,
-    pruner: Callable[[Any], optuna.pruners.BasePruner],
-    optimize: Callable[[optuna.Study, Any], None],
+    pruner: Callable[[SM2Objective], optuna.pruners.BasePruner],
+    optimize: Callable[[optuna.Study, SM2Objective], None],
 ) -> ArmResult:
     """One study of the scenario's :class:`SM2Objective`, in memory: ``pruner(objective)`` is
     the study's pruner, ``optimize(study, objective)`` runs it.
@@ -172,7 +173,7 @@ def run_grid(
     (explorations and thorough epochs) with no pruning (Optuna's ``NopPruner``); a configuration
     whose loss diverges still stops, as in every arm. The final metric is the best one's."""
 
-    def every_batch_size(study: optuna.Study, objective: Any) -> None:
+    def every_batch_size(study: optuna.Study, objective: SM2Objective) -> None:
         for batch_size in objective.batch_sizes:
             study.enqueue_trial({"batch_size": batch_size})
         study.optimize(objective, n_trials=len(objective.batch_sizes))
