@@ -1,15 +1,16 @@
 """The one place that reaches into Optuna's private attributes.
 
-Optuna has no public way to get a trial's storage id, its frozen copy from a running
-:class:`optuna.trial.Trial`, to write a trial's system attribute from a pruner, or to give a
-storage a heartbeat (:class:`BaseHeartbeat`, re-exported from here); everything
-else optuna-sm2 does goes through Optuna's public API. Keeping these accesses here means an
-Optuna upgrade that renames them breaks one small module, not the package.
+Optuna has no public way to get a trial's storage id, its frozen copy or reported steps from a
+running :class:`optuna.trial.Trial`, to write a trial's system attribute from a pruner, or to
+give a storage a heartbeat (:class:`BaseHeartbeat`, re-exported from here); everything else
+optuna-sm2 does goes through Optuna's public API. Keeping these accesses here means an Optuna
+upgrade that renames them breaks one small module, not the package.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -34,6 +35,21 @@ def study_id(study: optuna.Study) -> int:
     return study._study_id
 
 
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's system attributes (Optuna 5 has no public reader)."""
+    return study._storage.get_study_system_attrs(study._study_id)
+
+
+def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
+    """Write a system attribute of the study (Optuna 5 has no public writer)."""
+    study._storage.set_study_system_attr(study._study_id, key, value)
+
+
+def heartbeat_interval(storage: BaseStorage) -> int | None:
+    """The seconds between a running trial's heartbeats, where the storage records them."""
+    return storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
+
+
 def trial_id(trial: optuna.trial.Trial | FrozenTrial) -> int:
     """The storage's id of a running or frozen trial."""
     return trial._trial_id
@@ -42,6 +58,14 @@ def trial_id(trial: optuna.trial.Trial | FrozenTrial) -> int:
 def frozen(trial: optuna.trial.Trial) -> FrozenTrial:
     """The trial as its storage holds it now (intermediate values, attrs, state)."""
     return trial.study._storage.get_trial(trial._trial_id)
+
+
+def reported_steps(trial: optuna.trial.Trial) -> Collection[int]:
+    """The steps the running trial has reported, as :meth:`optuna.trial.Trial.report` sees them
+    (it ignores a value reported again at one of these); none for a trial that keeps no record
+    of them (:class:`optuna.trial.FixedTrial`)."""
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    return () if cached is None else cached.intermediate_values.keys()
 
 
 def set_trial_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
@@ -66,3 +90,12 @@ def retried_trial_number(trial: FrozenTrial) -> int | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
+def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a WAITING copy of the failed ``trial``, as Optuna's heartbeat retry does
+    (``RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)``): it holds
+    ``failed_trial`` and ``retry_history``, and ``SM2Objective`` resumes it from a checkpoint."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)(study, trial)

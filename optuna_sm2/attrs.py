@@ -20,6 +20,11 @@ ENERGY_SOURCE = "sm2.energy_source"
 SYSTEM_ATTR_PREFIX = "sm2:"
 """Prefix of every system attr the pruner writes (never Optuna's bare ``completed_rung_*``)."""
 
+PRUNED_AT_EPOCH = "sm2:pruned_at_epoch"
+"""System attr: the epoch at which ``SM2PruningCallback`` stopped the trainer; read by its
+``check_pruned()`` in the process that called ``Trainer.fit`` (under DDP the decision is taken in
+a worker process)."""
+
 ENERGY_TRAIN_J = "sm2.energy_train_j"
 """User attr: the thorough-training part of :data:`ENERGY_TOTAL_J`."""
 
@@ -62,3 +67,12 @@ once when it first decides; the report and the dashboard read them."""
 LEASE = "sm2:lease"
 """Trial system attr: the lease of the worker running the trial on a journal storage (its host,
 machine, pid and the pid's start time, when taken and last renewed); see docs/reliability.md."""
+
+SYNCHRONOUS_LEASE = "sm2:synchronous_lease"
+"""Study system attr: the lease of the ``optimize_synchronous`` run that holds the study (its
+run id, the process, when taken and last renewed, the renewal interval, whether it was released);
+see docs/reliability.md."""
+
+SYNCHRONOUS_DECIDED = "sm2:synchronous_decided"
+"""Study system attr: the last rung whose every decision ``optimize_synchronous`` has told (the
+losers PRUNED); a resumed run decides only the rungs after it."""

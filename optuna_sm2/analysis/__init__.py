@@ -1,7 +1,23 @@
-"""What a study holds, summarized: per-trial energy, totals, savings. No torch, no drawing."""
+"""What a study holds, summarized: per-trial energy, totals, savings, every rung ranked with
+the pruner's rule, and what each energy figure is. No torch, no drawing."""
 
 from __future__ import annotations
 
-from optuna_sm2.analysis._summary import StudyReport, TrialSummary, summarize_study
+from optuna_sm2.analysis._format import format_joules, format_number, plural
+from optuna_sm2.analysis._rungs import RungSummary
+from optuna_sm2.analysis._sources import source_kind, source_label
+from optuna_sm2.analysis._summary import J_PER_WH, StudyReport, summarize_study
+from optuna_sm2.analysis._trial import TrialSummary
 
-__all__ = ["StudyReport", "TrialSummary", "summarize_study"]
+__all__ = [
+    "J_PER_WH",
+    "RungSummary",
+    "StudyReport",
+    "TrialSummary",
+    "format_joules",
+    "format_number",
+    "plural",
+    "source_kind",
+    "source_label",
+    "summarize_study",
+]

@@ -1,30 +1,38 @@
-"""What an SM² study spent: per-trial energy, totals and the saving against training everything.
+"""What an SM² study spent and how it decided: per-trial energy, totals, the saving against
+training everything, and every rung ranked with the pruner's own rule.
 
 Reads only the keys of ``docs/stored-data.md``; imports neither torch nor the training code.
+The report and every dashboard figure and note are drawn from :class:`StudyReport` alone.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
+from optuna_sm2._validation import is_int
+from optuna_sm2.analysis._format import plural
+from optuna_sm2.analysis._rungs import RungSummary, summarize_rungs
+from optuna_sm2.analysis._sources import source_kind
+from optuna_sm2.analysis._trial import TrialSummary, count, summarize_trial
 from optuna_sm2.attrs import (
-    ENERGY_EXPLORE_J,
-    ENERGY_PER_EPOCH_J,
-    ENERGY_SOURCE,
+    ENERGY_INVALID_WINDOWS,
     ENERGY_TOTAL_J,
-    EPOCHS_TRAINED,
-    EXPLORATIONS,
+    PRUNER,
     RESUMED_FROM,
     SCHEDULE,
-    STABLE_LR,
 )
-from optuna_sm2.pruners._successive_halving_energy import own_records
+from optuna_sm2.pruners import (
+    PrunerSettings,
+    read_records,
+    stored_pruner_settings,
+)
+from optuna_sm2.pruners._weighted_objective import LRScale
 
 if TYPE_CHECKING:
     import optuna
@@ -32,29 +40,7 @@ if TYPE_CHECKING:
 
 J_PER_WH = 3600.0
 
-
-def _number(x: Any) -> float | None:
-    """``x`` as a finite float, or ``None`` when it is missing or not a finite number."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return None
-    return float(x)
-
-
-def _count(x: Any) -> int | None:
-    """``x`` as a non-negative int (``3`` or ``3.0``), else ``None``."""
-    value = _number(x)
-    return int(value) if value is not None and value >= 0 and value == int(value) else None
-
-
-def _json_float(x: float | None) -> float | None:
-    """Strict JSON has no NaN or infinity: those become ``None``."""
-    return x if x is None or math.isfinite(x) else None
-
-
-def _last_value(trial: FrozenTrial) -> float | None:
-    if not trial.intermediate_values:
-        return None
-    return float(trial.intermediate_values[max(trial.intermediate_values)])
+SettingsOrigin = Literal["study", "arguments", "defaults"]
 
 
 def _has_sm2_data(trial: FrozenTrial) -> bool:
@@ -64,59 +50,20 @@ def _has_sm2_data(trial: FrozenTrial) -> bool:
 
 
 @dataclass(frozen=True)
-class TrialSummary:
-    """One trial as the report shows it; a figure the trial does not hold is ``None``.
-
-    ``projected_energy_j`` is what the trial would have spent trained to the end of the schedule
-    (see :func:`summarize_study`); ``None`` when the study has no schedule or the trial lacks the
-    attributes the projection needs.
-    """
-
-    number: int
-    state: str
-    batch_size: int | None
-    stable_lr: float | None
-    energy_per_epoch_j: float | None
-    energy_total_j: float | None
-    energy_explore_j: float | None
-    last_value: float | None
-    last_step: int | None
-    rung: int | None
-    epochs_trained: int | None
-    explorations: int | None
-    energy_source: str | None
-    projected_energy_j: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        """The summary as a dict of JSON values (NaN and infinities become ``None``)."""
-        return {
-            "number": self.number,
-            "state": self.state,
-            "batch_size": self.batch_size,
-            "stable_lr": self.stable_lr,
-            "energy_per_epoch_j": self.energy_per_epoch_j,
-            "energy_total_j": self.energy_total_j,
-            "energy_explore_j": self.energy_explore_j,
-            "last_value": _json_float(self.last_value),
-            "last_step": self.last_step,
-            "rung": self.rung,
-            "epochs_trained": self.epochs_trained,
-            "explorations": self.explorations,
-            "energy_source": self.energy_source,
-            "projected_energy_j": self.projected_energy_j,
-        }
-
-
-@dataclass(frozen=True)
 class StudyReport:
-    """What a study spent, from the attributes of ``docs/stored-data.md``.
+    """What a study spent and how it decided, from the attributes of ``docs/stored-data.md``.
 
-    Energies are in joules (``_wh`` in watt-hours). A figure that cannot be computed from what
-    the study holds is ``None``. ``notes`` says, in words, what was left out and why.
+    Energies are in joules (``_wh`` in watt-hours). The totals sum the *measured* trials
+    (those holding ``sm2.energy_total_j``); :attr:`unmeasured_trials` are left out of them and
+    of the saving, never counted as 0 J (``total_energy_j`` is 0.0 when no trial is measured;
+    :meth:`to_json` then gives ``null``). The saving compares :attr:`projected_energy_j` with
+    :attr:`saving_basis_j`, both over the finished, measured trials: a running trial is still
+    spending and is listed in :attr:`running_trials` instead. A figure that cannot be computed
+    from what the study holds is ``None``; ``notes`` says, in words, what was left out and why.
     """
 
     study_name: str
-    direction: str
+    direction: Literal["maximize", "minimize"]
     schedule: Mapping[str, Any] | None
     trials: tuple[TrialSummary, ...]
     total_energy_j: float
@@ -126,6 +73,20 @@ class StudyReport:
     energy_sources: tuple[str, ...]
     unprojected_trials: tuple[int, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    metric_name: str = "objective value"
+    pruner: PrunerSettings = field(default_factory=PrunerSettings)
+    pruner_origin: SettingsOrigin = "defaults"
+    rungs: tuple[RungSummary, ...] = ()
+    saving_basis_j: float | None = None
+    unmeasured_trials: tuple[int, ...] = ()
+    partly_measured_trials: tuple[int, ...] = ()
+    running_trials: tuple[int, ...] = ()
+    best_trial: int | None = None
+
+    @property
+    def measured_trials(self) -> int:
+        """How many trials hold an energy total."""
+        return sum(t.energy_total_j is not None for t in self.trials)
 
     @property
     def total_energy_wh(self) -> float:
@@ -138,10 +99,10 @@ class StudyReport:
 
     @property
     def saving_j(self) -> float | None:
-        """Projected energy minus what was actually spent."""
-        if self.projected_energy_j is None:
+        """Projected energy minus what the same trials actually spent."""
+        if self.projected_energy_j is None or self.saving_basis_j is None:
             return None
-        return self.projected_energy_j - self.total_energy_j
+        return self.projected_energy_j - self.saving_basis_j
 
     @property
     def saving_pct(self) -> float | None:
@@ -151,35 +112,67 @@ class StudyReport:
         return 100.0 * self.saving_j / self.projected_energy_j
 
     @property
+    def energy_kinds(self) -> tuple[str, ...]:
+        """:func:`~optuna_sm2.analysis.source_kind` of each of :attr:`energy_sources`."""
+        return tuple(source_kind(s) for s in self.energy_sources)
+
+    @property
     def is_estimate(self) -> bool:
-        """Whether any figure comes from an estimating meter (a source containing ``estimate``)."""
-        return any("estimate" in source for source in self.energy_sources)
+        """Whether any figure comes from an estimating meter (``cpu-time-estimate``)."""
+        return "estimate" in self.energy_kinds
 
     @property
     def is_simulated(self) -> bool:
-        """Whether any figure comes from a simulated meter (a source containing ``simulated``)."""
-        return any("simulated" in source for source in self.energy_sources)
+        """Whether any figure comes from a simulated meter."""
+        return "simulated" in self.energy_kinds
+
+    def describe_pruner(self) -> str:
+        """The settings the rungs are ranked with and where they come from, in one line."""
+        origin = {
+            "study": f"stored in the study by optuna-sm2 {self.pruner.version}",
+            "arguments": "not stored in the study: α/β as given, the rest the pruner's defaults",
+            "defaults": "not stored in the study: the pruner's defaults",
+        }[self.pruner_origin]
+        return f"{self.pruner.describe()} ({origin})"
+
+    def trial(self, number: int) -> TrialSummary:
+        """The summary of trial ``number``; ``KeyError`` if the study has none."""
+        for t in self.trials:
+            if t.number == number:
+                return t
+        raise KeyError(number)
 
     def to_json(self) -> dict[str, Any]:
         """The report as a dict of JSON values, derived figures included."""
+        measured = self.measured_trials > 0
         return {
             "study_name": self.study_name,
             "direction": self.direction,
+            "metric_name": self.metric_name,
             "schedule": None if self.schedule is None else dict(self.schedule),
+            "pruner": self.pruner.to_json(),
+            "pruner_origin": self.pruner_origin,
             "energy_sources": list(self.energy_sources),
             "is_estimate": self.is_estimate,
             "is_simulated": self.is_simulated,
-            "total_energy_j": self.total_energy_j,
-            "total_energy_wh": self.total_energy_wh,
-            "explore_energy_j": self.explore_energy_j,
+            "measured_trials": self.measured_trials,
+            "total_energy_j": self.total_energy_j if measured else None,
+            "total_energy_wh": self.total_energy_wh if measured else None,
+            "explore_energy_j": self.explore_energy_j if measured else None,
             "exploration_share": self.exploration_share,
-            "pruned_energy_j": self.pruned_energy_j,
+            "pruned_energy_j": self.pruned_energy_j if measured else None,
             "projected_energy_j": self.projected_energy_j,
+            "saving_basis_j": self.saving_basis_j,
             "saving_j": self.saving_j,
             "saving_pct": self.saving_pct,
             "unprojected_trials": list(self.unprojected_trials),
+            "unmeasured_trials": list(self.unmeasured_trials),
+            "partly_measured_trials": list(self.partly_measured_trials),
+            "running_trials": list(self.running_trials),
+            "best_trial": self.best_trial,
             "notes": list(self.notes),
             "trials": [t.to_json() for t in self.trials],
+            "rungs": [r.to_json() for r in self.rungs],
         }
 
 
@@ -187,8 +180,8 @@ def _schedule_totals(schedule: Any) -> tuple[int, int] | None:
     """``(train_epochs_total, explorations_total)`` of a schedule, or ``None``."""
     if not isinstance(schedule, Mapping):
         return None
-    epochs = _count(schedule.get("train_epochs_total"))
-    explorations = _count(schedule.get("explorations_total"))
+    epochs = count(schedule.get("train_epochs_total"))
+    explorations = count(schedule.get("explorations_total"))
     return None if epochs is None or explorations is None else (epochs, explorations)
 
 
@@ -197,105 +190,105 @@ def _retried(trials: list[FrozenTrial]) -> set[int]:
     retried: set[int] = set()
     for t in trials:
         for ref in (*_compat.retry_history(t), t.user_attrs.get(RESUMED_FROM)):
-            number = _count(ref)
+            number = count(ref)
             if number is not None and number != t.number:
                 retried.add(number)
     return retried
 
 
-def _projection(
-    state: TrialState,
-    retried: bool,
-    total: float | None,
-    per_epoch: float | None,
-    explore: float | None,
-    epochs: int | None,
-    explorations: int | None,
-    totals: tuple[int, int],
-) -> float | None:
-    """What a trial would have spent trained to the end; ``None`` when it cannot be told."""
-    if total is None:
-        return None
-    if state == TrialState.COMPLETE or retried:
-        return total
-    train_epochs_total, explorations_total = totals
-    if epochs is None or explorations is None:
-        return None
-    epochs_left = max(train_epochs_total - epochs, 0)
-    explorations_left = max(explorations_total - explorations, 0)
-    projected = total
-    if epochs_left:
-        if per_epoch is None:
-            return None
-        projected += per_epoch * epochs_left
-    if explorations_left:
-        if explore is None or explorations == 0:
-            return None
-        projected += explore / explorations * explorations_left
-    return projected
-
-
-def _batch_size(params: Mapping[str, Any]) -> int | None:
-    value = _number(params.get("batch_size"))
-    return int(value) if value is not None and value == int(value) else None
-
-
-def _summarize_trial(
-    trial: FrozenTrial, totals: tuple[int, int] | None, retried: bool
-) -> TrialSummary:
-    attrs = trial.user_attrs
-    total = _number(attrs.get(ENERGY_TOTAL_J))
-    per_epoch = _number(attrs.get(ENERGY_PER_EPOCH_J))
-    explore = _number(attrs.get(ENERGY_EXPLORE_J))
-    epochs = _count(attrs.get(EPOCHS_TRAINED))
-    explorations = _count(attrs.get(EXPLORATIONS))
-    source = attrs.get(ENERGY_SOURCE)
-    rungs = own_records(trial.number, trial.system_attrs)
-    projected = (
-        None
-        if totals is None
-        else _projection(
-            trial.state, retried, total, per_epoch, explore, epochs, explorations, totals
-        )
-    )
-    return TrialSummary(
-        number=trial.number,
-        state=trial.state.name,
-        batch_size=_batch_size(trial.params),
-        stable_lr=_number(attrs.get(STABLE_LR)),
-        energy_per_epoch_j=per_epoch,
-        energy_total_j=total,
-        energy_explore_j=explore,
-        last_value=_last_value(trial),
-        last_step=max(trial.intermediate_values) if trial.intermediate_values else None,
-        rung=max(rungs) if rungs else None,
-        epochs_trained=epochs,
-        explorations=explorations,
-        energy_source=source if isinstance(source, str) else None,
-        projected_energy_j=projected,
-    )
-
-
-def _direction(study: optuna.Study) -> str:
-    return ",".join(d.name.lower() for d in study.directions)
-
-
-def _numbers(trials: list[int]) -> str:
+def _numbers(trials: Sequence[int]) -> str:
     return ", ".join(str(n) for n in trials)
 
 
-def summarize_study(study: optuna.Study) -> StudyReport:
-    """Summarize what the trials of ``study`` spent, and what training them all would have.
+def _direction(study: optuna.Study) -> Literal["maximize", "minimize"]:
+    if len(study.directions) != 1:
+        raise ValueError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives; SM² studies "
+            "are single-objective"
+        )
+    return "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+
+
+def _metric_name(study: optuna.Study, schedule: Any) -> str:
+    name = schedule.get("metric_name") if isinstance(schedule, Mapping) else None
+    if isinstance(name, str) and name:
+        return name
+    names = study.metric_names
+    return names[0] if names else "objective value"
+
+
+def _pruner_settings(
+    study: optuna.Study,
+    overrides: Mapping[str, Any],
+    notes: list[str],
+    has_rungs: bool,
+) -> tuple[PrunerSettings, SettingsOrigin]:
+    """The study's stored pruner settings, else the defaults with ``overrides`` applied; the
+    notes say which when the study has rungs to rank."""
+    if not has_rungs:
+        notes = []
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        stored = stored_pruner_settings(study)
+    except ValueError as exc:
+        notes.append(f"{PRUNER} cannot be read ({exc}); the rungs are ranked without it")
+        stored = None
+    if stored is not None:
+        if any(getattr(stored, k) != v for k, v in given.items()):
+            notes.append(
+                f"the study stores its pruner's settings ({PRUNER}); the rungs are ranked with "
+                f"them, not with the {', '.join(sorted(given))} given"
+            )
+        return stored, "study"
+    settings = replace(PrunerSettings(), **given).checked()
+    notes.append(
+        f"the study does not store its pruner's settings ({PRUNER}): the rungs are ranked with "
+        + (f"the {', '.join(sorted(given))} given and " if given else "")
+        + "the pruner's defaults"
+        + ("" if given else " (give α and β to rank with the ones it ran with)")
+    )
+    return settings, "arguments" if given else "defaults"
+
+
+def _best_trial(
+    trials: Sequence[TrialSummary], direction: Literal["maximize", "minimize"]
+) -> int | None:
+    complete = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE.name and t.value is not None and math.isfinite(t.value)
+    ]
+    if not complete:
+        return None
+    sign = 1.0 if direction == "maximize" else -1.0
+    return max(complete, key=lambda t: (sign * (t.value or 0.0), -t.number)).number
+
+
+def summarize_study(
+    study: optuna.Study,
+    *,
+    alpha: float | None = None,
+    beta: float | None = None,
+    lr_scale: LRScale | None = None,
+) -> StudyReport:
+    """Summarize what the trials of ``study`` spent, what training them all would have, and
+    how each rung was ranked.
 
     Per trial the report reads the user attributes of ``docs/stored-data.md`` and the highest
     rung ``r`` whose ``sm2:rung_<r>`` system attribute is the trial's own (records a heartbeat
-    retry inherited from another trial do not count). Per study:
+    retry inherited from another trial do not count; a malformed record is left out, with a
+    note). Per study:
 
-    - total energy: the sum of ``sm2.energy_total_j`` over all trials (a trial without it
-      counts 0); the exploration share is the sum of ``sm2.energy_explore_j`` over that total;
-    - pruned energy: the total of the trials in state ``PRUNED``;
-    - projected energy, what every configuration would have spent trained to the end: a
-      ``COMPLETE`` trial counts its actual total; any other trial counts
+    - total energy: the sum of ``sm2.energy_total_j`` over the measured trials. A trial without
+      it is *unmeasured*: listed in ``unmeasured_trials`` and a note, never counted as 0 J. A
+      trial whose ``sm2.energy_invalid_windows`` is above 0 is *partly measured*: its total
+      misses those windows (a lower bound) and the notes say how many. The exploration share
+      is the sum of ``sm2.energy_explore_j`` over the total;
+    - pruned energy: the total of the measured trials in state ``PRUNED``;
+    - projected energy, what every configuration would have spent trained to the end, over the
+      finished, measured trials (a running trial is still spending: it is listed in
+      ``running_trials``, and the saving is not computed over it): a ``COMPLETE`` trial counts
+      its actual total; any other trial counts
 
           total + energy_per_epoch_j * (train_epochs_total - epochs_trained)
                 + energy_explore_j / explorations * (explorations_total - explorations)
@@ -307,18 +300,26 @@ def summarize_study(study: optuna.Study) -> StudyReport:
       projection needs (for instance ``sm2.explorations`` is 0 while explorations remain)
       counts its actual total and is listed in ``unprojected_trials``, so the saving is then
       understated, never overstated. Without ``sm2.schedule`` there is no projection;
-    - the saving is the projected energy minus the total.
+    - the saving is the projected energy minus the actual total of the same trials;
+    - the rungs: each ranked by :func:`optuna_sm2.pruners.rank_rung` with the pruner settings
+      the study stores (``sm2.pruner``); for a study that stores none, with ``alpha``,
+      ``beta`` and ``lr_scale`` where given and the pruner's defaults for the rest.
 
     Args:
         study: Any study holding SM² data: written by ``SM2Objective`` (with ``sm2.schedule``)
             or by a user of :func:`optuna_sm2.report` and the pruner (trial attributes only).
+        alpha: Eq. 2's α for a study that does not store its pruner's settings; ignored
+            (with a note) for one that does.
+        beta: Eq. 2's β, likewise.
+        lr_scale: ``"log"`` or ``"linear"``, likewise.
 
     Raises:
-        ValueError: the study holds no SM² data at all.
+        ValueError: the study holds no SM² data at all, is multi-objective, or an override is
+            out of its range.
 
     Example:
         >>> import optuna
-        >>> from optuna_sm2.analysis._summary import summarize_study
+        >>> from optuna_sm2.analysis import summarize_study
         >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
         >>> study = optuna.create_study()
         >>> study.set_user_attr("sm2.schedule", {"train_epochs_total": 4, "explorations_total": 2})
@@ -340,7 +341,16 @@ def summarize_study(study: optuna.Study) -> StudyReport:
             f"study {study.study_name!r} holds no SM² data: no {SCHEDULE} study attribute and "
             "no sm2.* trial attributes (was it run with optuna_sm2.report or SM2Objective?)"
         )
+    direction = _direction(study)
+    read = {t.number: read_records(t.number, t.system_attrs) for t in trials}
+    held = {n: r.records for n, r in read.items()}
     notes: list[str] = []
+    settings, origin = _pruner_settings(
+        study,
+        {"alpha": alpha, "beta": beta, "lr_scale": lr_scale},
+        notes,
+        any(held.values()),
+    )
     totals = _schedule_totals(schedule)
     if schedule is None:
         notes.append(
@@ -349,35 +359,73 @@ def summarize_study(study: optuna.Study) -> StudyReport:
         )
     elif totals is None:
         notes.append(f"{SCHEDULE} lacks train_epochs_total or explorations_total: no projection")
-    retried = _retried(trials)
-    summaries = tuple(_summarize_trial(t, totals, t.number in retried) for t in trials)
 
-    total = sum(s.energy_total_j or 0.0 for s in summaries)
-    explore = sum(s.energy_explore_j or 0.0 for s in summaries)
-    pruned = sum(s.energy_total_j or 0.0 for s in summaries if s.state == TrialState.PRUNED.name)
-    without_energy = [s.number for s in summaries if s.energy_total_j is None]
-    if without_energy:
-        notes.append(f"trials without {ENERGY_TOTAL_J} count 0 J: {_numbers(without_energy)}")
+    malformed = [f"{n} ({', '.join(r.malformed)})" for n, r in read.items() if r.malformed]
+    if malformed:
+        notes.append(
+            f"malformed rung records, left out of the rankings: trial {'; '.join(malformed)}"
+        )
+    retried = _retried(trials)
+    summaries = tuple(
+        summarize_trial(t, totals, t.number in retried, held[t.number]) for t in trials
+    )
+
+    measured = [s for s in summaries if s.energy_total_j is not None]
+    unmeasured = tuple(s.number for s in summaries if s.energy_total_j is None)
+    partly = tuple(s.number for s in measured if s.energy_invalid_windows)
+    running = tuple(
+        s.number
+        for s in summaries
+        if s.state in (TrialState.RUNNING.name, TrialState.WAITING.name)
+    )
+    total = sum(s.energy_total_j or 0.0 for s in measured)
+    explore = sum(s.energy_explore_j or 0.0 for s in measured)
+    pruned = sum(s.energy_total_j or 0.0 for s in measured if s.state == TrialState.PRUNED.name)
+    if unmeasured:
+        notes.append(
+            f"unmeasured trials (no {ENERGY_TOTAL_J}), left out of the totals and the saving: "
+            f"{_numbers(unmeasured)}"
+        )
+    if partly:
+        windows = [
+            f"{s.number} ({plural(s.energy_invalid_windows, 'window')})"
+            for s in measured
+            if s.energy_invalid_windows
+        ]
+        notes.append(
+            "partly measured trials, whose totals miss the windows that could not be measured "
+            f"({ENERGY_INVALID_WINDOWS}; the totals are lower bounds): {', '.join(windows)}"
+        )
 
     projected: float | None = None
+    basis: float | None = None
     unprojected: list[int] = []
     if totals is not None:
-        projected = 0.0
-        for s in summaries:
+        projected = basis = 0.0
+        for s in measured:
+            if s.number in running:
+                continue
+            basis += s.energy_total_j or 0.0
             if s.projected_energy_j is not None:
                 projected += s.projected_energy_j
-            elif s.energy_total_j is not None:
-                projected += s.energy_total_j
+            else:
+                projected += s.energy_total_j or 0.0
                 unprojected.append(s.number)
         if unprojected:
             notes.append(
                 "trials lacking what the projection needs count their actual energy in it "
                 f"(the saving is understated): {_numbers(unprojected)}"
             )
+        if running:
+            notes.append(
+                "running trials, left out of the projection and the saving (they are still "
+                f"spending; their energy so far is in the total): {_numbers(running)}"
+            )
     sources = sorted({s.energy_source for s in summaries if s.energy_source is not None})
+    schedule_steps = schedule.get("rung_steps") if isinstance(schedule, Mapping) else None
     return StudyReport(
         study_name=study.study_name,
-        direction=_direction(study),
+        direction=direction,
         schedule=dict(schedule) if isinstance(schedule, Mapping) else None,
         trials=summaries,
         total_energy_j=total,
@@ -387,4 +435,21 @@ def summarize_study(study: optuna.Study) -> StudyReport:
         energy_sources=tuple(sources),
         unprojected_trials=tuple(unprojected),
         notes=tuple(notes),
+        metric_name=_metric_name(study, schedule),
+        pruner=settings,
+        pruner_origin=origin,
+        rungs=summarize_rungs(
+            trials,
+            held,
+            settings,
+            direction,
+            schedule_steps
+            if isinstance(schedule_steps, list) and all(is_int(s) for s in schedule_steps)
+            else None,
+        ),
+        saving_basis_j=basis,
+        unmeasured_trials=unmeasured,
+        partly_measured_trials=partly,
+        running_trials=running,
+        best_trial=_best_trial(summaries, direction),
     )

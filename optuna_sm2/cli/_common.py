@@ -11,7 +11,6 @@ import warnings
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import (
     BaseJournalBackend,
     JournalFileBackend,
@@ -19,7 +18,7 @@ from optuna.storages.journal import (
 )
 from sqlalchemy.engine import make_url
 
-from optuna_sm2.cli._lease import LeasedJournalStorage
+from optuna_sm2.cli._lease import LeasedJournalStorage, LeasedRDBStorage
 
 try:
     from redis.exceptions import RedisError
@@ -92,7 +91,8 @@ def open_storage(
         heartbeat_interval: The seconds between a running trial's heartbeats; a trial silent
             for twice as long is marked FAIL and retried (inheriting its reported values, so
             that ``SM2Objective`` resumes it from its checkpoint). A database uses Optuna's
-            heartbeat, a journal (file or Redis) a lease (:mod:`optuna_sm2.cli._lease`).
+            heartbeat, a journal (file or Redis) a lease (:mod:`optuna_sm2.cli._lease`); on
+            both, the lease also retries at once a trial whose worker on this machine ended.
 
     Raises:
         CLIError: the URL is malformed, the file is missing, or the storage cannot be opened;
@@ -194,14 +194,8 @@ def _rdb_storage(
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 if heartbeat_interval is None:
                     return optuna.storages.RDBStorage(url, skip_table_creation=must_exist)
-                return optuna.storages.RDBStorage(
-                    url,
-                    skip_table_creation=must_exist,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=2 * heartbeat_interval,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                        inherit_intermediate_values=True
-                    ),
+                return LeasedRDBStorage(
+                    url, heartbeat_interval=heartbeat_interval, skip_table_creation=must_exist
                 )
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             # Another worker created the same table or type a moment earlier.

@@ -21,7 +21,8 @@ from optuna_sm2.cli._common import (
     storage_failure,
     study_names,
 )
-from optuna_sm2.visualization._dashboard import attach_to_dashboard
+from optuna_sm2.cli._ranking_options import add_ranking_options, ranking_overrides
+from optuna_sm2.visualization import attach_to_dashboard
 
 _WRITE_ERRORS = (
     sqlalchemy.exc.SQLAlchemyError,
@@ -40,10 +41,13 @@ def register(subparsers: Any) -> None:
             "with optuna_dashboard.save_plotly_graph_object: energy per epoch against "
             "performance with the Pareto front; total energy per trial split into exploration, "
             "training and evaluation; the rung-by-rung Eq. 2 score of every configuration split "
-            "into α·P, (1-α)·β·E and (1-α)·(1-β)·LR; cumulative study energy over time. Each "
-            "trial gets a note (energy source, chosen LR and window, rung decisions) and the "
-            "study its metric name. Attaching again replaces what an earlier run attached. Then "
-            "serve optuna-dashboard, on loopback unless --host says otherwise."
+            "into α·P, (1-α)·β·E and (1-α)·(1-β)·LR, with the pruner's decisions (ranked with "
+            "the settings the study stores in sm2.pruner); cumulative study energy over time. "
+            "The study gets a note with its headline (total energy, exploration share, energy "
+            "on pruned trials, saving, best configuration), each trial a note (energy source, "
+            "chosen LR and window, rung decisions) and the study its metric name. Attaching "
+            "again replaces what an earlier run attached. Then serve optuna-dashboard, on "
+            "loopback unless --host says otherwise."
         ),
     )
     add_storage_option(parser)
@@ -61,22 +65,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free one)"
     )
-    parser.add_argument(
-        "--alpha",
-        type=float,
-        default=0.75,
-        help="α of Eq. 2 for the score figure (default 0.75, the paper's); the study does not "
-        "store the pruner's, so give the one it ran with",
-    )
-    parser.add_argument(
-        "--beta", type=float, default=0.5, help="β of Eq. 2 for the score figure (default 0.5)"
-    )
-    parser.add_argument(
-        "--lr-scale",
-        choices=("log", "linear"),
-        default="log",
-        help="how the score figure compares learning rates (default log, as the pruner)",
-    )
+    add_ranking_options(parser)
     parser.add_argument(
         "--no-serve",
         action="store_true",
@@ -134,10 +123,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("alpha", "beta"):
-        value = getattr(args, name)
-        if not 0.0 <= value <= 1.0:
-            raise CLIError(f"--{name} must be in [0, 1], got {value}")
+    ranking_overrides(args)
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")
 
@@ -204,9 +190,7 @@ def _attach_all(
     for name in [args.study] if args.study is not None else names:
         study = optuna.load_study(study_name=name, storage=storage)
         try:
-            result = attach_to_dashboard(
-                study, alpha=args.alpha, beta=args.beta, lr_scale=args.lr_scale
-            )
+            result = attach_to_dashboard(study, **ranking_overrides(args))
         except ValueError as exc:
             if args.study is not None:
                 raise

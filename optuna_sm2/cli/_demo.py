@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.analysis._summary import summarize_study
@@ -40,7 +41,8 @@ def register(subparsers: Any) -> None:
             "Run the paper's synchronous SM² schedule on scikit-learn's handwritten digits: "
             "8 batch sizes explore, train and are halved down to one, every "
             "epoch energy-tracked, the study stored in SQLite; then print the report. Running "
-            "it again shows the stored study's report (--fresh starts over). Every option is "
+            "it again finishes an interrupted study where it stopped, or shows a finished "
+            "study's report (--fresh starts over). Every option is "
             "checked before anything is created or deleted; an option that differs from the "
             "stored study's is refused (with --fresh it applies to the new study)."
         ),
@@ -90,18 +92,27 @@ def run(args: argparse.Namespace) -> int:
         fresh=args.fresh,
     )
     joined, settings, objective = plan.joined, plan.settings, plan.objective
+    resuming = False
     if joined is not None and joined.n_trials > 0:
         if options := unchecked(given, joined):
             raise CLIError(
                 f"{joined.where} does not store what it ran with for {', '.join(options)} "
                 f"({_attrs.PRUNER}), so the value given cannot be checked: {_KEEP}"
             )
+        stored = load_study(args.storage, args.study)
+        unfinished = _unfinished(stored, args.storage)
+        if not unfinished:
+            print(
+                f"study {args.study!r} in {args.storage} already holds {joined.n_trials} "
+                "trials: here is its report (run with --fresh to delete it and run again)\n"
+            )
+            print(format_report(summarize_study(stored)))
+            return 0
+        resuming = True
         print(
-            f"study {args.study!r} in {args.storage} already holds {joined.n_trials} trials: "
-            "here is its report (run with --fresh to delete it and run again)\n"
+            f"study {args.study!r} in {args.storage} is unfinished ({unfinished}): resuming "
+            "it where it stopped (run with --fresh to delete it and start over)"
         )
-        print(format_report(summarize_study(load_study(args.storage, args.study))))
-        return 0
 
     make_sqlite_parent(args.storage)
     storage = open_storage(args.storage, must_exist=False)
@@ -126,9 +137,32 @@ def run(args: argparse.Namespace) -> int:
             optimize_synchronous(study, objective)
         except STORAGE_FAILURES as exc:
             raise storage_failure("write to", args.storage, exc) from exc
-    print(f"\nfinished in {time.perf_counter() - start:.1f} s\n")
+        except KeyboardInterrupt:
+            print(
+                f"\ninterrupted: study {args.study!r} is unfinished; run the same command "
+                "again to finish it",
+                flush=True,
+            )
+            raise
+    print(
+        f"\n{'resumed and ' if resuming else ''}finished in {time.perf_counter() - start:.1f} s\n"
+    )
     print(format_report(summarize_study(study)))
     return 0
+
+
+def _unfinished(study: optuna.Study, url: str) -> str:
+    """What is unfinished in ``study`` (RUNNING or WAITING trials), in words; ``""`` if nothing."""
+    try:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+    except STORAGE_FAILURES as exc:
+        raise storage_failure("read", url, exc) from exc
+    counts = [
+        f"{n} {state.name}"
+        for state in (TrialState.RUNNING, TrialState.WAITING)
+        if (n := sum(t.state == state for t in trials))
+    ]
+    return ", ".join(counts)
 
 
 @contextlib.contextmanager

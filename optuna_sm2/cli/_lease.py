@@ -3,7 +3,9 @@
 Optuna 5's :class:`~optuna.storages.JournalStorage` (a journal file, or Redis) has no heartbeat:
 a trial whose worker was killed stays RUNNING forever. :class:`LeasedJournalStorage` gives it
 Optuna's heartbeat protocol, kept as a lease in the trial's system attrs, so that
-``study.optimize`` fails and retries such trials exactly as it does on a database:
+``study.optimize`` fails and retries such trials exactly as it does on a database.
+:class:`LeasedRDBStorage` keeps the same lease on a database, beside Optuna's heartbeat, so that
+a trial whose worker on this machine has ended is retried at once there too:
 
 * While a worker runs a trial it renews the trial's lease (system attr ``sm2:lease``: the trial's
   storage id, the worker's host, machine and pid, the pid's start time, when the lease was taken
@@ -22,47 +24,24 @@ Optuna's heartbeat protocol, kept as a lease in the trial's system attrs, so tha
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import optuna
-from optuna.storages import JournalStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import (
+    BaseStorage,
+    JournalStorage,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+)
 from optuna.storages.journal import BaseJournalBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
-
-
-@dataclass(frozen=True)
-class Process:
-    """A process as a lease names it: where it runs, and which one it is there."""
-
-    host: str
-    machine: str
-    """Boot id and pid namespace: equal only for processes that see the same pids; ``""`` where
-    unknown (no ``/proc``), and then no pid is ever checked."""
-    pid: int
-    pid_start: int | None
-    """Start time of the pid in clock ticks since boot (``/proc/<pid>/stat``): tells a reused
-    pid from the process that held the lease."""
-
-    @classmethod
-    def current(cls) -> Process:
-        pid = os.getpid()
-        return cls(socket.gethostname(), _machine(), pid, _start_time(pid))
-
-    def is_gone(self, here: Process) -> bool:
-        """Whether this process, seen from ``here``, has certainly ended."""
-        if not self.machine or (self.host, self.machine) != (here.host, here.machine):
-            return False  # another machine: only the lease's age can tell
-        if not _alive(self.pid):
-            return True
-        return self.pid_start is not None and _start_time(self.pid) != self.pid_start
+from optuna_sm2._process import Process, strict_int
 
 
 @dataclass(frozen=True)
@@ -75,23 +54,15 @@ class Lease:
     renewed: float
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "holder": asdict(self.holder)}
+        return {**asdict(self), "holder": self.holder.to_json()}
 
     @classmethod
     def from_json(cls, data: Any) -> Lease | None:
         """The lease stored as ``data``, or ``None`` when ``data`` is not one."""
         try:
-            holder = data["holder"]
-            if not isinstance(holder, Mapping):
-                return None
             lease = cls(
-                trial_id=_int(data["trial_id"]),
-                holder=Process(
-                    host=str(holder["host"]),
-                    machine=str(holder["machine"]),
-                    pid=_int(holder["pid"]),
-                    pid_start=None if holder["pid_start"] is None else _int(holder["pid_start"]),
-                ),
+                trial_id=strict_int(data["trial_id"]),
+                holder=Process.from_json(data["holder"]),
                 acquired=float(data["acquired"]),
                 renewed=float(data["renewed"]),
             )
@@ -100,10 +71,41 @@ class Lease:
         return lease
 
 
-def _int(x: Any) -> int:
-    if isinstance(x, bool) or not isinstance(x, int):
-        raise TypeError(x)
-    return x
+class _Leases:
+    """The leases one process keeps on the trials it runs, and which leases are stale."""
+
+    def __init__(self, storage: BaseStorage, grace_period: int) -> None:
+        self._storage = storage
+        self.grace_period = grace_period
+        self._process = Process.current()
+        self._acquired: dict[int, float] = {}
+
+    def renew(self, trial_id: int) -> None:
+        now = time.time()
+        lease = Lease(trial_id, self._process, self._acquired.setdefault(trial_id, now), now)
+        try:
+            self._storage.set_trial_system_attr(trial_id, _attrs.LEASE, lease.to_json())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another worker found this trial stale (this process was stopped or cut off longer
+            # than the grace period) and failed it; its retry is queued, nothing to renew.
+            self._acquired.pop(trial_id, None)
+
+    def stale(self, study_id: int, *, by_age: bool) -> list[int]:
+        """The RUNNING trials whose own lease names a process of this machine that is gone, and
+        (``by_age``) those whose lease was last renewed more than the grace period ago."""
+        now = time.time()
+        running = self._storage.get_all_trials(
+            study_id, deepcopy=False, states=(TrialState.RUNNING,)
+        )
+        return [
+            _compat.trial_id(t)
+            for t in running
+            if (lease := own_lease(t)) is not None
+            and (
+                (by_age and now - lease.renewed > self.grace_period)
+                or lease.holder.is_gone(self._process)
+            )
+        ]
 
 
 class LeasedJournalStorage(JournalStorage, _compat.BaseHeartbeat):
@@ -125,29 +127,14 @@ class LeasedJournalStorage(JournalStorage, _compat.BaseHeartbeat):
     ) -> None:
         super().__init__(log_storage)
         self._heartbeat_interval = heartbeat_interval
-        self._grace_period = grace_period if grace_period is not None else 2 * heartbeat_interval
-        self._process = Process.current()
-        self._acquired: dict[int, float] = {}
+        grace = grace_period if grace_period is not None else 2 * heartbeat_interval
+        self._leases = _Leases(self, grace)
 
     def record_heartbeat(self, trial_id: int) -> None:
-        now = time.time()
-        lease = Lease(trial_id, self._process, self._acquired.setdefault(trial_id, now), now)
-        try:
-            self.set_trial_system_attr(trial_id, _attrs.LEASE, lease.to_json())
-        except optuna.exceptions.UpdateFinishedTrialError:
-            # Another worker found this trial stale (this process was stopped or cut off longer
-            # than the grace period) and failed it; its retry is queued, nothing to renew.
-            self._acquired.pop(trial_id, None)
+        self._leases.renew(trial_id)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        now = time.time()
-        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return [
-            _compat.trial_id(t)
-            for t in running
-            if (lease := own_lease(t)) is not None
-            and (now - lease.renewed > self._grace_period or lease.holder.is_gone(self._process))
-        ]
+        return self._leases.stale(study_id, by_age=True)
 
     def get_heartbeat_interval(self) -> int:
         return self._heartbeat_interval
@@ -158,43 +145,43 @@ class LeasedJournalStorage(JournalStorage, _compat.BaseHeartbeat):
         return RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)
 
 
+class LeasedRDBStorage(RDBStorage):
+    """An :class:`~optuna.storages.RDBStorage` with Optuna's heartbeat, and the lease besides.
+
+    Optuna's heartbeat fails a trial silent for ``2 * heartbeat_interval`` seconds; the lease (see
+    the module) fails at once a trial whose worker on this machine has ended, so that a worker
+    started again right after a kill retries the killed trial instead of leaving it RUNNING.
+    Stale trials are retried with ``RetryHeartbeatStaleTrialCallback(inherit_intermediate_values
+    =True)``.
+
+    Args:
+        url: The database URL.
+        heartbeat_interval: Seconds between a running trial's heartbeats and lease renewals.
+        skip_table_creation: As for :class:`~optuna.storages.RDBStorage`.
+    """
+
+    def __init__(self, url: str, *, heartbeat_interval: int, skip_table_creation: bool) -> None:
+        super().__init__(
+            url,
+            skip_table_creation=skip_table_creation,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=2 * heartbeat_interval,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                inherit_intermediate_values=True
+            ),
+        )
+        self._leases = _Leases(self, 2 * heartbeat_interval)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        super().record_heartbeat(trial_id)
+        self._leases.renew(trial_id)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        expired = super()._get_stale_trial_ids(study_id)
+        return sorted({*expired, *self._leases.stale(study_id, by_age=False)})
+
+
 def own_lease(trial: FrozenTrial) -> Lease | None:
     """The trial's lease if it holds one of its own (not one copied from the trial it retries)."""
     lease = Lease.from_json(trial.system_attrs.get(_attrs.LEASE))
     return lease if lease is not None and lease.trial_id == _compat.trial_id(trial) else None
-
-
-def _machine() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            boot = f.read().strip()
-        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
-    except OSError:
-        return ""
-
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name, or ``None``."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2 :].split()
-
-
-def _start_time(pid: int) -> int | None:
-    fields = _stat(pid)
-    return int(fields[19]) if fields is not None and len(fields) > 19 else None
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process here (a zombie, killed but not yet reaped, is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's live process
-    fields = _stat(pid)
-    return fields is None or fields[0] != "Z"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.cli._common import (
     STORAGE_FAILURES,
@@ -209,9 +208,7 @@ def _queue_again(study: optuna.Study, number: int) -> None:
         (trial,) = [t for t in study.get_trials(deepcopy=False) if t.number == number]
         if trial.state != TrialState.FAIL:
             return  # interrupted outside the objective: its heartbeat or lease will tell
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)(study, trial)
+        _compat.queue_retry(study, trial)
     except STORAGE_FAILURES:
         return  # the storage failed too: the interrupt is what to report
     print(

@@ -9,6 +9,8 @@ import math
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 
+from optuna_sm2._validation import is_real
+
 SOURCES = ("nvml-counter", "nvml-power", "zeus", "rapl", "cpu-time-estimate", "simulated")
 """Every source label a single meter can carry, best first (``simulated`` is for tests).
 
@@ -27,8 +29,7 @@ def check_finite(name: str, value: float, *, minimum: float, inclusive: bool) ->
     """Raise ``ValueError`` unless ``value`` is a finite number above ``minimum`` (or equal to it
     when ``inclusive``)."""
     ok = (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
+        is_real(value)
         and math.isfinite(value)
         and (value >= minimum if inclusive else value > minimum)
     )

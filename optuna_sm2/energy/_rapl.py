@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from optuna_sm2._validation import check_callable
 from optuna_sm2.energy._meter import (
     EDGE_SLACK_S,
     EnergyMeter,
@@ -98,6 +100,9 @@ class RaplMeter(EnergyMeter):
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not isinstance(root, (str, os.PathLike)) or not str(root):
+            raise ValueError(f"`root` must be a folder path (str or Path), got {root!r}.")
+        check_callable("clock", clock, "clock() -> seconds")
         root = Path(root)
         if not root.is_dir():
             raise EnergyMeterUnavailable(

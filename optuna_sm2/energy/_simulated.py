@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from optuna_sm2._validation import check_callable
 from optuna_sm2.energy._meter import EnergyMeter, check_finite
 
 
@@ -32,6 +33,7 @@ class SimulatedMeter(EnergyMeter):
         self, power_w: float = 100.0, clock: Callable[[], float] = time.perf_counter
     ) -> None:
         check_finite("power_w", power_w, minimum=0.0, inclusive=True)
+        check_callable("clock", clock, "clock() -> seconds")
         self.power_w = float(power_w)
         self._clock = clock
         self._start = clock()

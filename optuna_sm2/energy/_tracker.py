@@ -151,7 +151,9 @@ class EnergyTracker:
             )
         self._meter = meter
         self._max_power_w = None if bound is None else float(bound)
-        self._sync_cuda = bool(sync_cuda)
+        if not isinstance(sync_cuda, bool):
+            raise ValueError(f"`sync_cuda` must be True or False, got {sync_cuda!r}.")
+        self._sync_cuda = sync_cuda
         self._failures = 0
         self._last_failure = ""
 

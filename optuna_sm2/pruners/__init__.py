@@ -1,20 +1,39 @@
 """Pruning: SM²'s successive halving, its ranking rule (Eq. 2), ``report`` and a trial's
 energy book.
 
-Knows Optuna and numpy, never torch: a pruner runs in any Optuna script.
+Knows Optuna and numpy, never torch: a pruner runs in any Optuna script. The ranking rule
+(:func:`rank_rung`) knows neither: it ranks plain records.
 """
 
 from __future__ import annotations
 
+from optuna_sm2.pruners._ranking import RankedRecord, RungRanking, rank_rung
+from optuna_sm2.pruners._records import RungRecord, own_records, read_records, rung_key
 from optuna_sm2.pruners._report import report
+from optuna_sm2.pruners._settings import PrunerSettings, stored_pruner_settings
 from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
 from optuna_sm2.pruners._trial_energy import TrialEnergy, median_and_spread
-from optuna_sm2.pruners._weighted_objective import weighted_objective
+from optuna_sm2.pruners._weighted_objective import (
+    COMPONENTS,
+    weighted_components,
+    weighted_objective,
+)
 
 __all__ = [
+    "COMPONENTS",
+    "PrunerSettings",
+    "RankedRecord",
+    "RungRanking",
+    "RungRecord",
     "SuccessiveHalvingEnergyPruner",
     "TrialEnergy",
     "median_and_spread",
+    "own_records",
+    "rank_rung",
+    "read_records",
     "report",
+    "rung_key",
+    "stored_pruner_settings",
+    "weighted_components",
     "weighted_objective",
 ]

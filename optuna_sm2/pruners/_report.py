@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
+from optuna_sm2._validation import check_int, check_real, is_real
 
 if TYPE_CHECKING:
     import optuna
@@ -18,20 +19,36 @@ def report(
     *,
     energy_per_epoch_j: float | None = None,
     stable_lr: float | None = None,
+    energy_per_epoch_spread: float | None = None,
 ) -> None:
     """Report an intermediate value together with the energy and learning rate of the trial.
 
-    The attributes are stored first, as the user attributes ``sm2.energy_per_epoch_j`` and
-    ``sm2.stable_lr``, then ``trial.report(value, step)`` is called, so that a following
-    ``trial.should_prune()`` ranks the trial with them. An attribute passed as ``None`` keeps
-    its previous value.
+    Every argument is checked first; nothing is written unless all pass. Then the attributes
+    are stored, as the user attributes ``sm2.energy_per_epoch_j``,
+    ``sm2.energy_per_epoch_spread`` and ``sm2.stable_lr``, and ``trial.report(value, step)``
+    is called, so that a following ``trial.should_prune()`` ranks the trial with them. An
+    attribute passed as ``None`` keeps its previous value (``TrialEnergy`` stores the spread
+    of its figure itself).
+
+    A step the trial has already reported is Optuna's case: ``trial.report`` ignores the value
+    (with Optuna's warning), and the stored energy, spread and learning rate are left as they
+    were too.
 
     Args:
         trial: The running trial.
-        value: The intermediate objective value, as for :meth:`optuna.trial.Trial.report`.
-        step: The step (epoch), as for :meth:`optuna.trial.Trial.report`.
+        value: The intermediate objective value, a number as for
+            :meth:`optuna.trial.Trial.report` (NaN and infinities are reported; the pruner
+            prunes a trial whose value at a rung is not finite). Booleans are refused.
+        step: The step (epoch), an integer >= 0.
         energy_per_epoch_j: Energy of one full pass over the training data, in joules (>= 0).
         stable_lr: The largest stable learning rate found for the trial (> 0).
+        energy_per_epoch_spread: How much the figures behind ``energy_per_epoch_j`` varied,
+            as a relative half-range ``(max - min) / (2 * median)`` (>= 0); needs
+            ``energy_per_epoch_j``. The dashboard draws it as error bars.
+
+    Raises:
+        ValueError: an argument is not what is listed above (the message names it); nothing
+            was written.
 
     Example:
         .. code-block:: python
@@ -52,17 +69,37 @@ def report(
             )
             study.optimize(objective, n_trials=10)
     """
-    if energy_per_epoch_j is not None and not (
-        math.isfinite(energy_per_epoch_j) and energy_per_epoch_j >= 0.0
-    ):
+    if not is_real(value):
+        raise ValueError(f"`value` must be a number (NaN and infinities allowed), got {value!r}.")
+    step = check_int("step", step, minimum=0)
+    energy = _optional("energy_per_epoch_j", energy_per_epoch_j, low=0.0, low_inclusive=True)
+    lr = _optional("stable_lr", stable_lr, low=0.0, low_inclusive=False)
+    spread = _optional(
+        "energy_per_epoch_spread", energy_per_epoch_spread, low=0.0, low_inclusive=True
+    )
+    if spread is not None and energy is None:
         raise ValueError(
-            f"`energy_per_epoch_j` must be a finite number >= 0 (joules), "
-            f"got {energy_per_epoch_j!r}."
+            "`energy_per_epoch_spread` describes `energy_per_epoch_j`: pass both, got a spread "
+            f"of {spread!r} without an energy."
         )
-    if stable_lr is not None and not (math.isfinite(stable_lr) and stable_lr > 0.0):
-        raise ValueError(f"`stable_lr` must be a finite number > 0, got {stable_lr!r}.")
-    if energy_per_epoch_j is not None:
-        trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_J, float(energy_per_epoch_j))
-    if stable_lr is not None:
-        trial.set_user_attr(_attrs.STABLE_LR, float(stable_lr))
-    trial.report(value, step)
+    study = getattr(trial, "study", None)  # a FixedTrial has none
+    if study is not None and len(study.directions) > 1:
+        raise ValueError(
+            "report() needs a single-objective study: Optuna cannot report intermediate "
+            f"values in a study with {len(study.directions)} directions."
+        )
+    if step not in _compat.reported_steps(trial):
+        if energy is not None:
+            trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_J, energy)
+        if spread is not None:
+            trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_SPREAD, spread)
+        if lr is not None:
+            trial.set_user_attr(_attrs.STABLE_LR, lr)
+    trial.report(float(value), step)
+
+
+def _optional(name: str, value: Any, *, low: float, low_inclusive: bool) -> float | None:
+    """``value`` as a finite float above ``low``, or ``None``; ``ValueError`` naming ``name``."""
+    if value is None:
+        return None
+    return check_real(name, value, low=low, low_inclusive=low_inclusive)

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
-import math
 import warnings
 import weakref
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
-from optuna_sm2.pruners._weighted_objective import (
-    LRScale,
-    check_lr_scale,
-    check_unit_interval,
-    component_weights,
-    weighted_objective,
-)
+from optuna_sm2._validation import finite_or_none
+from optuna_sm2.pruners._ranking import PERFORMANCE_TOLERANCE, Ranking, RungRanking
+from optuna_sm2.pruners._records import RungRecord, read_records, rung_key
+from optuna_sm2.pruners._settings import PrunerSettings, library_version
+from optuna_sm2.pruners._weighted_objective import LRScale
 
 if TYPE_CHECKING:
     import optuna
@@ -31,62 +25,10 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 
-def rung_key(rung: int) -> str:
-    """The system-attr key of a trial's record for ``rung``."""
-    return f"{_attrs.SYSTEM_ATTR_PREFIX}rung_{rung}"
+_WHAT = {"energy": "energy per epoch", "lr": "stable learning rate"}
 
 
-@dataclass(frozen=True)
-class RungRecord:
-    """What a trial was ranked with when it first reached a rung; never changed afterwards."""
-
-    trial: int
-    value: float
-    energy_per_epoch_j: float | None
-    stable_lr: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "trial": self.trial,
-            "value": self.value,
-            "energy_per_epoch_j": self.energy_per_epoch_j,
-            "stable_lr": self.stable_lr,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> RungRecord | None:
-        """The record stored as ``data``, or ``None`` when ``data`` is not one."""
-        if not isinstance(data, Mapping) or not isinstance(data.get("trial"), int):
-            return None
-        return cls(
-            trial=data["trial"],
-            value=float(data["value"]),
-            energy_per_epoch_j=_optional_float(data.get("energy_per_epoch_j")),
-            stable_lr=_optional_float(data.get("stable_lr")),
-        )
-
-
-def _optional_float(x: Any) -> float | None:
-    return None if x is None else float(x)
-
-
-def own_records(number: int, system_attrs: Mapping[str, Any]) -> dict[int, RungRecord]:
-    """The rung records a trial holds as its own.
-
-    A trial that ``RetryHeartbeatStaleTrialCallback`` created inherits the system attrs of
-    the trial it retries; those records carry the other trial's number and are skipped.
-    """
-    records: dict[int, RungRecord] = {}
-    prefix = rung_key(0)[:-1]
-    for key, data in system_attrs.items():
-        if key.startswith(prefix) and key[len(prefix) :].isdigit():
-            record = RungRecord.from_json(data)
-            if record is not None and record.trial == number:
-                records[int(key[len(prefix) :])] = record
-    return records
-
-
-def _estimate_min_resource(trials: Sequence[FrozenTrial]) -> int | None:
+def _estimate_min_resource(trials: list[FrozenTrial]) -> int | None:
     """Optuna's heuristic: 1/100 of the longest completed trial, at least 1."""
     last_steps = [
         t.last_step for t in trials if t.state == TrialState.COMPLETE and t.last_step is not None
@@ -94,8 +36,14 @@ def _estimate_min_resource(trials: Sequence[FrozenTrial]) -> int | None:
     return max(max(last_steps) // 100, 1) if last_steps else None
 
 
-def _finite_or_none(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
+def value_at(trial: FrozenTrial, step: int) -> float | None:
+    """The trial's value at ``step``: at the first reported step at or after it, or ``None``.
+
+    A retried trial inherits the failed trial's values; its rung still ranks the value at the
+    rung's step, not a later inherited one.
+    """
+    reached = [s for s in trial.intermediate_values if s >= step]
+    return None if not reached else float(trial.intermediate_values[min(reached)])
 
 
 class _StudyCache:
@@ -103,7 +51,9 @@ class _StudyCache:
 
     def __init__(self) -> None:
         self.current_rung: dict[int, int] = {}
-        self.finished: dict[int, dict[int, RungRecord]] = {}
+        self.finished: dict[int, Mapping[int, RungRecord]] = {}
+        self.warned_malformed: set[tuple[int, str]] = set()
+        self.settings_checked = False
 
 
 class SuccessiveHalvingEnergyPruner(BasePruner):
@@ -116,18 +66,29 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
 
         f = \\alpha P + (1 - \\alpha)(\\beta E + (1 - \\beta) LR)
 
-    is not among the best :math:`1 / \\mathsf{reduction\\_factor}`. ``P`` is the trial's latest
-    reported value, ``E`` its energy per epoch and ``LR`` its largest stable learning rate (the
+    is not among the best :math:`1 / \\mathsf{reduction\\_factor}`. ``P`` is the trial's value
+    at the rung's step, ``E`` its energy per epoch and ``LR`` its largest stable learning rate (the
     user attributes ``sm2.energy_per_epoch_j`` and ``sm2.stable_lr`` that
     :func:`optuna_sm2.report` stores), each min-max rescaled over the trials that reached the
-    rung so that 1 is best (see :func:`optuna_sm2.weighted_objective`).
+    rung so that 1 is best. By default (``ranking="robust"``) the ranking withstands diverged
+    values and measurement noise, and protects clearly better performers from the cost terms.
+    :func:`optuna_sm2.pruners.rank_rung` is the whole rule; the report and the dashboard explain
+    decisions with it.
 
-    With ``alpha=1`` the decisions are exactly those of
-    :class:`optuna.pruners.SuccessiveHalvingPruner` with the same rung arguments. Unlike it, a
-    NaN *or infinite* value at a rung prunes the trial, and records live under ``sm2:rung_<r>``
-    system attrs holding the trial number, so that a trial recreated by
+    With ``alpha=1`` and Optuna's rung arguments passed explicitly
+    (``SuccessiveHalvingEnergyPruner("auto", 4, alpha=1.0)``; the defaults here are the paper's
+    halving, ``min_resource=1, reduction_factor=2``) the decisions are exactly those of
+    :class:`optuna.pruners.SuccessiveHalvingPruner` when ``should_prune()`` is asked after
+    every report, as Optuna's documentation does. Unlike it, a NaN *or infinite* value at a
+    rung prunes the trial; a rung ranks the value at the rung's step (the first reported step
+    at or after it), not a later one; and records live under ``sm2:rung_<r>`` system attrs
+    holding the trial number, so that a trial recreated by
     :class:`optuna.storages.RetryHeartbeatStaleTrialCallback` competes for its rungs again
     instead of inheriting the failed trial's.
+
+    The first time the pruner writes to a study it stores its :attr:`settings` as the study
+    user attr ``sm2.pruner``; a pruner with other settings on the same study warns once and
+    leaves the stored ones alone.
 
     Example:
         .. code-block:: python
@@ -164,8 +125,17 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         alpha: Weight of performance against the cost terms, in [0, 1] (paper: 0.75).
         beta: Weight of energy against learning rate within the cost terms (paper: 0.5).
         lr_scale: ``"log"`` or ``"linear"``, how learning rates are compared.
-        rung_steps: Explicit rung steps, strictly increasing and non-negative (the paper's
-            fixed spacing), instead of the geometric schedule; no decision after the last.
+        rung_steps: Explicit rung steps (any iterable of integers, read once), strictly
+            increasing and non-negative (the paper's fixed spacing), instead of the geometric
+            schedule; no decision after the last.
+        ranking: ``"robust"`` (default): a diverged though finite value ranks last and stays
+            out of the others' rescaling, energies within their spread and LRs within a factor
+            1.5 score alike, and the cost terms never promote a trial over one whose value is
+            better by more than ``performance_tolerance``. ``"paper"``: the plain Eq. 2.
+            Both decide as Optuna's pruner with ``alpha=1`` (``docs/pruner.md``).
+        performance_tolerance: With ``ranking="robust"``, how much better (relative to the
+            better value's magnitude) a value must be to be safe from the cost terms, in
+            [0, 1) (default 0.02: 2 %).
     """
 
     def __init__(
@@ -178,63 +148,61 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         alpha: float = 0.75,
         beta: float = 0.5,
         lr_scale: LRScale = "log",
-        rung_steps: Sequence[int] | None = None,
+        rung_steps: Iterable[int] | None = None,
+        ranking: Ranking = "robust",
+        performance_tolerance: float = PERFORMANCE_TOLERANCE,
     ) -> None:
-        if not (min_resource == "auto" or (_is_int(min_resource) and int(min_resource) >= 1)):
-            raise ValueError(
-                f"`min_resource` must be 'auto' or an integer >= 1, got {min_resource!r}."
-            )
-        if not (_is_int(reduction_factor) and reduction_factor >= 2):
-            raise ValueError(
-                f"`reduction_factor` must be an integer >= 2, got {reduction_factor!r}."
-            )
-        if not (_is_int(min_early_stopping_rate) and min_early_stopping_rate >= 0):
-            raise ValueError(
-                "`min_early_stopping_rate` must be an integer >= 0, "
-                f"got {min_early_stopping_rate!r}."
-            )
-        if not (_is_int(bootstrap_count) and bootstrap_count >= 0):
-            raise ValueError(
-                f"`bootstrap_count` must be an integer >= 0, got {bootstrap_count!r}."
-            )
-        if bootstrap_count > 0 and min_resource == "auto":
+        settings = PrunerSettings(
+            alpha=alpha,
+            beta=beta,
+            lr_scale=lr_scale,
+            reduction_factor=reduction_factor,
+            min_resource=min_resource,  # type: ignore[arg-type]  # checked by .checked()
+            min_early_stopping_rate=min_early_stopping_rate,
+            bootstrap_count=bootstrap_count,
+            rung_steps=None if rung_steps is None else _once(rung_steps),
+            ranking=ranking,
+            performance_tolerance=performance_tolerance,
+            version=library_version(),
+        ).checked()
+        if settings.bootstrap_count > 0 and settings.min_resource == "auto":
             raise ValueError(
                 "`bootstrap_count` > 0 needs an integer `min_resource`, not 'auto' "
                 "(as in Optuna's SuccessiveHalvingPruner)."
             )
-        check_unit_interval("alpha", alpha)
-        check_unit_interval("beta", beta)
-        check_lr_scale(lr_scale)
-        if rung_steps is not None:
-            steps = list(rung_steps)
-            if not steps or not all(_is_int(s) and s >= 0 for s in steps):
-                raise ValueError(
-                    f"`rung_steps` must be a non-empty list of integers >= 0, got {rung_steps!r}."
-                )
-            if any(a >= b for a, b in itertools.pairwise(steps)):
-                raise ValueError(f"`rung_steps` must be strictly increasing, got {rung_steps!r}.")
-            if min_resource != 1 or min_early_stopping_rate != 0:
-                raise ValueError(
-                    "`rung_steps` replaces the geometric schedule: leave `min_resource` and "
-                    "`min_early_stopping_rate` at their defaults (1 and 0) when passing it."
-                )
-        self._min_resource: int | None = None if min_resource == "auto" else int(min_resource)
-        self._reduction_factor = reduction_factor
-        self._min_early_stopping_rate = min_early_stopping_rate
-        self._bootstrap_count = bootstrap_count
-        self._alpha = alpha
-        self._beta = beta
-        self._lr_scale: LRScale = lr_scale
-        self._rung_steps = None if rung_steps is None else tuple(int(s) for s in rung_steps)
+        if settings.rung_steps is not None and (
+            settings.min_resource != 1 or settings.min_early_stopping_rate != 0
+        ):
+            raise ValueError(
+                "`rung_steps` replaces the geometric schedule: leave `min_resource` and "
+                "`min_early_stopping_rate` at their defaults (1 and 0) when passing it."
+            )
+        self._settings = settings
+        self._min_resource: int | None = (
+            None if settings.min_resource == "auto" else settings.min_resource
+        )
         self._warned_missing = False
         self._caches: weakref.WeakKeyDictionary[BaseStorage, dict[int, _StudyCache]] = (
             weakref.WeakKeyDictionary()
         )
 
     @property
+    def settings(self) -> PrunerSettings:
+        """The pruner's arguments, as it stores them in a study (``sm2.pruner``)."""
+        return self._settings
+
+    @property
     def rung_steps(self) -> tuple[int, ...] | None:
         """The explicit rung steps, or ``None`` for the geometric schedule."""
-        return self._rung_steps
+        return self._settings.rung_steps
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The pruner pickles (a study goes into each DDP spawn worker); its caches stay."""
+        return {**self.__dict__, "_caches": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._caches = weakref.WeakKeyDictionary()
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
         """Record each rung the trial has newly reached and decide there, as Optuna does."""
@@ -249,8 +217,8 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         """Write the trial's records for every rung it has newly reached, deciding nothing.
 
         Used to rank all configurations together (the paper's synchronous halving): record
-        every trial first, then ask :meth:`is_promoted` for each. A non-finite latest value is
-        never recorded, so such a trial is never promoted.
+        every trial first, then ask :meth:`is_promoted` for each. A non-finite value at a rung
+        is never recorded, so such a trial is never promoted.
 
         Returns:
             The rungs recorded now, in order.
@@ -263,7 +231,7 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         return written
 
     def is_promoted(self, study: optuna.study.Study, trial: FrozenTrial, rung: int) -> bool:
-        """Whether the trial's record at ``rung`` ranks in the top ``1 / reduction_factor``.
+        """Whether :func:`~optuna_sm2.pruners.rank_rung` promotes the trial at ``rung``.
 
         The competitors are every trial of the study, in any state, that holds its own record
         for ``rung``. A trial without its own record there is not promoted.
@@ -272,13 +240,25 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         records = self._rung_records(study, rung)
         if trial.number not in records:
             return False
-        numbers = list(records)
-        if len(numbers) <= self._bootstrap_count:
-            return False
-        keys = self._ranking_keys(study, [records[n] for n in numbers])
-        k = max(len(numbers) // self._reduction_factor, 1)
-        threshold = sorted(keys, reverse=True)[k - 1]
-        return keys[numbers.index(trial.number)] >= threshold
+        return self.rank(study, list(records.values())).is_promoted(trial.number)
+
+    def rank(self, study: optuna.study.Study, records: list[RungRecord]) -> RungRanking:
+        """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` with this pruner's settings
+        and the study's direction; warns once per pruner when a component is left out."""
+        ranking = self._settings.rank(
+            records,
+            direction="maximize" if study.direction == StudyDirection.MAXIMIZE else "minimize",
+        )
+        if ranking.left_out and not self._warned_missing:
+            self._warned_missing = True
+            component, missing = next(iter(ranking.left_out.items()))
+            warnings.warn(
+                f"The {_WHAT[component]} is missing for trial(s) {list(missing)}; it is left "
+                "out of this rung's ranking and the remaining weights are renormalized. Report "
+                "it with optuna_sm2.report(...) to rank by it. (Warned once per pruner.)",
+                stacklevel=5,
+            )
+        return ranking
 
     def _unrecorded_rung(self, study: optuna.study.Study, trial: FrozenTrial) -> int | None:
         """The first rung the trial's latest step has reached without its record there.
@@ -292,7 +272,7 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         cache = self._cache(study)
         rung = cache.current_rung.get(_compat.trial_id(trial))
         if rung is None:
-            rung = len(_consecutive(own_records(trial.number, trial.system_attrs)))
+            rung = len(_consecutive(self._own_records(cache, trial)))
             cache.current_rung[_compat.trial_id(trial)] = rung
         promotion_step = self._promotion_step(study, rung)
         if promotion_step is None or trial.last_step < promotion_step:
@@ -300,37 +280,77 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         return rung
 
     def _write_record(self, study: optuna.study.Study, trial: FrozenTrial, rung: int) -> bool:
-        """Store the trial's record at ``rung``; ``False`` (nothing stored) if not finite."""
-        assert trial.last_step is not None
-        value = trial.intermediate_values[trial.last_step]
-        if not math.isfinite(value):
+        """Store the trial's record at ``rung``; ``False`` (nothing stored) if its value there
+        is not finite."""
+        promotion_step = self._promotion_step(study, rung)
+        assert promotion_step is not None
+        value = value_at(trial, promotion_step)
+        if value is None or finite_or_none(value) is None:
             return False
+        attrs = trial.user_attrs
         record = RungRecord(
             trial=trial.number,
-            value=float(value),
-            energy_per_epoch_j=_finite_or_none(trial.user_attrs.get(_attrs.ENERGY_PER_EPOCH_J)),
-            stable_lr=_finite_or_none(trial.user_attrs.get(_attrs.STABLE_LR)),
+            value=value,
+            energy_per_epoch_j=finite_or_none(attrs.get(_attrs.ENERGY_PER_EPOCH_J)),
+            stable_lr=finite_or_none(attrs.get(_attrs.STABLE_LR)),
+            energy_per_epoch_spread=finite_or_none(attrs.get(_attrs.ENERGY_PER_EPOCH_SPREAD)),
         )
+        cache = self._cache(study)
+        if not cache.settings_checked:
+            cache.settings_checked = True
+            self._store_settings(study)
         _compat.set_trial_system_attr(study, trial, rung_key(rung), record.to_json())
-        self._cache(study).current_rung[_compat.trial_id(trial)] = rung + 1
+        cache.current_rung[_compat.trial_id(trial)] = rung + 1
         return True
+
+    def _store_settings(self, study: optuna.study.Study) -> None:
+        """Store :attr:`settings` as ``sm2.pruner`` unless the study holds some; warn once if
+        those differ from ours."""
+        stored = study.user_attrs.get(_attrs.PRUNER)
+        if stored is None:
+            study.set_user_attr(_attrs.PRUNER, self._settings.to_json())
+            return
+        try:
+            differences = PrunerSettings.from_json(stored).differences(self._settings)
+        except ValueError as exc:
+            differences = (f"unreadable ({exc})",)
+        if differences:
+            warnings.warn(
+                f"Study {study.study_name!r} stores pruner settings ({_attrs.PRUNER}) that "
+                f"differ from this pruner's: {'; '.join(differences)} (stored against this "
+                "pruner's). This pruner decides with its own; the stored settings are left as "
+                "they are, and the report and the dashboard explain the study with them.",
+                stacklevel=5,
+            )
 
     def _promotion_step(self, study: optuna.study.Study, rung: int) -> int | None:
         """The step at which ``rung`` is reached; ``None`` when there is no such rung (yet)."""
-        if self._rung_steps is not None:
-            return self._rung_steps[rung] if rung < len(self._rung_steps) else None
+        s = self._settings
+        if s.rung_steps is not None:
+            return s.rung_steps[rung] if rung < len(s.rung_steps) else None
         if self._min_resource is None:
             self._min_resource = _estimate_min_resource(study.get_trials(deepcopy=False))
             if self._min_resource is None:
                 return None
-        return int(
-            self._min_resource * self._reduction_factor ** (self._min_early_stopping_rate + rung)
-        )
+        return int(self._min_resource * s.reduction_factor ** (s.min_early_stopping_rate + rung))
 
     def _cache(self, study: optuna.study.Study) -> _StudyCache:
         return self._caches.setdefault(_compat.storage_of(study), {}).setdefault(
             _compat.study_id(study), _StudyCache()
         )
+
+    def _own_records(self, cache: _StudyCache, trial: FrozenTrial) -> Mapping[int, RungRecord]:
+        """The trial's own records; a malformed one is left out with one warning."""
+        read = read_records(trial.number, trial.system_attrs)
+        for key in read.malformed:
+            if (_compat.trial_id(trial), key) not in cache.warned_malformed:
+                cache.warned_malformed.add((_compat.trial_id(trial), key))
+                warnings.warn(
+                    f"Trial {trial.number} holds a malformed rung record {key!r} "
+                    f"({trial.system_attrs[key]!r}); it is left out of the ranking.",
+                    stacklevel=2,
+                )
+        return read.records
 
     def _rung_records(self, study: optuna.study.Study, rung: int) -> dict[int, RungRecord]:
         """The records held at ``rung``, by trial number; finished trials are parsed once."""
@@ -339,57 +359,20 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         for t in study.get_trials(deepcopy=False):
             records = cache.finished.get(_compat.trial_id(t))
             if records is None:
-                records = own_records(t.number, t.system_attrs)
+                records = self._own_records(cache, t)
                 if t.state.is_finished():
                     cache.finished[_compat.trial_id(t)] = records
             if rung in records:
                 held[t.number] = records[rung]
         return held
 
-    def _ranking_keys(
-        self, study: optuna.study.Study, records: Sequence[RungRecord]
-    ) -> list[tuple[float, float]]:
-        """Eq. 2 score, ties broken by performance; a non-finite value ranks last."""
-        maximize = study.direction == StudyDirection.MAXIMIZE
-        _, w_energy, w_lr = component_weights(self._alpha, self._beta)
-        energies = self._complete("energy per epoch", w_energy, records, "energy_per_epoch_j")
-        lrs = self._complete("stable learning rate", w_lr, records, "stable_lr")
-        values = [r.value for r in records]
-        scores = weighted_objective(
-            values,
-            energies,
-            lrs,
-            alpha=self._alpha,
-            beta=self._beta,
-            direction="maximize" if maximize else "minimize",
-            lr_scale=self._lr_scale,
-        )
-        oriented = [(v if maximize else -v) if math.isfinite(v) else -math.inf for v in values]
-        return [(float(s), o) for s, o in zip(scores, oriented, strict=True)]
 
-    def _complete(
-        self, what: str, weight: float, records: Sequence[RungRecord], field: str
-    ) -> list[float] | None:
-        """The attribute over all records, or ``None`` (with one warning) if any lacks it."""
-        if weight == 0.0:
-            return None
-        column: list[float | None] = [getattr(r, field) for r in records]
-        if all(x is not None for x in column):
-            return [x for x in column if x is not None]
-        if not self._warned_missing:
-            self._warned_missing = True
-            missing = [r.trial for r, x in zip(records, column, strict=True) if x is None]
-            warnings.warn(
-                f"The {what} is missing for trial(s) {missing}; it is left out of this rung's "
-                "ranking and the remaining weights are renormalized. Report it with "
-                "optuna_sm2.report(...) to rank by it. (Warned once per pruner.)",
-                stacklevel=3,
-            )
-        return None
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+def _once(steps: Any) -> Any:
+    """``steps`` read once into a tuple (an iterator gives its items once); anything that is
+    not an iterable is passed on for the settings check to name."""
+    if isinstance(steps, (str, bytes, Mapping)) or not isinstance(steps, Iterable):
+        return steps
+    return tuple(steps)
 
 
 def _consecutive(records: Mapping[int, RungRecord]) -> list[int]:

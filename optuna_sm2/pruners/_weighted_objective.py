@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from optuna_sm2._validation import check_choice, check_unit_interval, is_real
+
 Direction = Literal["maximize", "minimize"]
 LRScale = Literal["log", "linear"]
 
-_DIRECTIONS = ("maximize", "minimize")
-_LR_SCALES = ("log", "linear")
-
-
-def check_unit_interval(name: str, value: float) -> None:
-    """Raise ``ValueError`` unless ``value`` is a number in [0, 1]."""
-    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-        raise ValueError(f"`{name}` must be a number in [0, 1], got {value!r}.")
-
-
-def check_lr_scale(lr_scale: str) -> None:
-    """Raise ``ValueError`` unless ``lr_scale`` is one of the accepted scales."""
-    if lr_scale not in _LR_SCALES:
-        raise ValueError(f"`lr_scale` must be one of {_LR_SCALES}, got {lr_scale!r}.")
+DIRECTIONS: tuple[Direction, ...] = ("maximize", "minimize")
+LR_SCALES: tuple[LRScale, ...] = ("log", "linear")
 
 
 def component_weights(alpha: float, beta: float) -> tuple[float, float, float]:
@@ -34,11 +25,17 @@ def component_weights(alpha: float, beta: float) -> tuple[float, float, float]:
 
 
 def _min_max_best_is_one(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Rescale ``x`` to [0, 1] with 1 for its largest entry; all equal gives all 1."""
+    """Rescale ``x`` (finite) to [0, 1] with 1 for its largest entry; all equal gives all 1.
+
+    A range wider than the largest float (values near +-1e308) is rescaled from halved
+    operands, so that the result is never NaN and keeps the order of ``x``.
+    """
     low, high = float(np.min(x)), float(np.max(x))
     if high == low:
         return np.ones_like(x)
-    return np.asarray((x - low) / (high - low), dtype=np.float64)
+    if math.isfinite(high - low):
+        return np.asarray((x - low) / (high - low), dtype=np.float64)
+    return np.asarray((x / 2 - low / 2) / (high / 2 - low / 2), dtype=np.float64)
 
 
 def weighted_objective(
@@ -57,6 +54,16 @@ def weighted_objective(
     competitors and oriented so that 1 is best: the better performance (larger when
     ``direction="maximize"``, smaller when ``"minimize"``), the lower energy per epoch, the
     larger stable learning rate. An attribute equal for every competitor scores 1 for all.
+
+    This is the paper's plain Eq. 2, what ``SuccessiveHalvingEnergyPruner(ranking="paper")``
+    ranks with. Its min-max rescaling has two weaknesses: one diverged but finite value (a
+    perplexity of 5e21 among values near 100) squeezes every other performance into ~1, so
+    that the cost terms alone decide; and differences within the noise of the figures (a 5 %
+    energy wobble, one LR grid step) span the whole [0, 1]. The pruner's default rule,
+    ``ranking="robust"`` (:func:`optuna_sm2.pruners.rank_rung`, ``docs/pruner.md``), scores
+    with the same Eq. 2 after setting diverged values apart and tying figures within their
+    noise, and never lets the cost terms promote a configuration over a clearly better
+    performer.
 
     Reference: Geißler et al., "Spend More to Save More: Energy-aware hyperparameter
     optimization", arXiv 2412.08526, Eq. 2.
@@ -85,12 +92,7 @@ def weighted_objective(
             )
             best = int(scores.argmax())
     """
-    terms, total_weight, finite = _weighted_terms(
-        values, energies, lrs, alpha, beta, direction, lr_scale
-    )
-    score = np.clip(sum(w * s for _, w, s in terms) / total_weight, 0.0, 1.0)
-    score[~finite] = 0.0
-    return score
+    return eq2(values, energies, lrs, alpha, beta, direction, lr_scale).score
 
 
 COMPONENTS = ("performance", "energy", "lr")
@@ -125,41 +127,43 @@ def weighted_components(
         >>> [float(x) for x in parts["lr"]]  # equal for both: 1 x (1 - 0.75) x (1 - 0.5)
         [0.125, 0.125]
     """
-    terms, total_weight, finite = _weighted_terms(
-        values, energies, lrs, alpha, beta, direction, lr_scale
-    )
-    parts = {name: np.zeros(finite.size) for name in COMPONENTS}
-    for name, w, s in terms:
-        part = np.asarray(w * s / total_weight, dtype=np.float64)
-        part[~finite] = 0.0
-        parts[name] = part
-    return parts
+    return dict(eq2(values, energies, lrs, alpha, beta, direction, lr_scale).terms)
 
 
-def _weighted_terms(
-    values: Sequence[float],
-    energies: Sequence[float] | None,
-    lrs: Sequence[float] | None,
+@dataclass(frozen=True)
+class Eq2:
+    """Eq. 2 over one rung's competitors: the weights used, each weighted term, the score.
+
+    ``weights`` holds the renormalized weight (summing to 1) of each component that entered
+    the score; ``terms`` one array per name of :data:`COMPONENTS` (all zeros for a component
+    left out), each the normalized attribute (1 best) times its weight; ``score`` their sum,
+    clipped to [0, 1]. A competitor with a non-finite value has every term and its score 0.
+    """
+
+    weights: Mapping[str, float]
+    terms: Mapping[str, npt.NDArray[np.float64]]
+    score: npt.NDArray[np.float64]
+
+
+def eq2(
+    values: Sequence[float] | npt.NDArray[np.float64],
+    energies: Sequence[float] | npt.NDArray[np.float64] | None,
+    lrs: Sequence[float] | npt.NDArray[np.float64] | None,
     alpha: float,
     beta: float,
     direction: Direction,
     lr_scale: LRScale,
-) -> tuple[list[tuple[str, float, npt.NDArray[np.float64]]], float, npt.NDArray[np.bool_]]:
-    """``(name, weight, normalized attribute)`` per present component, their total weight and
-    the mask of finite values; raises ``ValueError`` for bad arguments."""
-    check_unit_interval("alpha", alpha)
-    check_unit_interval("beta", beta)
-    if direction not in _DIRECTIONS:
-        raise ValueError(f"`direction` must be one of {_DIRECTIONS}, got {direction!r}.")
-    check_lr_scale(lr_scale)
-    perf = np.asarray(values, dtype=np.float64).reshape(-1)
+) -> Eq2:
+    """Eq. 2 of :func:`weighted_objective`, term by term; raises ``ValueError`` for bad
+    arguments (each named)."""
+    alpha = check_unit_interval("alpha", alpha)
+    beta = check_unit_interval("beta", beta)
+    check_choice("direction", direction, DIRECTIONS)
+    check_choice("lr_scale", lr_scale, LR_SCALES)
+    perf = _vector("values", values)
     n = perf.size
     if n == 0:
         raise ValueError("`values` is empty: a rung needs at least one competitor.")
-    for name, seq in (("energies", energies), ("lrs", lrs)):
-        if seq is not None and len(seq) != n:
-            raise ValueError(f"`{name}` has {len(seq)} entries but `values` has {n}.")
-
     finite = np.isfinite(perf)
     oriented_perf = perf if direction == "maximize" else -perf
     p_score = np.zeros(n)
@@ -167,20 +171,50 @@ def _weighted_terms(
         p_score[finite] = _min_max_best_is_one(oriented_perf[finite])
 
     w_p, w_e, w_lr = component_weights(alpha, beta)
-    terms = [("performance", w_p, p_score)]
+    normalized = [("performance", w_p, p_score)]
     if energies is not None:
-        e = np.asarray(energies, dtype=np.float64)
+        e = _vector("energies", energies, n)
         if not np.isfinite(e).all() or (e < 0).any():
             raise ValueError("`energies` must be finite and >= 0 (joules per epoch).")
-        terms.append(("energy", w_e, _min_max_best_is_one(-e)))
+        normalized.append(("energy", w_e, _min_max_best_is_one(-e)))
     if lrs is not None:
-        lr = np.asarray(lrs, dtype=np.float64)
+        lr = _vector("lrs", lrs, n)
         if not np.isfinite(lr).all() or (lr <= 0).any():
             raise ValueError("`lrs` must be finite and > 0.")
         lr_score = _min_max_best_is_one(np.log(lr) if lr_scale == "log" else lr)
-        terms.append(("lr", w_lr, lr_score))
+        normalized.append(("lr", w_lr, lr_score))
 
-    total_weight = math.fsum(w for _, w, _ in terms)
+    total_weight = math.fsum(w for _, w, _ in normalized)
     if total_weight == 0.0:
-        terms, total_weight = [("performance", 1.0, p_score)], 1.0
-    return terms, total_weight, finite
+        normalized, total_weight = [("performance", 1.0, p_score)], 1.0
+    terms = {name: np.zeros(n) for name in COMPONENTS}
+    for name, w, s in normalized:
+        term = np.asarray(w * s / total_weight, dtype=np.float64)
+        term[~finite] = 0.0
+        terms[name] = term
+    score = np.clip(sum(terms.values()), 0.0, 1.0)
+    score[~finite] = 0.0
+    weights = {name: w / total_weight for name, w, _ in normalized}
+    return Eq2(weights=weights, terms=terms, score=np.asarray(score, dtype=np.float64))
+
+
+def _vector(name: str, seq: Any, n: int | None = None) -> npt.NDArray[np.float64]:
+    """``seq`` as a 1-D float array; it must be a sequence of real numbers (of length ``n``)."""
+    floats = isinstance(seq, np.ndarray) and seq.dtype == np.float64 and seq.ndim == 1
+    if not floats and (
+        isinstance(seq, (str, bytes, Mapping))
+        or not isinstance(seq, (Sequence, np.ndarray))
+        or np.ndim(seq) != 1
+        or not all(is_real(x) for x in seq)
+    ):
+        raise ValueError(
+            f"`{name}` must be a one-dimensional sequence of numbers, got {_short(seq)}."
+        )
+    if n is not None and len(seq) != n:
+        raise ValueError(f"`{name}` has {len(seq)} entries but `values` has {n}.")
+    return np.asarray(seq, dtype=np.float64)
+
+
+def _short(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."

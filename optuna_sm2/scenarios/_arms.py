@@ -3,8 +3,10 @@
 Every arm trains with the same code and books energy the same way: the SM² arms and the grid run
 :class:`optuna_sm2.SM2Objective` and watch its steps through the objective's public
 ``callbacks``; the vanilla run and the TPE + Hyperband trials train and evaluate with the
-objective's own epoch and evaluation (``training._phases``) and book each window in an
-:class:`EnergyBook`, as the objective does.
+objective's own epoch and evaluation (``training._phases``) and book each window in a
+:class:`optuna_sm2.TrialEnergy`, as the objective does. A window that could not be measured is
+never counted as 0 J: it is left out with a note, and an arm with no measured window has a NaN
+total (``null`` in ``results.json``).
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import torch
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
+from optuna_sm2.pruners import TrialEnergy
 from optuna_sm2.scenarios._base import Scenario
 from optuna_sm2.scenarios._results import ArmResult, StepRecord
-from optuna_sm2.training._data import ObjectiveData
-from optuna_sm2.training._energy_book import EnergyBook
+from optuna_sm2.training._data import ObjectiveData, check_data
 from optuna_sm2.training._loop import PhaseResult
+from optuna_sm2.training._loss import Loss
 from optuna_sm2.training._objective import SM2Objective
-from optuna_sm2.training._phases import evaluate, sgd, train_epoch
+from optuna_sm2.training._optimizer import sgd
+from optuna_sm2.training._phases import evaluate, train_epoch
 from optuna_sm2.training._synchronous import optimize_synchronous
 
 Progress = Callable[[str], None]
@@ -93,7 +97,8 @@ def _objective_arm(
     the study's pruner, ``optimize(study, objective)`` runs it.
 
     Total energy: the sum of ``sm2.energy_total_j`` over the study's trials
-    (:func:`optuna_sm2.analysis._summary.summarize_study`). The final metric is the best
+    (:func:`optuna_sm2.analysis._summary.summarize_study`; NaN when no trial was measured, its
+    notes say which were not). The final metric is the best
     completed trial's value; ``best_params`` adds the stable LR it last trained with.
     """
     recorder = _StepRecorder(scenario.metric_name, progress)
@@ -112,7 +117,7 @@ def _objective_arm(
     return ArmResult(
         arm=arm,
         seed=seed,
-        total_energy_j=summary.total_energy_j,
+        total_energy_j=summary.total_energy_j if summary.measured_trials else math.nan,
         final_metric=final,
         best_params=params,
         n_trials=len(study.trials),
@@ -193,7 +198,8 @@ def run_grid(
 class _PlainTraining:
     """One configuration trained the ordinary way: plain SGD at a fixed LR, the scenario's
     batches in a seeded order, one evaluation after every epoch. Each epoch and evaluation is an
-    energy window of ``tracker`` booked in :attr:`book`, and each epoch a :class:`StepRecord`."""
+    energy window of ``tracker`` booked in :attr:`book` (on ``trial``, or on a ``FixedTrial``
+    when there is none), and each epoch a :class:`StepRecord`."""
 
     def __init__(
         self,
@@ -210,6 +216,7 @@ class _PlainTraining:
         torch.manual_seed(seed)
         self.model = scenario.build_model(trial).to(device)
         self._optimizer = sgd(self.model.parameters(), lr)
+        self._loss = Loss.checked(scenario.loss_fn, None)
         self._scenario = scenario
         self._data = data
         self._train = data.for_trial(seed)
@@ -217,7 +224,7 @@ class _PlainTraining:
         self._trial = 0 if trial is None else trial.number
         self._batch_size = batch_size
         self._lr = lr
-        self.book = EnergyBook()
+        self.book = TrialEnergy(optuna.trial.FixedTrial({}) if trial is None else trial, tracker)
         self.records: list[StepRecord] = []
         self.diverged_loss: float | None = None
         """The non-finite training loss that stopped the latest epoch, if any."""
@@ -228,7 +235,7 @@ class _PlainTraining:
             self.model,
             self._optimizer,
             self._train.batches(self._batch_size),
-            self._scenario.loss_fn,
+            self._loss,
             self._tracker,
         )
         value, evaluation = evaluate(
@@ -242,6 +249,31 @@ class _PlainTraining:
             StepRecord(self._trial, self._batch_size, step, "train", value, energy, self._lr)
         )
         return value
+
+
+def _plain_data(scenario: Scenario, device: torch.device) -> ObjectiveData:
+    return ObjectiveData(
+        check_data("train_data", scenario.train_data),
+        check_data("valid_data", scenario.valid_data),
+        device=device,
+    )
+
+
+def _measured_total(runs: list[_PlainTraining], notes: list[str]) -> float:
+    """The joules of every measured window of ``runs``; NaN when none was measured. A note says
+    how many windows (an epoch and its evaluation each) could not be measured."""
+    totals = [run.book.total_j for run in runs]
+    windows = sum(2 * len(run.records) for run in runs)
+    invalid = sum(run.book.invalid_windows for run in runs)
+    if all(total is None for total in totals):
+        notes.append(f"none of the {windows} energy windows could be measured: energy unmeasured")
+        return math.nan
+    if invalid:
+        notes.append(
+            f"{invalid} of {windows} energy windows could not be measured: the total is of the "
+            f"other {windows - invalid}"
+        )
+    return math.fsum(total for total in totals if total is not None)
 
 
 def run_vanilla(
@@ -259,14 +291,14 @@ def run_vanilla(
     better validation metric (or when the loss is no longer finite).
 
     Every epoch and every evaluation is an energy window of ``meter``; the total is their sum
-    (a window that could not be measured is left out, with a warning). The final metric is the
-    one measured after the last epoch.
+    (a window that could not be measured is left out, with a note; NaN when none was). The final
+    metric is the one measured after the last epoch.
     """
     budget = scenario.budget
     epochs = budget.schedule.train_epochs_total if epochs is None else epochs
     tracker = EnergyTracker(meter)
     target = torch.device(device)
-    data = ObjectiveData(scenario.train_data, scenario.valid_data, device=target)
+    data = _plain_data(scenario, target)
     batch_size, lr = budget.default_batch_size, scenario.conventional_lr
     run = _PlainTraining(
         scenario, data, tracker, trial=None, batch_size=batch_size, lr=lr, seed=seed, device=target
@@ -293,7 +325,7 @@ def run_vanilla(
     return ArmResult(
         arm="vanilla",
         seed=seed,
-        total_energy_j=run.book.total_j,
+        total_energy_j=_measured_total([run], notes),
         final_metric=value,
         best_params={"batch_size": batch_size, "lr": lr},
         n_trials=1,
@@ -330,7 +362,7 @@ def run_tpe_hyperband(
     epochs = budget.schedule.train_epochs_total
     tracker = EnergyTracker(meter)
     target = torch.device(device)
-    data = ObjectiveData(scenario.train_data, scenario.valid_data, device=target)
+    data = _plain_data(scenario, target)
     study = optuna.create_study(
         study_name=f"{scenario.name}-tpe_hyperband",
         direction=scenario.direction,
@@ -378,7 +410,7 @@ def run_tpe_hyperband(
     return ArmResult(
         arm="tpe_hyperband",
         seed=seed,
-        total_energy_j=math.fsum(run.book.total_j for run in runs.values()),
+        total_energy_j=_measured_total(list(runs.values()), notes),
         final_metric=final,
         best_params=params,
         n_trials=len(study.trials),

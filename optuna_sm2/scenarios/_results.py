@@ -26,7 +26,8 @@ METRIC_TOLERANCE = 0.02
 """The targets' tolerance on the final metric: relative to the reference arm's mean."""
 
 
-def _finite_or_none(x: float) -> float | None:
+def _finite(x: float) -> float | None:
+    """``x``, or ``None`` (JSON null) when it is NaN or infinite: unmeasured, never 0."""
     return x if math.isfinite(x) else None
 
 
@@ -101,22 +102,25 @@ class ArmResult:
         ]
         if self.chosen_trial is None or not energies or None in energies:
             return None
-        return math.fsum(e for e in energies if e is not None)
+        total = math.fsum(e for e in energies if e is not None)
+        return total if math.isfinite(total) else None
 
     @property
     def search_overhead(self) -> float | None:
         """``total_energy_j / chosen_training_j``: what the arm spent per joule of training its
         result; ``None`` when the denominator is unknown."""
         alone = self.chosen_training_j
-        return None if alone is None or alone <= 0 else self.total_energy_j / alone
+        if alone is None or alone <= 0 or not math.isfinite(self.total_energy_j):
+            return None
+        return self.total_energy_j / alone
 
     def to_json(self) -> dict[str, Any]:
         """One seed of one arm in ``results.json``."""
         return {
             "seed": self.seed,
-            "total_energy_j": self.total_energy_j,
-            "total_energy_wh": self.total_energy_wh,
-            "final_metric": _finite_or_none(self.final_metric),
+            "total_energy_j": _finite(self.total_energy_j),
+            "total_energy_wh": _finite(self.total_energy_wh),
+            "final_metric": _finite(self.final_metric),
             "best_params": self.best_params,
             "chosen_epochs": self.chosen_epochs,
             "chosen_training_j": self.chosen_training_j,
@@ -162,10 +166,10 @@ class Spread:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "mean": _finite_or_none(self.mean),
-            "min": _finite_or_none(self.low),
-            "max": _finite_or_none(self.high),
-            "per_seed": [_finite_or_none(v) for v in self.values],
+            "mean": _finite(self.mean),
+            "min": _finite(self.low),
+            "max": _finite(self.high),
+            "per_seed": [_finite(v) for v in self.values],
         }
 
 
@@ -200,10 +204,10 @@ class ArmRuns:
         each seed's run; ``n_trials`` and ``wall_s`` add up the seeds."""
         energy, metric = self.energy_j, self.metric
         return {
-            "total_energy_j": _finite_or_none(energy.mean),
-            "total_energy_wh": _finite_or_none(energy.mean / J_PER_WH),
-            "final_metric": _finite_or_none(metric.mean),
-            "search_overhead": _finite_or_none(self.overhead.mean),
+            "total_energy_j": _finite(energy.mean),
+            "total_energy_wh": _finite(energy.mean / J_PER_WH),
+            "final_metric": _finite(metric.mean),
+            "search_overhead": _finite(self.overhead.mean),
             "spread": {
                 "total_energy_j": energy.to_json(),
                 "final_metric": metric.to_json(),
@@ -233,9 +237,9 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "energy_ratio": _finite_or_none(self.energy_ratio),
+            "energy_ratio": _finite(self.energy_ratio),
             "energy_beyond_spread": self.energy_beyond_spread,
-            "metric_gap": _finite_or_none(self.metric_gap),
+            "metric_gap": _finite(self.metric_gap),
             "metric_beyond_spread": self.metric_beyond_spread,
         }
 
@@ -321,7 +325,8 @@ class ScenarioResult:
 
     @property
     def targets(self) -> dict[str, bool | None]:
-        """The issue's targets for α=0.75 on this scenario (``None``: an arm was not run).
+        """The issue's targets for α=0.75 on this scenario (``None``: an arm was not run, or an
+        energy not measured).
 
         ``less_energy_than_<arm>``: its mean energy is below the other's; ``metric_within_2pct
         _of_<arm>``: its mean final metric is at most 2% (relative) worse."""
@@ -329,7 +334,9 @@ class ScenarioResult:
 
         def cheaper(other: str) -> bool | None:
             c = comparisons.get(other)
-            return None if c is None else c.energy_ratio < 1.0
+            if c is None or not math.isfinite(c.energy_ratio):
+                return None
+            return c.energy_ratio < 1.0
 
         def close(other: str | None) -> bool | None:
             if other is None or other not in self.arms or "sm2" not in self.arms:
@@ -347,9 +354,9 @@ class ScenarioResult:
         reduction, parity = self.reduction, self.parity
         return {
             **{name: runs.to_json() for name, runs in self.arms.items()},
-            "reduction": None if reduction is None else _finite_or_none(reduction.mean),
+            "reduction": None if reduction is None else _finite(reduction.mean),
             "reduction_spread": None if reduction is None else reduction.to_json(),
-            "parity": None if parity is None else _finite_or_none(parity.mean),
+            "parity": None if parity is None else _finite(parity.mean),
             "best_arm": self.best_arm,
             "comparisons": {k: c.to_json() for k, c in self.comparisons.items()},
             "targets": self.targets,

@@ -1,15 +1,17 @@
 """Checks of ``SM2Objective``'s arguments that the shared ``_validation`` module lacks: the
-device, the checkpoint directory and the callbacks. Each raises one ``ValueError`` naming the
-argument and what is accepted."""
+device, the checkpoint directory, the callbacks and the options of the data loaders. Each raises
+one ``ValueError`` naming the argument and what is accepted."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from optuna_sm2 import _validation as _check
 from optuna_sm2.training._checkpoint import first_line
 from optuna_sm2.training._loop import PhaseCallback
 
@@ -68,3 +70,36 @@ def check_callbacks(callbacks: object) -> tuple[PhaseCallback, ...]:
         if not callable(callback):
             raise ValueError(f"`callbacks` must be {accepted}; {callback!r} is not callable.")
     return found
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """How the Datasets of an objective are placed and loaded (checked)."""
+
+    preload_budget_bytes: int | None
+    num_workers: int
+    pin_memory: bool | None
+    valid_batch_size: int | None
+
+
+def check_loader_options(
+    preload_budget_bytes: object,
+    num_workers: object,
+    pin_memory: object,
+    valid_batch_size: object,
+) -> LoaderOptions:
+    """The options as plain Python values; one ``ValueError`` naming a bad one."""
+    budget = (
+        None
+        if preload_budget_bytes is None
+        else _check.check_int("preload_budget_bytes", preload_budget_bytes, minimum=0)
+    )
+    workers = _check.check_int("num_workers", num_workers, minimum=0)
+    if pin_memory is not None and not isinstance(pin_memory, bool):
+        raise ValueError(f"`pin_memory` must be True, False or None, got {pin_memory!r}.")
+    size = (
+        None
+        if valid_batch_size is None
+        else _check.check_int("valid_batch_size", valid_batch_size, minimum=1)
+    )
+    return LoaderOptions(budget, workers, pin_memory, size)

@@ -1,20 +1,23 @@
-"""The flexible batch loader of SM²: data preloaded to the device, cut into batches there."""
+"""The flexible batch loader of SM²: data preloaded to the device, cut into batches there.
+
+:class:`ShuffledEpochs` holds what every source of training batches shares (the seeded order of
+each epoch, the share of the data it covers, the checks of its arguments);
+:class:`PreloadedBatches` cuts tensors held on the device, ``StreamedBatches`` (``_streamed.py``)
+loads a ``Dataset`` through a ``DataLoader``.
+"""
 
 from __future__ import annotations
 
+import abc
 import math
 import numbers
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-
-def _check_tensor(name: str, x: object) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}.")
-    if x.ndim == 0:
-        raise ValueError(f"`{name}` must have a first (sample) dimension, got a 0-d tensor.")
-    return x
+from optuna_sm2.training import _samples
+from optuna_sm2.training._samples import Tree
 
 
 def _check_batch_size(batch_size: object) -> int:
@@ -45,79 +48,19 @@ def fraction_size(n: int, fraction: float) -> int:
     return max(1, min(n, math.ceil(round(fraction * n, 9))))
 
 
-class PreloadedBatches:
-    """Training data held on the training device and cut into batches of any size there.
+class ShuffledEpochs(abc.ABC):
+    """Epochs of a data set of ``n`` samples in a fresh order each, reproducible from ``seed``.
 
-    The paper's flexible batch loader: the tensors are moved to ``device`` once, at
-    construction, and every batch is an index into them, so trying another batch size costs
-    nothing and no worker process or host-to-device copy runs during an epoch. Each call of
-    :meth:`batches` is one epoch; with ``shuffle=True`` it draws a fresh permutation from a
-    ``torch.Generator`` seeded with ``seed``, so the sequence of epochs is reproducible from the
-    seed. The permutation is drawn on the CPU and then moved, so it is the same on every device.
-
-    Args:
-        inputs: The inputs, samples along the first dimension.
-        targets: The targets, as many samples as ``inputs``.
-        device: Where the data is trained on. ``None`` keeps ``inputs`` where it is (and moves
-            ``targets`` there).
-        seed: Seed of the shuffling generator.
-
-    Raises:
-        ValueError: ``inputs`` or ``targets`` is not a tensor, is 0-d, the two differ in length,
-            or they hold no samples.
-
-    Example:
-        >>> import torch
-        >>> from optuna_sm2 import PreloadedBatches
-        >>> data = PreloadedBatches(torch.randn(10, 3), torch.arange(10), seed=1)
-        >>> len(data), data.n_batches(4), data.n_batches(4, drop_last=True)
-        (10, 3, 2)
-        >>> [len(y) for _, y in data.batches(4)]
-        [4, 4, 2]
-        >>> [len(y) for _, y in data.batches(2, fraction=0.25)]  # ceil(0.25 * 10) = 3 samples
-        [2, 1]
-        >>> sorted(torch.cat([y for _, y in data.batches(3)]).tolist()) == list(range(10))
-        True
+    Each call of :meth:`batches` is one epoch; with ``shuffle=True`` it draws a fresh
+    permutation from a ``torch.Generator`` seeded with ``seed`` (on the CPU, so it is the same
+    on every device). A subclass says how the samples of one batch are fetched (:meth:`_cut`).
     """
 
-    def __init__(
-        self,
-        inputs: torch.Tensor,
-        targets: torch.Tensor,
-        *,
-        device: torch.device | str | None = None,
-        seed: int = 0,
-    ) -> None:
-        inputs = _check_tensor("inputs", inputs)
-        targets = _check_tensor("targets", targets)
-        if len(inputs) != len(targets):
-            raise ValueError(
-                f"`inputs` and `targets` must hold as many samples, "
-                f"got {len(inputs)} and {len(targets)}."
-            )
-        if len(inputs) == 0:
-            raise ValueError("`inputs` and `targets` hold no samples.")
-        target_device = inputs.device if device is None else torch.device(device)
-        self._inputs = inputs.to(target_device)
-        self._targets = targets.to(target_device)
+    def __init__(self, n: int, seed: int) -> None:
+        self._n = n
         self._seed = int(seed)
         self._generator = torch.Generator(device="cpu")
         self._generator.manual_seed(self._seed)
-
-    @property
-    def inputs(self) -> torch.Tensor:
-        """All inputs, on :attr:`device`."""
-        return self._inputs
-
-    @property
-    def targets(self) -> torch.Tensor:
-        """All targets, on :attr:`device`."""
-        return self._targets
-
-    @property
-    def device(self) -> torch.device:
-        """The device the data lives on."""
-        return self._inputs.device
 
     @property
     def seed(self) -> int:
@@ -125,10 +68,7 @@ class PreloadedBatches:
         return self._seed
 
     def __len__(self) -> int:
-        return len(self._inputs)
-
-    def __repr__(self) -> str:
-        return f"PreloadedBatches(n={len(self)}, device={self.device}, seed={self._seed})"
+        return self._n
 
     def _epoch_size(self, batch_size: object, fraction: object) -> tuple[int, int]:
         """The checked batch size and the number of samples one epoch covers."""
@@ -160,8 +100,8 @@ class PreloadedBatches:
         shuffle: bool = True,
         fraction: float = 1.0,
         drop_last: bool = False,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of ``(inputs, targets)`` batches, cut on the device.
+    ) -> Iterator[tuple[Any, Any]]:
+        """One epoch of ``(inputs, targets)`` batches on the training device.
 
         The arguments are checked and the permutation is drawn when this is called, not when
         the first batch is taken.
@@ -181,15 +121,109 @@ class PreloadedBatches:
         """
         size, m = self._epoch_size(batch_size, fraction)
         if shuffle:
-            order = torch.randperm(len(self), generator=self._generator)[:m].to(self.device)
+            order = torch.randperm(len(self), generator=self._generator)[:m]
         else:
-            order = torch.arange(m, device=self.device)
+            order = torch.arange(m)
         stop = m - m % size if drop_last else m
-        return self._cut(order, size, stop)
+        return self._cut(order[:stop], size)
 
-    def _cut(
-        self, order: torch.Tensor, size: int, stop: int
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, stop, size):
+    @abc.abstractmethod
+    def _cut(self, order: torch.Tensor, size: int) -> Iterator[tuple[Any, Any]]:
+        """The samples ``order`` (a CPU tensor of indices) in batches of ``size``."""
+
+
+class PreloadedBatches(ShuffledEpochs):
+    """Training data held on the training device and cut into batches of any size there.
+
+    The paper's flexible batch loader: the tensors are moved to ``device`` once, at
+    construction, and every batch is an index into them, so trying another batch size costs
+    nothing and no worker process or host-to-device copy runs during an epoch. Each call of
+    :meth:`batches` is one epoch; with ``shuffle=True`` it draws a fresh permutation from a
+    ``torch.Generator`` seeded with ``seed``, so the sequence of epochs is reproducible from the
+    seed. The permutation is drawn on the CPU and then moved, so it is the same on every device.
+
+    Inputs and targets are each a tensor, or a tuple, list or dict of tensors (nested), with
+    samples along the first dimension of every tensor; a batch keeps their structure.
+
+    Args:
+        inputs: The inputs, samples along the first dimension.
+        targets: The targets, as many samples as ``inputs``.
+        device: Where the data is trained on. ``None`` keeps the data where its first tensor
+            is (and moves the others there).
+        seed: Seed of the shuffling generator.
+
+    Raises:
+        ValueError: ``inputs`` or ``targets`` holds something other than tensors, a 0-d
+            tensor, tensors of different lengths, or no samples.
+
+    Example:
+        >>> import torch
+        >>> from optuna_sm2 import PreloadedBatches
+        >>> data = PreloadedBatches(torch.randn(10, 3), torch.arange(10), seed=1)
+        >>> len(data), data.n_batches(4), data.n_batches(4, drop_last=True)
+        (10, 3, 2)
+        >>> [len(y) for _, y in data.batches(4)]
+        [4, 4, 2]
+        >>> [len(y) for _, y in data.batches(2, fraction=0.25)]  # ceil(0.25 * 10) = 3 samples
+        [2, 1]
+        >>> sorted(torch.cat([y for _, y in data.batches(3)]).tolist()) == list(range(10))
+        True
+        >>> text = PreloadedBatches({"ids": torch.zeros(10, 7), "mask": torch.ones(10, 7)},
+        ...                         torch.arange(10))
+        >>> inputs, targets = next(text.batches(4))
+        >>> sorted(inputs), tuple(inputs["ids"].shape)
+        (['ids', 'mask'], (4, 7))
+    """
+
+    def __init__(
+        self,
+        inputs: Tree,
+        targets: Tree,
+        *,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+    ) -> None:
+        n_inputs = _samples.check_tree("inputs", inputs)
+        n_targets = _samples.check_tree("targets", targets)
+        if n_inputs != n_targets:
+            raise ValueError(
+                f"`inputs` and `targets` must hold as many samples, "
+                f"got {n_inputs} and {n_targets}."
+            )
+        if n_inputs == 0:
+            raise ValueError("`inputs` and `targets` hold no samples.")
+        first = next(_samples.tensors(inputs))
+        target_device = first.device if device is None else torch.device(device)
+        self._inputs = _samples.to_device(inputs, target_device)
+        self._targets = _samples.to_device(targets, target_device)
+        self._device = target_device
+        super().__init__(n_inputs, seed)
+
+    @property
+    def inputs(self) -> Tree:
+        """All inputs, on :attr:`device`."""
+        return self._inputs
+
+    @property
+    def targets(self) -> Tree:
+        """All targets, on :attr:`device`."""
+        return self._targets
+
+    @property
+    def device(self) -> torch.device:
+        """The device the data lives on."""
+        return self._device
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the data holds on :attr:`device`."""
+        return _samples.n_bytes(self._inputs) + _samples.n_bytes(self._targets)
+
+    def __repr__(self) -> str:
+        return f"PreloadedBatches(n={len(self)}, device={self.device}, seed={self.seed})"
+
+    def _cut(self, order: torch.Tensor, size: int) -> Iterator[tuple[Any, Any]]:
+        order = order.to(self._device)
+        for start in range(0, len(order), size):
             index = order[start : start + size]
-            yield self._inputs.index_select(0, index), self._targets.index_select(0, index)
+            yield _samples.take(self._inputs, index), _samples.take(self._targets, index)

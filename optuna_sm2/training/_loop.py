@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,22 @@ from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
 from optuna_sm2.pruners._report import report
+from optuna_sm2.pruners._trial_energy import TrialEnergy
+from optuna_sm2.training._configurations import configuration_number
 from optuna_sm2.training._data import ObjectiveData, TrialBatches
-from optuna_sm2.training._energy_book import EnergyBook
+from optuna_sm2.training._loss import Loss
+from optuna_sm2.training._optimizer import (
+    TrialOptimizer,
+    check_lr_honoured,
+    check_no_lr_param,
+)
 from optuna_sm2.training._phases import (
-    LossFn,
     Metric,
-    OptimizerFactory,
     SweepSettings,
     check_finite_metric,
     evaluate,
     explore,
+    metric_value,
     train_epoch,
 )
 from optuna_sm2.training._schedule import Phase, PhaseKind, Schedule
@@ -55,9 +62,13 @@ class PhaseResult:
         kind: ``explore`` (an exploratory LR sweep) or ``train`` (a thorough epoch).
         rung: The rung decided right after this step, or ``None``.
         value: The metric on the validation data after the step.
-        energy_per_epoch_j: Energy of the step scaled to one full pass over the training data
-            (an exploration on a quarter of the data counts x4), as reported; ``None`` when the
-            step's energy window could not be measured.
+        energy_per_epoch_j: The energy of one full pass over the training data, as reported:
+            after an exploration, its joules per sample times the training set's size; after a
+            thorough epoch, the median of the block's measured epochs so far. ``None`` when
+            not measured (the exploration's window, or every epoch of the block so far, was
+            invalid).
+        energy_per_epoch_spread: The relative half-range of the block's measured epochs
+            (``None`` after an exploration, or with fewer than two measured epochs).
         lr: The stable LR the trial trains at after this step.
         seconds: Wall time of the step, its evaluation included.
         n_steps: Steps of the whole schedule: a trial that survives every rung reports steps
@@ -74,6 +85,7 @@ class PhaseResult:
     lr: float
     seconds: float
     n_steps: int
+    energy_per_epoch_spread: float | None = None
 
 
 PhaseCallback = Callable[[optuna.trial.Trial, PhaseResult], None]
@@ -94,6 +106,10 @@ class _TrialAttrs:
                 self._written[key] = value
 
 
+_REFUSED_BY_OPTUNA = ("does not support dynamic value space", "Cannot set different")
+"""Optuna's words when a parameter is suggested again with another distribution."""
+
+
 class TrialLoop:
     """Runs trials of an objective step by step; built, with checked arguments, by
     :class:`optuna_sm2.SM2Objective`, whose docstring describes them."""
@@ -103,10 +119,10 @@ class TrialLoop:
         *,
         build_model: Callable[[optuna.trial.Trial], nn.Module],
         data: ObjectiveData,
-        loss_fn: LossFn,
+        loss: Loss,
         metric: Metric,
         metric_name: str,
-        optimizer_factory: OptimizerFactory,
+        optimizer: TrialOptimizer,
         batch_sizes: tuple[int, ...],
         sweep: SweepSettings,
         schedule: Schedule,
@@ -118,10 +134,10 @@ class TrialLoop:
     ) -> None:
         self._build_model = build_model
         self._data = data
-        self._loss_fn = loss_fn
+        self._loss = loss
         self._metric = metric
         self._metric_name = metric_name
-        self._optimizer_factory = optimizer_factory
+        self._optimizer = optimizer
         self._batch_sizes = batch_sizes
         self._sweep = sweep
         self._schedule = schedule
@@ -131,6 +147,7 @@ class TrialLoop:
         self._checkpoint_dir = checkpoint_dir
         self._seed = seed
         self._callbacks = tuple(callbacks)
+        self._metric_checked = False
 
     @property
     def tracker(self) -> EnergyTracker:
@@ -150,14 +167,61 @@ class TrialLoop:
             n_lrs=self._sweep.n_lrs,
         )
 
-    def run(self, trial: optuna.trial.Trial) -> Generator[PhaseResult, None, float]:
-        """The trial step by step: yields each step's result after reporting it; returns the
-        final metric."""
+    def _start(self, trial: optuna.trial.Trial) -> tuple[int, TrainingState, int]:
+        """The trial's batch size, its fresh model and optimizer, and its seed, checked before
+        anything of SM² is written to the study: the builder and the factory took the batch size
+        and the LR as SM² gives them, and (in the first trial) the metric returns a number.
+
+        A retry starts from its configuration's seed: trained again, it repeats the first
+        trial."""
+        batch_size = int(trial.suggest_categorical("batch_size", list(self._batch_sizes)))
+        seed = self._seed + configuration_number(_compat.frozen(trial))
+        torch.manual_seed(seed)
+        with self._batch_size_kept("build_model"):
+            model = self._build_model(trial)
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"`build_model` must return a torch nn.Module, got {model!r}.")
+        model = model.to(self._device)
+        factory = self._optimizer.bind(trial)
+        lr = self._sweep.lr_min
+        with self._batch_size_kept("optimizer_factory"):
+            optimizer = factory(model.parameters(), lr)
+        state = TrainingState(model, check_lr_honoured(optimizer, lr))
+        check_no_lr_param(trial)
+        if not self._metric_checked:
+            metric_value(model, self._metric, self._data.valid)
+            self._metric_checked = True
+        return batch_size, state, seed
+
+    @contextlib.contextmanager
+    def _batch_size_kept(self, name: str) -> Iterator[None]:
+        """Turn Optuna's refusal of a parameter suggested again with another distribution,
+        raised in the user's ``name``, into one error that says what SM² suggests itself."""
+        try:
+            yield
+        except ValueError as exc:
+            if not any(words in str(exc) for words in _REFUSED_BY_OPTUNA):
+                raise
+            raise ValueError(
+                f"`{name}` suggested a parameter again with another distribution, which Optuna "
+                f"refuses. SM2Objective suggests `batch_size` itself, from `batch_sizes` "
+                f"{list(self._batch_sizes)}, before calling build_model and "
+                "optimizer_factory: suggest it there with exactly these choices, or read it as "
+                "trial.params['batch_size']; to search other sizes, pass them as `batch_sizes`."
+            ) from exc
+
+    def _checked_schedule(self, trial: optuna.trial.Trial) -> dict[str, Any] | None:
+        """The schedule to store in ``trial``'s study; ``None`` when it holds it already.
+
+        Raises:
+            ValueError: the study was run with another schedule (its rung records were made
+                under that one).
+        """
         schedule = self.schedule_json()
         stored = trial.study.user_attrs.get(_attrs.SCHEDULE)
         if stored is None:
-            trial.study.set_user_attr(_attrs.SCHEDULE, schedule)
-        elif stored != schedule:
+            return schedule
+        if stored != schedule:
             differ = sorted(k for k in {*schedule, *stored} if schedule.get(k) != stored.get(k))
             raise ValueError(
                 f"study {trial.study.study_name!r} was run with another schedule "
@@ -165,10 +229,15 @@ class TrialLoop:
                 f"{ {k: stored.get(k) for k in differ} }, this objective "
                 f"{ {k: schedule.get(k) for k in differ} }); use a new study."
             )
-        batch_size = int(trial.suggest_categorical("batch_size", list(self._batch_sizes)))
-        torch.manual_seed(self._seed + trial.number)
-        model = self._build_model(trial).to(self._device)
-        state = TrainingState(model, self._optimizer_factory(model.parameters(), 0.0))
+        return None
+
+    def run(self, trial: optuna.trial.Trial) -> Generator[PhaseResult, None, float]:
+        """The trial step by step: yields each step's result after reporting it; returns the
+        final metric."""
+        schedule = self._checked_schedule(trial)
+        batch_size, state, seed = self._start(trial)
+        if schedule is not None:
+            trial.study.set_user_attr(_attrs.SCHEDULE, schedule)
         phases = self._schedule.phases
         checkpoints = (
             None
@@ -179,22 +248,24 @@ class TrialLoop:
             resumed_from = checkpoints.resume(trial, state, batch_size, len(phases))
             if resumed_from is not None:
                 trial.set_user_attr(_attrs.RESUMED_FROM, resumed_from)
-        train = self._data.for_trial(self._seed + trial.number)
-        book = EnergyBook()
+        train = self._data.for_trial(seed)
+        book = TrialEnergy(trial, self.tracker)
         attrs = _TrialAttrs(trial)
         inherited = _compat.frozen(trial).intermediate_values
-        attrs.write(self._progress_attrs(state, book))
+        attrs.write(self._progress_attrs(state))
         # A retry resumed past its last step has nothing to run: its value is the one inherited.
         value = inherited.get(state.next_step - 1, math.nan)
         for phase in phases[state.next_step :]:
             started = time.perf_counter()
-            energy_per_epoch = self._step(trial, phase, state, train, batch_size, book, attrs)
+            energy_per_epoch, spread = self._step(
+                trial, phase, state, train, batch_size, book, attrs
+            )
             value, window = evaluate(state.model, self._metric, self._data.valid, self.tracker)
             seconds = time.perf_counter() - started
             book.add("eval", window)
             check_finite_metric(value, phase.step, trial.number)
             state.next_step = phase.step + 1
-            attrs.write(self._progress_attrs(state, book))
+            attrs.write(self._progress_attrs(state))
             if phase.step not in inherited:
                 report(
                     trial,
@@ -202,6 +273,7 @@ class TrialLoop:
                     phase.step,
                     energy_per_epoch_j=energy_per_epoch,
                     stable_lr=state.lr,
+                    energy_per_epoch_spread=spread,
                 )
             self._log(trial, batch_size, phase, value, state.lr, energy_per_epoch)
             if phase.rung is not None and checkpoints is not None:
@@ -217,6 +289,7 @@ class TrialLoop:
                 lr=state.lr,
                 seconds=seconds,
                 n_steps=len(phases),
+                energy_per_epoch_spread=spread,
             )
             for callback in self._callbacks:
                 callback(trial, result)
@@ -230,10 +303,11 @@ class TrialLoop:
         state: TrainingState,
         train: TrialBatches,
         batch_size: int,
-        book: EnergyBook,
+        book: TrialEnergy,
         attrs: _TrialAttrs,
-    ) -> float | None:
-        """Run one phase's work; its energy per full epoch, or ``None`` if not measured."""
+    ) -> tuple[float | None, float | None]:
+        """Run one phase's work; the energy per full epoch to report (``None`` if not
+        measured) and its spread."""
         if phase.kind == "explore":
             exploration = explore(
                 state.model,
@@ -241,8 +315,8 @@ class TrialLoop:
                 train,
                 batch_size,
                 self._sweep,
-                loss_fn=self._loss_fn,
-                optimizer_factory=self._optimizer_factory,
+                loss=self._loss,
+                optimizer_factory=self._optimizer.bind(trial),
                 tracker=self.tracker,
                 device=self._device,
             )
@@ -256,23 +330,24 @@ class TrialLoop:
                 }
             )
             assert found.energy is not None
-            return exploration.per_epoch(book.add("explore", found.energy), len(self._data))
+            joules = book.add("explore", found.energy)
+            book.start_block()
+            return exploration.per_epoch(joules, len(self._data)), None
         epoch = train_epoch(
-            state.model, state.optimizer, train.batches(batch_size), self._loss_fn, self.tracker
+            state.model, state.optimizer, train.batches(batch_size), self._loss, self.tracker
         )
-        joules = book.add("train", epoch.window)
+        book.add("train", epoch.window)
         if epoch.diverged_loss is not None:
-            attrs.write(self._progress_attrs(state, book))
+            attrs.write(self._progress_attrs(state))
             raise optuna.TrialPruned(
                 f"training diverged at lr={state.lr:.3g}: the loss is {epoch.diverged_loss}"
             )
         state.epochs_trained += 1
-        return joules
+        return book.energy_per_epoch_j, book.energy_per_epoch_spread
 
     @staticmethod
-    def _progress_attrs(state: TrainingState, book: EnergyBook) -> dict[str, Any]:
+    def _progress_attrs(state: TrainingState) -> dict[str, Any]:
         return {
-            **book.to_user_attrs(),
             _attrs.EPOCHS_TRAINED: state.epochs_trained,
             _attrs.EXPLORATIONS: state.explorations,
         }

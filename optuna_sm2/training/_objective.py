@@ -1,10 +1,11 @@
 """``SM2Objective``: the facade of one Optuna trial run the SM² way.
 
 It checks its arguments (``_arguments.py`` and the shared ``_validation``) and hands them to the
-parts a reader finds by name: the data source (``_data.py``), the phases of a step
-(``_phases.py``), the loop of a trial (``_loop.py``), the trial's state and checkpoints
-(``_trial_state.py``, ``_checkpoint.py``), its energy book (``_energy_book.py``) and the driver
-that advances it (``_driver.py``).
+parts a reader finds by name: the data source (``_data.py``), the loss (``_loss.py``), the
+optimizer factory (``_optimizer.py``), the phases of a step (``_phases.py``), the loop of a
+trial (``_loop.py``, which books energy in :class:`optuna_sm2.TrialEnergy`), the trial's state
+and checkpoints (``_trial_state.py``, ``_checkpoint.py``) and the driver that advances it
+(``_driver.py``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,18 @@ from torch import nn
 from optuna_sm2 import _validation as _check
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
 from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
-from optuna_sm2.training._arguments import check_callbacks, check_checkpoint_dir, check_device
-from optuna_sm2.training._data import DataPair, ObjectiveData
+from optuna_sm2.training._arguments import (
+    check_callbacks,
+    check_checkpoint_dir,
+    check_device,
+    check_loader_options,
+)
+from optuna_sm2.training._data import ObjectiveData, check_data
 from optuna_sm2.training._driver import StepDriver
 from optuna_sm2.training._loop import PhaseCallback, PhaseResult, TrialLoop
-from optuna_sm2.training._phases import LossFn, Metric, OptimizerFactory, SweepSettings, sgd
+from optuna_sm2.training._loss import BatchLoss, Loss, LossFn
+from optuna_sm2.training._optimizer import OptimizerFactory, TrialOptimizer, sgd
+from optuna_sm2.training._phases import Metric, SweepSettings
 from optuna_sm2.training._schedule import Schedule, check_batch_sizes
 
 DEFAULT_BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024)
@@ -79,14 +87,33 @@ class SM2Objective:
 
     Args:
         build_model: ``build_model(trial) -> nn.Module``; may suggest its own hyperparameters.
-        train_data: ``(inputs, targets)`` tensors; put on ``device`` once and cut into
-            batches there (:class:`optuna_sm2.PreloadedBatches`).
-        valid_data: ``(inputs, targets)`` tensors for ``metric``, also put on ``device``.
-        loss_fn: ``loss_fn(outputs, targets)``, the training loss.
+            ``batch_size`` is suggested before it is called (read it as
+            ``trial.params["batch_size"]``); suggesting ``batch_size`` with other choices, or
+            a learning rate (``lr``, ``learning_rate``), fails the first trial with one
+            ``ValueError`` saying why.
+        train_data: The training data: a pair ``(inputs, targets)`` of tensors, or a
+            map-style ``torch.utils.data.Dataset`` whose items are ``(inputs, targets)``;
+            inputs and targets each a tensor, or a tuple or dict of tensors (a Dataset's
+            numbers and numpy arrays are collated into tensors). Tensors are put on
+            ``device`` once and cut into batches there (:class:`optuna_sm2.PreloadedBatches`);
+            a Dataset is collated once and preloaded the same way if it fits
+            ``preload_budget_bytes``, else streamed through a ``DataLoader`` built with each
+            trial's batch size. A ``DataLoader`` is refused: pass its ``dataset``.
+        valid_data: The validation data for ``metric``, in the same forms.
+        loss_fn: ``loss_fn(outputs, targets) -> Tensor``, the loss of ``model(inputs)``
+            (inputs passed as one argument) for training, the sweep and its stability check.
         metric: ``metric(model, valid_data) -> float``, called in eval mode without
-            gradients; the study's direction says whether larger is better. It must return a
-            finite Python or numpy number: anything else (a tensor, ``None``, NaN, infinity)
-            fails the trial with a ``ValueError`` naming ``metric``.
+            gradients; the study's direction says whether larger is better. ``valid_data`` is
+            ``(inputs, targets)`` on ``device`` when ``valid_data`` was a pair of tensors, and
+            an iterable of ``(inputs, targets)`` batches on ``device`` (in order, batch size
+            ``valid_batch_size``) when it was a Dataset, preloaded or streamed alike. It must
+            return a finite Python or numpy number: a tensor or ``None`` fails the first
+            trial before SM² writes anything, NaN or infinity fails the trial; each with a
+            ``ValueError`` naming ``metric``.
+        batch_loss: ``batch_loss(model, batch) -> Tensor``, the loss of a batch
+            ``(inputs, targets)`` as the data gives it, instead of ``loss_fn``: for a model
+            that returns its own loss, takes several inputs, or needs a custom step. Exactly
+            one of ``loss_fn`` and ``batch_loss``.
         batch_sizes: The batch sizes searched (the paper: 8 of them), integers in
             ``[1, len(train_data)]`` without repeats.
         lr_min, lr_max, n_lrs: The log-spaced LR grid of every sweep (``0 < lr_min < lr_max``,
@@ -95,8 +122,11 @@ class SM2Objective:
             sweep always uses at least ``n_lrs`` batches so that every LR of the grid is tried.
         epochs_per_rung: Thorough epochs per block, an integer >= 1 (paper: 5).
         final_epochs: Thorough epochs after the last decision, an integer >= 0 (paper: 10).
-        optimizer_factory: ``factory(params, lr) -> Optimizer`` for sweeps and training;
-            plain SGD by default.
+        optimizer_factory: ``factory(params, lr) -> Optimizer``, or
+            ``factory(trial, params, lr) -> Optimizer`` (exactly three parameters without
+            defaults) to suggest the optimizer's own hyperparameters; used for sweeps and
+            training, and it must build the optimizer at the ``lr`` it is given. Plain SGD by
+            default.
         device: Training device; CUDA when available, else CPU. A device torch cannot use here
             (``'cuda'`` without CUDA) is refused.
         meter: An :class:`optuna_sm2.energy.EnergyMeter`; :func:`optuna_sm2.auto_meter`
@@ -111,16 +141,28 @@ class SM2Objective:
         callbacks: ``callback(trial, result)`` for each step of each trial, in order, after the
             step is reported and before any pruning decision; ``result`` is a
             :class:`optuna_sm2.training.PhaseResult`.
+        preload_budget_bytes: Bytes of ``device`` memory that Datasets may take when
+            preloaded (the training set first, then the validation set in what is left); a
+            Dataset that does not fit streams. ``None`` (default): a quarter of the device's
+            memory (the GPU's total memory, or the machine's physical memory for the CPU).
+            ``0`` streams every Dataset. Pairs of tensors are always preloaded.
+        num_workers: ``DataLoader`` worker processes for streaming and for collating a Dataset
+            to preload, an integer >= 0 (0: load in this process).
+        pin_memory: Stream through pinned host memory; ``None``: when ``device`` is CUDA.
+        valid_batch_size: Batch size of the validation batches a Dataset's metric receives;
+            ``None``: the largest of ``batch_sizes`` (the model trains at that size, so it
+            fits).
     """
 
     def __init__(
         self,
         build_model: Callable[[optuna.trial.Trial], nn.Module],
-        train_data: DataPair,
-        valid_data: DataPair,
-        loss_fn: LossFn,
-        metric: Metric,
+        train_data: object,
+        valid_data: object,
+        loss_fn: LossFn | None = None,
+        metric: Metric | None = None,
         *,
+        batch_loss: BatchLoss | None = None,
         batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
         lr_min: float = 1e-3,
         lr_max: float = 1.0,
@@ -135,14 +177,16 @@ class SM2Objective:
         seed: int = 0,
         metric_name: str = "metric",
         callbacks: Sequence[PhaseCallback] = (),
+        preload_budget_bytes: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        valid_batch_size: int | None = None,
     ) -> None:
         _check.check_callable("build_model", build_model, "build_model(trial) -> nn.Module")
-        _check.check_callable("loss_fn", loss_fn, "loss_fn(outputs, targets) -> Tensor")
+        loss = Loss.checked(loss_fn, batch_loss)
         _check.check_callable("metric", metric, "metric(model, valid_data) -> float")
-        if optimizer_factory is not None:
-            _check.check_callable(
-                "optimizer_factory", optimizer_factory, "optimizer_factory(params, lr)"
-            )
+        assert metric is not None
+        optimizer = TrialOptimizer(sgd if optimizer_factory is None else optimizer_factory)
         if meter is not None and not isinstance(meter, EnergyMeter):
             raise ValueError(
                 f"`meter` must be an optuna_sm2.energy.EnergyMeter or None, got {meter!r}."
@@ -155,19 +199,35 @@ class SM2Objective:
         checked_seed = _check.check_int("seed", seed, minimum=0)
         checkpoints = check_checkpoint_dir(checkpoint_dir)
         checked_callbacks = check_callbacks(callbacks)
+        loader = check_loader_options(
+            preload_budget_bytes, num_workers, pin_memory, valid_batch_size
+        )
         self._device = check_device(device)
-        data = ObjectiveData(train_data, valid_data, device=self._device)
-        self.batch_sizes = check_batch_sizes(batch_sizes, len(data))
+        train = check_data("train_data", train_data)
+        valid = check_data("valid_data", valid_data)
+        self.batch_sizes = check_batch_sizes(batch_sizes, train.n)
         """The batch sizes searched, as a tuple of ints."""
         self.schedule = Schedule.halving(len(self.batch_sizes), epochs, final)
         """Which step explores, which trains, and where the rungs are."""
+        data = ObjectiveData(
+            train,
+            valid,
+            device=self._device,
+            preload_budget_bytes=loader.preload_budget_bytes,
+            num_workers=loader.num_workers,
+            pin_memory=loader.pin_memory,
+            valid_batch_size=loader.valid_batch_size or max(self.batch_sizes),
+        )
+        self.preloaded = dict(data.preloaded)
+        """Per data argument (``train_data``, ``valid_data``): whether it was put on the device
+        whole (``True``) or streams through a ``DataLoader`` (``False``)."""
         self._loop = TrialLoop(
             build_model=build_model,
             data=data,
-            loss_fn=loss_fn,
+            loss=loss,
             metric=metric,
             metric_name=metric_name,
-            optimizer_factory=optimizer_factory or sgd,
+            optimizer=optimizer,
             batch_sizes=self.batch_sizes,
             sweep=sweep,
             schedule=self.schedule,

@@ -18,19 +18,19 @@ from torch import nn
 from optuna_sm2 import _validation as _check
 from optuna_sm2.lr._selection import MIN_LRS
 from optuna_sm2.lr._sweep import LRExploration, explore_lr
-from optuna_sm2.training._data import DataPair, TrialBatches
+from optuna_sm2.training._data import DataPair, TrialBatches, ValidBatches
+from optuna_sm2.training._loss import Loss, SampleCount
+from optuna_sm2.training._optimizer import PlainFactory
 
 if TYPE_CHECKING:
     from optuna_sm2.energy import EnergyTracker, EnergyWindow
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Metric = Callable[[nn.Module, DataPair], float]
-OptimizerFactory = Callable[[Any, float], torch.optim.Optimizer]
+ValidData = DataPair | ValidBatches
+"""What the metric receives: ``(inputs, targets)`` for tensors, :class:`ValidBatches` for a
+Dataset."""
 
-
-def sgd(params: Any, lr: float) -> torch.optim.Optimizer:
-    """Plain SGD, the default optimizer of both the sweep and the thorough epochs."""
-    return torch.optim.SGD(params, lr=lr)
+Metric = Callable[[nn.Module, Any], float]
+"""``metric(model, valid_data) -> float``."""
 
 
 class MetricError(ValueError):
@@ -64,7 +64,13 @@ class SweepSettings:
 
 @dataclass(frozen=True)
 class Exploration:
-    """One sweep: what :func:`optuna_sm2.explore_lr` found, and how many samples it trained on."""
+    """One sweep: what :func:`optuna_sm2.explore_lr` found, and the samples its work saw.
+
+    ``samples`` counts every sample of every loss the sweep computed: the sweep's batches,
+    the stability check's steps and its extra forward passes (after a divergence, at the end
+    of a cycle, after each check). Its energy per epoch is its joules per sample times the
+    training set's size.
+    """
 
     result: LRExploration
     samples: int
@@ -99,15 +105,21 @@ def explore(
     batch_size: int,
     sweep: SweepSettings,
     *,
-    loss_fn: LossFn,
-    optimizer_factory: OptimizerFactory,
+    loss: Loss,
+    optimizer_factory: PlainFactory,
     tracker: EnergyTracker,
     device: torch.device,
 ) -> Exploration:
-    """Sweep the LR grid on a copy of ``model`` (``model`` and ``optimizer`` stay unchanged)."""
-    batches = list(exploration_batches(train, batch_size, sweep))
+    """Sweep the LR grid on a copy of ``model`` (``model`` and ``optimizer`` stay unchanged).
+
+    The batches stream to the sweep as they are cut (a streamed Dataset is never held whole).
+    """
+    count = SampleCount()
+    swept, loss_fn, batches = loss.counting(count).for_sweep(
+        model, exploration_batches(train, batch_size, sweep)
+    )
     result = explore_lr(
-        model,
+        swept,
         loss_fn,
         batches,
         optimizer_factory=optimizer_factory,
@@ -118,7 +130,7 @@ def explore(
         lr_max=sweep.lr_max,
         n_lrs=sweep.n_lrs,
     )
-    return Exploration(result, sum(len(targets) for _, targets in batches))
+    return Exploration(result, count.samples)
 
 
 @dataclass(frozen=True)
@@ -134,7 +146,7 @@ def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: Iterable[DataPair],
-    loss_fn: LossFn,
+    loss: Loss,
     tracker: EnergyTracker,
 ) -> Epoch:
     """One pass over ``batches`` in train mode inside an energy window.
@@ -145,13 +157,13 @@ def train_epoch(
     model.train()
     diverged: float | None = None
     with tracker.window() as window:
-        for inputs, targets in batches:
+        for batch in batches:
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs), targets)
-            if not torch.isfinite(loss):
-                diverged = float(loss.item())
+            value = loss(model, batch)
+            if not torch.isfinite(value):
+                diverged = float(value.item())
                 break
-            torch.autograd.backward(loss)
+            torch.autograd.backward(value)
             optimizer.step()
     return Epoch(window, diverged)
 
@@ -191,7 +203,7 @@ def check_finite_metric(value: float, step: int, trial_number: int) -> float:
 
 
 def evaluate(
-    model: nn.Module, metric: Metric, valid: DataPair, tracker: EnergyTracker
+    model: nn.Module, metric: Metric, valid: ValidData, tracker: EnergyTracker
 ) -> tuple[float, EnergyWindow]:
     """``metric(model, valid)`` in eval mode without gradients, inside an energy window.
 
@@ -201,8 +213,20 @@ def evaluate(
     Raises:
         MetricError: the metric did not return a number.
     """
+    with tracker.window() as window:
+        value = metric_value(model, metric, valid)
+    return value, window
+
+
+def metric_value(model: nn.Module, metric: Metric, valid: ValidData) -> float:
+    """``metric(model, valid)`` in eval mode without gradients, checked to be a number
+    (possibly non-finite); the model is left in train mode.
+
+    Raises:
+        MetricError: the metric did not return a number.
+    """
     model.eval()
-    with tracker.window() as window, torch.no_grad():
+    with torch.no_grad():
         returned = metric(model, valid)
     model.train()
-    return metric_number(returned), window
+    return metric_number(returned)

@@ -11,7 +11,7 @@ from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from optuna_sm2.cli import main
 from optuna_sm2.cli._common import open_storage
-from optuna_sm2.visualization._dashboard import FIGURE_IDS
+from optuna_sm2.visualization import FIGURE_IDS
 from tests.support.dashboard_studies import build_dashboard_study
 
 

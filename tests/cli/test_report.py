@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import optuna
@@ -47,13 +48,14 @@ def test_text_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     table = lines[2:9]
     # Right-aligned numeric columns end where their header ends.
     end = header.index("total J") + len("total J")
-    assert [line[end - 6 : end] for line in table[1:]] == [
-        "1000.0",
-        " 300.0",
-        " 100.0",
-        "  50.0",
-        "  80.0",
-        "     -",
+    # Trial 5 stored no energy total: unmeasured, never "0.0" (nor "-" as for other figures).
+    assert [line[end - 10 : end] for line in table[1:]] == [
+        "    1000.0",
+        "     300.0",
+        "     100.0",
+        "      50.0",
+        "      80.0",
+        "unmeasured",
     ]
     assert "energy source: rapl" in out
     assert "total energy: 1530.0 J (0.425 Wh)" in out
@@ -167,3 +169,95 @@ def test_open_storage_may_create_when_asked(tmp_path: Path) -> None:
     db = open_storage(f"sqlite:///{tmp_path / 'new.db'}", must_exist=False)
     assert isinstance(db, optuna.storages.RDBStorage)
     assert (tmp_path / "new.log").exists() and (tmp_path / "new.db").exists()
+
+
+def test_rungs_are_explained_with_the_pruners_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = build_sm2_study(tmp_path / "s.db")
+    assert main(["report", "--storage", url, "--study", "sm2", "--alpha", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "pruner: alpha 1, beta 0.5" in out and "α/β as given" in out
+    assert "rung 0 (step 0): 4 competitors, the best 2 (and ties) promoted" in out
+    rung_0 = out[out.index("rung 0 (step 0)") :].splitlines()[2:6]
+    assert [line.split()[0] for line in rung_0] == ["0", "1", "2", "3"]
+    assert [re.split(r"\s{2,}", line.strip())[-2:] for line in rung_0] == [
+        ["promoted", "went on"],
+        ["promoted", "went on"],
+        ["pruned", "pruned"],
+        ["pruned", "failed"],
+    ]
+    # A study that stores its pruner's settings is explained with them, whatever --alpha says.
+    study = optuna.load_study(study_name="sm2", storage=url)
+    study.set_user_attr("sm2.pruner", {"alpha": 0.5, "reduction_factor": 4, "version": "9"})
+    assert main(["report", "--storage", url, "--study", "sm2", "--alpha", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pruner"]["alpha"] == 0.5 and data["pruner_origin"] == "study"
+    assert data["rungs"][0]["promote_count"] == 1
+    assert any("not with the alpha given" in note for note in data["notes"])
+
+
+def test_unmeasured_partial_and_running_trials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optuna.trial import TrialState
+
+    from tests.support.report_studies import add, sm2_attrs
+
+    url = build_sm2_study(tmp_path / "s.db")
+    study = optuna.load_study(study_name="sm2", storage=url)
+    partial = {**sm2_attrs(40.0, 10.0, 0.0123, 2, 1), "sm2.energy_invalid_windows": 2}
+    add(study, TrialState.PRUNED, 64, partial, {0: 0.5})
+    running = study.ask()
+    running.set_user_attr("sm2.energy_total_j", 7.0)
+    assert main(["report", "--storage", url, "--study", "sm2"]) == 0
+    out = capsys.readouterr().out
+    assert "0.0123" in out and "40.0*" in out
+    assert "* partly measured: windows missing, the total is a lower bound" in out
+    assert "total energy: 1577.0 J" in out and "7 of 8 trials measured" in out
+    # The saving leaves the running trial out and says so: trial 6 adds
+    # 40 + 0.0123 * 18 + 10 / 1 * 3 = 70.2214 J projected and 40 J spent.
+    assert "running trials, left out of the projection and the saving" in out and ": 7" in out
+    assert "saving: 1300.2 J" in out
+    assert main(["report", "--storage", url, "--study", "sm2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["trials"][5]["energy_total_j"] is None
+    assert data["trials"][5]["energy_status"] == "unmeasured"
+    assert data["trials"][6]["energy_invalid_windows"] == 2
+    assert data["running_trials"] == [7]
+    assert data["saving_j"] == pytest.approx(2800 + 70.2214 - 1570)
+
+
+def test_nothing_measured_is_not_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from optuna.trial import TrialState
+
+    from tests.support.report_studies import add
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=url, study_name="own")
+    add(study, TrialState.PRUNED, 64, {"sm2.energy_per_epoch_j": 0.004213}, {0: 1.0})
+    assert main(["report", "--storage", url, "--study", "own"]) == 0
+    out = capsys.readouterr().out
+    assert "total energy: unmeasured (none of the 1 trials holds sm2.energy_total_j)" in out
+    assert "0.0 J" not in out and "0.00421" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [(["--alpha", "2"], "--alpha must be in [0, 1], got 2.0"), (["--beta", "-1"], "--beta")],
+)
+def test_bad_overrides(
+    argv: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = build_sm2_study(tmp_path / "s.db")
+    assert expected in _error(capsys, ["report", "--storage", url, "--study", "sm2", *argv])
+
+
+def test_help_says_the_overrides_are_for_studies_without_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command in ("report", "dashboard"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "used only for a study that does not store its pruner's settings" in text

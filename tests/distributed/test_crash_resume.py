@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from optuna_sm2 import attrs
 from optuna_sm2.analysis._summary import summarize_study
+from optuna_sm2.cli._lease import own_lease
 from optuna_sm2.training._checkpoint import study_directory
 from tests.support.workers import start_worker, wait_until_training_past_a_checkpoint
 
@@ -57,3 +58,26 @@ def test_sigkill_mid_trial_then_resume(tmp_path):
     assert own != lost
     report = summarize_study(study)
     assert report.total_energy_j == sum(t.user_attrs[attrs.ENERGY_TOTAL_J] for t in after.values())
+
+
+def test_a_worker_started_again_at_once_retries_the_killed_trial(tmp_path):
+    # The default heartbeat (60 s) has not expired: the lease tells that the worker is gone.
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    ckpt = tmp_path / "ckpt"
+    worker = start_worker(url, "again", 12, ckpt, *SCHEDULE)
+    wait_until_training_past_a_checkpoint(worker, url, "again", ckpt)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    before = {t.number: t for t in optuna.load_study(study_name="again", storage=url).trials}
+    (killed,) = [n for n, t in before.items() if t.state == TrialState.RUNNING]
+    assert own_lease(before[killed]) is not None
+
+    again = start_worker(url, "again", 1, ckpt, *SCHEDULE)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-3000:]
+    after = {t.number: t for t in optuna.load_study(study_name="again", storage=url).trials}
+    assert after[killed].state == TrialState.FAIL
+    (retry,) = [t for t in after.values() if t.system_attrs.get("failed_trial") == killed]
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retry.user_attrs[attrs.RESUMED_FROM] == killed
+    assert not [t for t in after.values() if t.state == TrialState.RUNNING]

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_sm2 import attrs
 from optuna_sm2.cli._common import open_storage
 from optuna_sm2.cli._lease import own_lease
+from optuna_sm2.training._checkpoint import study_directory
 from tests.support.workers import start_worker, wait_until_training_past_a_checkpoint
 
 SCHEDULE = ["--epochs-per-rung", "2", "--final-epochs", "4", "--n-lrs", "6"]
@@ -61,7 +62,8 @@ def test_sigkill_on_a_journal_file_then_resume(tmp_path: Path) -> None:
     before = _trials(journal, "jkill")
     (killed,) = [n for n, t in before.items() if t.state == TrialState.RUNNING]
     assert own_lease(before[killed]) is not None
-    assert (ckpt / "jkill" / f"{killed}.pt").exists()
+    study = optuna.load_study(study_name="jkill", storage=open_storage(journal))
+    assert (study_directory(ckpt, study) / f"{killed}.pt").exists()
     # No waiting for the lease to expire: the killed worker's pid is gone on this machine.
     _resume(journal, ckpt, "jkill", before, killed)
 

@@ -1,4 +1,5 @@
-"""Leases on journal storages: which RUNNING trials are stale, and that Optuna retries them."""
+"""Leases on journal storages and databases: which RUNNING trials are stale, and that Optuna
+retries them."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from optuna.trial import TrialState
 
 from optuna_sm2 import _compat, attrs
 from optuna_sm2.cli._common import open_storage
-from optuna_sm2.cli._lease import Lease, LeasedJournalStorage, Process, own_lease
+from optuna_sm2.cli._lease import Lease, LeasedJournalStorage, LeasedRDBStorage, Process, own_lease
 
 REDIS = "redis://127.0.0.1:6379"
 
@@ -54,7 +55,9 @@ def storage(tmp_path: Path) -> LeasedJournalStorage:
     return LeasedJournalStorage(JournalFileBackend(str(tmp_path / "j.log")), heartbeat_interval=1)
 
 
-def _stale_numbers(storage: LeasedJournalStorage, study: optuna.Study) -> set[int]:
+def _stale_numbers(
+    storage: LeasedJournalStorage | LeasedRDBStorage, study: optuna.Study
+) -> set[int]:
     ids = set(storage._get_stale_trial_ids(_compat.study_id(study)))
     return {t.number for t in study.get_trials() if _compat.trial_id(t) in ids}
 
@@ -154,6 +157,29 @@ def test_a_dead_workers_trial_is_failed_and_retried_on_a_journal_file(tmp_path: 
     storage = open_storage(str(tmp_path / "j.log"), must_exist=False, heartbeat_interval=1)
     assert isinstance(storage, LeasedJournalStorage)
     _stale_trial_is_failed_and_retried(storage)
+
+
+def test_a_dead_workers_trial_is_failed_and_retried_at_once_on_sqlite(tmp_path: Path) -> None:
+    # A heartbeat of a minute: only the lease can tell that the worker is gone.
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url, must_exist=False, heartbeat_interval=60)
+    assert isinstance(storage, LeasedRDBStorage)
+    _stale_trial_is_failed_and_retried(storage)
+
+
+def test_on_a_database_the_lease_adds_gone_workers_and_leaves_age_to_the_heartbeat(
+    tmp_path: Path,
+) -> None:
+    storage = LeasedRDBStorage(
+        f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=1, skip_table_creation=False
+    )
+    study = _study(storage)
+    here, now = Process.current(), time.time()
+    elsewhere = Process("other-host", "boot/pid:[1]", here.pid, None)
+    gone = _running_trial(study, Lease(0, replace(here, pid=_dead_pid()), now, now))
+    _running_trial(study, Lease(0, here, now, now))
+    _running_trial(study, Lease(0, elsewhere, now - 60, now - 30))  # no heartbeat row either
+    assert _stale_numbers(storage, study) == {gone}
 
 
 def test_a_dead_workers_trial_is_failed_and_retried_on_redis() -> None:

@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_sm2 import attrs
-from optuna_sm2.pruners._successive_halving_energy import own_records, rung_key
+from optuna_sm2.pruners import own_records, rung_key
 from tests.support.workers import start_worker
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"

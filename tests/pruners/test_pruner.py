@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import optuna
 import pytest
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from optuna_sm2 import SuccessiveHalvingEnergyPruner, attrs, report
+from optuna_sm2.pruners import own_records
 from tests.pruners.test_weighted_objective import _brute_force
 
 
@@ -43,8 +45,15 @@ def _records(study, rung):
     maximize=st.booleans(),
 )
 def test_rung_decision_is_eq2_over_recorded_competitors(trials, alpha, beta, maximize):
-    """alpha < 1: each decision at rung 0 equals a brute-force reading of Eq. 2."""
-    study = _study("maximize" if maximize else "minimize", alpha=alpha, beta=beta, rung_steps=[0])
+    """alpha < 1, the paper's rule: each decision at rung 0 equals a brute-force reading of
+    Eq. 2."""
+    study = _study(
+        "maximize" if maximize else "minimize",
+        alpha=alpha,
+        beta=beta,
+        rung_steps=[0],
+        ranking="paper",
+    )
     seen: list[tuple[float, float, float]] = []
     for value, energy, lr in trials:
         trial = study.ask()
@@ -213,6 +222,8 @@ def test_retried_trial_competes_for_its_rungs_again(tmp_path):
         t = study.ask()
         report(t, value, 1)
         assert not t.should_prune()
+        report(t, value + 0.01, 2)
+        assert not t.should_prune()
         study.tell(t, value)
     doomed = study.ask()
     report(doomed, 0.95, 1)
@@ -227,12 +238,35 @@ def test_retried_trial_competes_for_its_rungs_again(tmp_path):
     assert retry.number == 3
     inherited = storage.get_trial_system_attrs(retry._trial_id)
     assert inherited["sm2:rung_0"]["trial"] == doomed.number
-    # The retry restarts and does worse this time: it must earn rung 0 itself.
+    # The retry goes on and does worse this time: it must earn each rung itself.
     report(retry, 0.1, 2)
     assert retry.should_prune()
     records = _records(study, 0)
     assert sorted(records) == [0, 1, 2, 3]  # the failed trial counted once, the retry once
-    assert records[3]["value"] == 0.1
+    # Rung 0 (step 1) ranks the value at its own step, inherited from the failed trial; the
+    # later 0.1 is what rung 1 (step 2) ranks, where the retry is pruned.
+    assert records[3]["value"] == 0.95
+    assert _records(study, 1)[3]["value"] == 0.1
+
+
+def test_retry_ranks_the_value_at_the_rungs_step_not_a_later_inherited_one(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(
+        storage=storage, direction="maximize", pruner=SuccessiveHalvingEnergyPruner(alpha=1.0)
+    )
+    failed = study.ask()
+    for step, value in enumerate([0.1, 0.2, 0.3, 0.9]):
+        failed.report(value, step)  # no decision asked: the worker died first
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage.set_trial_state_values(failed._trial_id, TrialState.FAIL)
+        RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)(
+            study, storage.get_trial(failed._trial_id)
+        )
+    retry = study.ask()
+    assert retry.should_prune() is False  # rungs at steps 1 and 2 (min_resource 1, halving)
+    assert _records(study, 0)[retry.number]["value"] == 0.2
+    assert _records(study, 1)[retry.number]["value"] == 0.3  # not step 3's 0.9
 
 
 def test_multi_objective_study_is_refused():
@@ -252,14 +286,22 @@ def test_multi_objective_study_is_refused():
         ({"min_early_stopping_rate": -1}, r"`min_early_stopping_rate` must be an integer >= 0"),
         ({"bootstrap_count": -2}, r"`bootstrap_count` must be an integer >= 0, got -2"),
         ({"bootstrap_count": 1, "min_resource": "auto"}, r"needs an integer `min_resource`"),
-        ({"alpha": 1.01}, r"`alpha` must be a number in \[0, 1\], got 1.01"),
-        ({"beta": -0.5}, r"`beta` must be a number in \[0, 1\], got -0.5"),
-        ({"lr_scale": "exp"}, r"`lr_scale` must be one of \('log', 'linear'\), got 'exp'"),
+        ({"alpha": 1.01}, r"`alpha` must be a finite number in \[0, 1\], got 1.01"),
+        ({"beta": -0.5}, r"`beta` must be a finite number in \[0, 1\], got -0.5"),
+        ({"lr_scale": "exp"}, r"`lr_scale` must be one of 'log', 'linear', got 'exp'"),
         ({"rung_steps": []}, r"`rung_steps` must be a non-empty list of integers >= 0"),
         ({"rung_steps": [0, -1]}, r"`rung_steps` must be a non-empty list of integers >= 0"),
         ({"rung_steps": [0, 6, 6]}, r"`rung_steps` must be strictly increasing"),
         ({"rung_steps": [3, 1]}, r"`rung_steps` must be strictly increasing"),
         ({"rung_steps": [0, 1], "min_resource": 2}, r"`rung_steps` replaces the geometric"),
+        ({"ranking": "Eq2"}, r"`ranking` must be one of 'robust', 'paper', got 'Eq2'"),
+        ({"ranking": True}, r"`ranking` must be one of 'robust', 'paper', got True"),
+        (
+            {"performance_tolerance": 1},
+            r"`performance_tolerance` must be a finite number in \[0, 1\), got 1",
+        ),
+        ({"performance_tolerance": math.nan}, r"`performance_tolerance` must be a finite"),
+        ({"performance_tolerance": None}, r"`performance_tolerance` must be a finite"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -279,3 +321,90 @@ def test_report_stores_attributes_and_validates():
         report(t, 1.0, 1, energy_per_epoch_j=6.0, stable_lr=0.0)
     assert t.user_attrs[attrs.ENERGY_PER_EPOCH_J] == 5.0  # nothing half-written
     assert 1 not in study.trials[0].intermediate_values
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        {"trial": 0, "energy_per_epoch_j": 1.0},  # no value
+        {"trial": 0, "value": "high"},
+        {"value": 0.5},  # no trial
+        "not a record",
+        {"trial": 0, "value": True},
+    ],
+)
+def test_a_malformed_record_is_ignored_with_one_warning(malformed):
+    study = _study(alpha=1.0, rung_steps=[0])
+    broken = study.ask()
+    study._storage.set_trial_system_attr(broken._trial_id, "sm2:rung_0", malformed)
+    study.tell(broken, state=TrialState.PRUNED)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for value in (1.0, 2.0, 0.5, 3.0):
+            t = study.ask()
+            report(t, value, 0)
+            t.should_prune()  # never fails on the malformed record
+            study.tell(t, value)
+    assert [t.state for t in study.trials[1:]] == [TrialState.COMPLETE] * 4
+    about = [w for w in caught if "malformed rung record" in str(w.message)]
+    assert len(about) == 1 and "Trial 0" in str(about[0].message)
+    assert [n for n, t in enumerate(study.trials) if 0 in own_records(n, t.system_attrs)] == [
+        1,
+        2,
+        3,
+        4,
+    ]
+
+
+def test_own_malformed_record_is_replaced_by_a_real_one():
+    study = _study(alpha=1.0, rung_steps=[0])
+    t = study.ask()
+    study._storage.set_trial_system_attr(t._trial_id, "sm2:rung_0", {"trial": t.number})
+    report(t, 0.5, 0)
+    with pytest.warns(UserWarning, match="malformed rung record"):
+        assert not t.should_prune()
+    assert _records(study, 0)[0]["value"] == 0.5
+
+
+@pytest.mark.parametrize("steps", [iter([1, 2]), (s for s in (1, 2)), range(1, 3), (1, 2)])
+def test_rung_steps_accepts_any_iterable_once(steps):
+    pruner = SuccessiveHalvingEnergyPruner(rung_steps=steps, alpha=1.0)
+    assert pruner.rung_steps == (1, 2)
+    study = optuna.create_study(pruner=pruner)
+    decisions = []
+    for value in (1.0, 2.0, 3.0):
+        t = study.ask()
+        report(t, value, 1)
+        decisions.append(t.should_prune())
+    assert decisions == [False, True, True]  # minimize, k = 1: only the best goes on
+    assert [pruner._promotion_step(study, r) for r in range(3)] == [1, 2, None]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"rung_steps": 5}, r"`rung_steps` must be a list of integers, got 5"),
+        ({"rung_steps": "12"}, r"`rung_steps` must be a list of integers"),
+        ({"rung_steps": [1.5]}, r"`rung_steps` must be a non-empty list of integers >= 0"),
+        ({"rung_steps": [True]}, r"`rung_steps` must be a non-empty list of integers >= 0"),
+        ({"alpha": True}, r"`alpha` must be a finite number in \[0, 1\], got True"),
+        ({"alpha": "0.5"}, r"`alpha` must be a finite number in \[0, 1\]"),
+        ({"reduction_factor": 2.0}, r"`reduction_factor` must be an integer >= 2, got 2.0"),
+        ({"min_resource": True}, r"`min_resource` must be 'auto' or an integer >= 1"),
+        ({"bootstrap_count": None}, r"`bootstrap_count` must be an integer >= 0"),
+    ],
+)
+def test_more_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SuccessiveHalvingEnergyPruner(**kwargs)
+
+
+def test_numpy_arguments_are_accepted():
+    pruner = SuccessiveHalvingEnergyPruner(
+        min_resource=np.int64(2),
+        reduction_factor=np.int32(3),
+        alpha=np.float32(0.5),
+        beta=np.float64(0.25),
+    )
+    assert pruner.settings.min_resource == 2 and type(pruner.settings.min_resource) is int
+    assert pruner.settings.alpha == 0.5 and type(pruner.settings.alpha) is float

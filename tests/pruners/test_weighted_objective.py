@@ -104,11 +104,11 @@ def test_non_finite_value_scores_zero_and_leaves_others_alone(bad):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"alpha": 1.5}, r"`alpha` must be a number in \[0, 1\]"),
+        ({"alpha": 1.5}, r"`alpha` must be a finite number in \[0, 1\]"),
         ({"alpha": -0.1}, r"`alpha`"),
-        ({"beta": 2}, r"`beta` must be a number in \[0, 1\]"),
-        ({"direction": "up"}, r"`direction` must be one of \('maximize', 'minimize'\)"),
-        ({"lr_scale": "ln"}, r"`lr_scale` must be one of \('log', 'linear'\)"),
+        ({"beta": 2}, r"`beta` must be a finite number in \[0, 1\]"),
+        ({"direction": "up"}, r"`direction` must be one of 'maximize', 'minimize'"),
+        ({"lr_scale": "ln"}, r"`lr_scale` must be one of 'log', 'linear'"),
         ({"energies": [1.0]}, r"`energies` has 1 entries but `values` has 2"),
         ({"lrs": [0.1, 0.0]}, r"`lrs` must be finite and > 0"),
         ({"energies": [1.0, -1.0]}, r"`energies` must be finite and >= 0"),
@@ -156,3 +156,41 @@ def test_weighted_components_sum_to_the_score(values, energies, lrs, alpha, beta
         assert not parts["energy"].any()
     for name, part in parts.items():
         assert (part >= 0).all(), name
+
+
+@pytest.mark.parametrize(
+    ("values", "kwargs", "match"),
+    [
+        (None, {}, r"`values` must be a one-dimensional sequence of numbers, got None"),
+        (3.0, {}, r"`values` must be a one-dimensional sequence of numbers, got 3.0"),
+        ([[1.0, 2.0]], {}, r"`values` must be a one-dimensional sequence"),
+        ("12", {}, r"`values` must be a one-dimensional sequence"),
+        ([True, False], {}, r"`values` must be a one-dimensional sequence"),
+        ([1.0, 2.0], {"energies": 5.0}, r"`energies` must be a one-dimensional sequence"),
+        ([1.0, 2.0], {"lrs": [[0.1], [0.2]]}, r"`lrs` must be a one-dimensional sequence"),
+        ([1.0], {"alpha": True}, r"`alpha` must be a finite number in \[0, 1\], got True"),
+    ],
+)
+def test_malformed_input_is_refused(values, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        weighted_objective(values, **kwargs)
+
+
+def test_numpy_input_is_accepted():
+    scores = weighted_objective(
+        np.array([1.0, 2.0], dtype=np.float32),
+        np.array([3.0, 1.0]),
+        (np.float32(0.1), np.float64(0.2)),
+        alpha=np.float32(0.5),
+    )
+    np.testing.assert_allclose(scores, [0.0, 1.0])
+
+
+def test_values_at_the_float_range_do_not_overflow():
+    for values in ([1e308, -1e308], [1.7976931348623157e308, -1.7976931348623157e308, 0.0]):
+        scores = weighted_objective(values, alpha=1.0)
+        assert np.isfinite(scores).all()
+        assert scores.argmax() == 0 and scores.argmin() == 1
+    energies = [1e308, 0.0, 1.5e308]
+    scores = weighted_objective([0.0, 0.0, 0.0], energies, alpha=0.0, beta=1.0)
+    np.testing.assert_allclose(scores, [1 - 1 / 1.5, 1.0, 0.0])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from optuna_sm2.cli import main
-from optuna_sm2.energy import SimulatedMeter
+from optuna_sm2.energy import EnergyMeter, SimulatedMeter
 from optuna_sm2.scenarios import (
     INSTALL_HINT,
     SCENARIOS,
@@ -18,6 +18,7 @@ from optuna_sm2.scenarios import (
     _base,
     load_scenario,
 )
+from optuna_sm2.scenarios._arms import run_vanilla
 from optuna_sm2.scenarios._bench import run_bench
 
 
@@ -155,3 +156,36 @@ def test_cli_bench_help_and_bad_arguments(capsys: pytest.CaptureFixture[str]) ->
         main(["bench", "--scenario", "audio", "--out", "x"])
     assert exit_info.value.code != 0
     assert main(["bench", "--threads", "0", "--out", "x"]) == 2
+
+
+class _LateFailingMeter(EnergyMeter):
+    """Measures the first ``good`` reads at 1 J each, then every read fails."""
+
+    source = "simulated"
+    is_estimate = False
+
+    def __init__(self, good: int) -> None:
+        self.reads, self.good = 0, good
+
+    def read(self) -> float:
+        self.reads += 1
+        if self.reads > self.good:
+            raise OSError("the meter is gone")
+        return float(self.reads)
+
+
+@pytest.mark.parametrize(
+    ("good", "total", "note"), [(0, None, "none of the 4"), (2, 1.0, "3 of 4")]
+)
+def test_vanilla_arm_never_counts_an_unmeasured_window_as_zero(
+    good: int, total: float | None, note: str
+) -> None:
+    scenario = load_scenario("household", "tiny")
+    arm = run_vanilla(scenario, _LateFailingMeter(good), epochs=2)
+    assert len(arm.steps) == 2
+    if total is None:
+        assert math.isnan(arm.total_energy_j)
+    else:
+        assert arm.total_energy_j == total  # the first epoch's window, read 1 -> 2
+    assert arm.to_json()["total_energy_j"] == total
+    assert any(note in n for n in arm.notes), arm.notes

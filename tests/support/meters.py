@@ -25,3 +25,32 @@ class ScriptedMeter(EnergyMeter):
         if isinstance(reading, BaseException):
             raise reading
         return reading  # type: ignore[return-value]
+
+
+class StepMeter(EnergyMeter):
+    """``power_w`` for one second between reads: every window holds ``power_w`` joules.
+
+    With ``per_rank``, rank ``r`` of ``torch.distributed`` (read when the meter reads, so the
+    meter can be made before the process group) draws ``power_w * (r + 1)``. A picklable,
+    deterministic meter for sums over ranks.
+    """
+
+    def __init__(self, power_w: float, *, per_rank: bool = False, label: str = "simulated"):
+        self.power_w, self.per_rank, self.label = power_w, per_rank, label
+        self.reads = 0
+
+    @property
+    def source(self) -> str:
+        return self.label
+
+    def rank_power_w(self) -> float:
+        if not self.per_rank:
+            return self.power_w
+        import torch.distributed as dist
+
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        return self.power_w * (rank + 1)
+
+    def read(self) -> float:
+        self.reads += 1
+        return self.rank_power_w() * self.reads

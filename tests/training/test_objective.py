@@ -94,8 +94,9 @@ def test_energy_per_epoch_is_one_full_pass(tmp_path):
         per_epoch.append((phase.kind, trial.user_attrs[attrs.ENERGY_PER_EPOCH_J]))
     n = len(train[1])
     assert [e for kind, e in per_epoch if kind == "train"] == [n, n]
-    # The sweep's loss calls (its batches, and any stability check) scaled to a full pass.
-    assert all(e >= n for kind, e in per_epoch if kind == "explore")
+    # The sweep's joules per sample of every loss it computed (its batches, the stability
+    # check's steps and extra forward passes), times the training set: exactly one pass here.
+    assert [e for kind, e in per_epoch if kind == "explore"] == [n, n]
 
 
 def test_synchronous_eight_become_one(tmp_path):

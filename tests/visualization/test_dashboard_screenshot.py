@@ -11,7 +11,7 @@ import numpy as np
 import optuna
 import pytest
 
-from optuna_sm2.visualization._dashboard import attach_to_dashboard
+from optuna_sm2.visualization import attach_to_dashboard
 from tests.support.dashboard_studies import build_dashboard_study
 from tests.visualization.test_dashboard import serving
 

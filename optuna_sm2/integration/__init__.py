@@ -1,0 +1,51 @@
+"""SM² inside the training code people already have: PyTorch Lightning, several GPUs (DDP).
+
+``SM2PruningCallback`` (a Lightning ``Callback``, extra ``[lightning]``) runs the SM² schedule
+inside ``Trainer.fit``; ``DistributedEnergyTracker`` sums each energy window over the ranks of
+``torch.distributed``. Importing this package imports neither torch nor Lightning: each name
+loads what it needs when first used. See ``docs/your-training-code.md`` and
+``docs/distributed.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna_sm2.integration._lightning import SM2PruningCallback
+    from optuna_sm2.training._distributed import DistributedEnergyTracker
+
+_LAZY = {
+    "SM2PruningCallback": "optuna_sm2.integration._lightning",
+    "DistributedEnergyTracker": "optuna_sm2.training._distributed",
+}
+"""Name -> its module, imported when the name is first used."""
+
+_INSTALL = {
+    "pytorch_lightning": "pip install 'optuna-sm2[lightning]'",
+    "torch": "install the build for your hardware (https://pytorch.org), or `pip install "
+    "'optuna-sm2[torch]'`",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    except ModuleNotFoundError as exc:
+        if exc.name not in _INSTALL:
+            raise
+        raise ImportError(
+            f"optuna_sm2.integration.{name} needs {exc.name}: {_INSTALL[exc.name]}."
+        ) from exc
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = ["DistributedEnergyTracker", "SM2PruningCallback"]

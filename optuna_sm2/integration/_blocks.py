@@ -1,0 +1,45 @@
+"""Where the blocks of SM²'s schedule start, in training epochs: a pure rule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_BLOCK_EPOCHS = 5
+"""Epochs per block when neither ``explore_every`` nor the pruner's rung steps say (the
+paper's epochs per rung)."""
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Blocks of training epochs, each starting with an exploration.
+
+    With ``rung_steps`` (a pruner's explicit rungs), blocks end at the rungs: the first starts at
+    epoch 0, each next one right after a rung, and after the last rung they keep the length of
+    the last block. Otherwise each block holds ``every`` epochs.
+
+    Example:
+        >>> Blocks(every=3).starts(8)
+        [0, 3, 6]
+        >>> Blocks(rung_steps=(1, 3)).starts(8)
+        [0, 2, 4, 6]
+        >>> Blocks(rung_steps=(4,)).starts(12)
+        [0, 5, 10]
+    """
+
+    every: int = DEFAULT_BLOCK_EPOCHS
+    rung_steps: Sequence[int] = ()
+
+    def starts_block(self, epoch: int) -> bool:
+        """Whether ``epoch`` is the first of a block."""
+        if not self.rung_steps:
+            return epoch % self.every == 0
+        if epoch == 0 or epoch - 1 in self.rung_steps:
+            return True
+        last = self.rung_steps[-1]
+        before = self.rung_steps[-2] if len(self.rung_steps) > 1 else -1
+        return epoch > last and (epoch - last - 1) % (last - before) == 0
+
+    def starts(self, n_epochs: int) -> list[int]:
+        """The epochs below ``n_epochs`` that start a block."""
+        return [epoch for epoch in range(n_epochs) if self.starts_block(epoch)]

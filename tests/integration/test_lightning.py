@@ -1,0 +1,261 @@
+"""``SM2PruningCallback`` with a real tiny LightningModule on the CPU."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from optuna_sm2 import EnergyTracker, SuccessiveHalvingEnergyPruner, attrs
+from optuna_sm2.cli import main
+from optuna_sm2.energy import EnergyReadError
+from optuna_sm2.integration import SM2PruningCallback
+from optuna_sm2.integration._module_sweep import sweep_module
+from optuna_sm2.training._phases import SweepSettings
+from tests.support.lightning import TinyClassifier, loaders, trainer
+from tests.support.meters import ScriptedMeter, StepMeter
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*treespec:FutureWarning")
+
+WATTS = 10.0
+"""Every window of a StepMeter(WATTS) holds WATTS joules."""
+
+
+@pytest.fixture(autouse=True)
+def _quiet_lightning() -> Iterator[None]:
+    logger = logging.getLogger("pytorch_lightning")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
+def _objective(
+    tracker: EnergyTracker, callbacks: list[SM2PruningCallback], max_epochs: int = 4
+) -> Any:
+    def objective(trial: optuna.trial.Trial) -> float:
+        explore = trial.suggest_categorical("explore", [True, False])
+        lr = trial.suggest_float("lr", 1e-5, 1.0, log=True)
+        pl.seed_everything(trial.number, verbose=False)
+        callback = SM2PruningCallback(
+            trial, monitor="val_acc", explore=explore, n_lrs=5, tracker=tracker
+        )
+        callbacks.append(callback)
+        fit = trainer(callback, max_epochs)
+        fit.fit(TinyClassifier(lr=lr), *loaders())
+        callback.check_pruned()
+        return fit.callback_metrics["val_acc"].item()
+
+    return objective
+
+
+def test_a_study_in_sqlite_books_energy_prunes_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'lightning.db'}"
+    study = optuna.create_study(
+        study_name="lightning",
+        storage=storage,
+        direction="maximize",
+        pruner=SuccessiveHalvingEnergyPruner(rung_steps=[1, 3], alpha=1.0),
+    )
+    # Trial 0 explores; trial 1 trains at a tiny LR without exploring and is worse at rung 0.
+    study.enqueue_trial({"explore": True, "lr": 0.05})
+    study.enqueue_trial({"explore": False, "lr": 1e-5})
+    callbacks: list[SM2PruningCallback] = []
+    study.optimize(_objective(EnergyTracker(StepMeter(WATTS)), callbacks), n_trials=2)
+
+    complete, pruned = study.trials
+    assert complete.state == optuna.trial.TrialState.COMPLETE
+    assert pruned.state == optuna.trial.TrialState.PRUNED
+    assert sorted(complete.intermediate_values) == [0, 1, 2, 3]
+    assert sorted(pruned.intermediate_values) == [0, 1]  # stopped at its first rung
+    assert pruned.system_attrs[attrs.PRUNED_AT_EPOCH] == 1
+    assert attrs.PRUNED_AT_EPOCH not in complete.system_attrs
+    assert pruned.intermediate_values[1] < complete.intermediate_values[1]
+
+    # Blocks end at the rungs (1, 3): trial 0 explores at epochs 0 and 2.
+    user = complete.user_attrs
+    assert user[attrs.EXPLORATIONS] == 2
+    assert user[attrs.EPOCHS_TRAINED] == 4
+    assert user[attrs.ENERGY_TRAIN_J] == pytest.approx(4 * WATTS)
+    assert user[attrs.ENERGY_EVAL_J] == pytest.approx(5 * WATTS)  # sanity check + 4
+    assert user[attrs.ENERGY_EXPLORE_J] == pytest.approx(2 * WATTS)
+    assert user[attrs.ENERGY_TOTAL_J] == pytest.approx(11 * WATTS)
+    assert user[attrs.ENERGY_PER_EPOCH_J] == pytest.approx(WATTS)
+    assert user[attrs.ENERGY_PER_EPOCH_SPREAD] == pytest.approx(0.0)
+    assert user[attrs.ENERGY_SOURCE] == "simulated"
+    assert user[attrs.ENERGY_INVALID_WINDOWS] == 0
+    assert user[attrs.STABLE_LR] == pytest.approx(callbacks[0].stable_lr)
+    lo, hi = user[attrs.LR_WINDOW]
+    assert 1e-3 <= lo <= hi <= 1.0
+    # Without exploration: no LR is claimed stable, nothing booked as exploration.
+    assert attrs.STABLE_LR not in pruned.user_attrs
+    assert attrs.ENERGY_EXPLORE_J not in pruned.user_attrs
+    assert pruned.user_attrs[attrs.ENERGY_TOTAL_J] == pytest.approx(5 * WATTS)  # 2 + 3
+
+    capsys.readouterr()
+    assert main(["report", "--storage", storage, "--study", "lightning", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["energy_sources"] == ["simulated"]
+    assert [t["energy_total_j"] for t in summary["trials"]] == pytest.approx(
+        [11 * WATTS, 5 * WATTS]
+    )
+    assert summary["total_energy_j"] == pytest.approx(16 * WATTS)
+
+
+def test_the_sweep_sets_the_optimizer_lr_and_leaves_the_module_alone() -> None:
+    study = optuna.create_study(direction="maximize")
+    callback = SM2PruningCallback(
+        study.ask(), "val_acc", n_lrs=5, tracker=EnergyTracker(StepMeter(WATTS))
+    )
+    module = TinyClassifier(lr=0.05)
+    fit = trainer(callback, 1)
+    fit.fit(module, *loaders())
+    assert callback.stable_lr is not None
+    optimizer = fit.optimizers[0]
+    assert optimizer.param_groups[0]["lr"] == callback.stable_lr
+
+    weights = {k: v.clone() for k, v in module.state_dict().items()}
+    logged = dict(fit.callback_metrics)
+    rng = torch.random.get_rng_state()
+    found = sweep_module(fit, module, optimizer, SweepSettings(1e-3, 1.0, 5, 0.25))
+    assert found.n_batches >= 5
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, weights[key]), key
+    assert dict(fit.callback_metrics) == logged
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    assert module.trainer is fit
+
+
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
+def test_explore_every_sets_the_blocks() -> None:
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    tracker = EnergyTracker(StepMeter(WATTS))
+    callback = SM2PruningCallback(trial, "train_loss", explore_every=2, n_lrs=5, tracker=tracker)
+    trainer(callback, 3).fit(TinyClassifier(), loaders()[0])  # no validation loop
+    stored = study.trials[0].user_attrs
+    assert stored[attrs.EXPLORATIONS] == 2  # epochs 0 and 2
+    assert stored[attrs.ENERGY_TRAIN_J] == pytest.approx(3 * WATTS)
+    assert attrs.ENERGY_EVAL_J not in stored
+    assert study.trials[0].intermediate_values.keys() == {0, 1, 2}
+    callback.check_pruned()  # not pruned: nothing raised
+
+
+def test_unmeasured_windows_store_no_total_and_training_goes_on(tmp_path: Path) -> None:
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'broken.db'}", direction="maximize"
+    )
+    broken = ScriptedMeter(*[EnergyReadError("meter unplugged")] * 100)
+    callback = SM2PruningCallback(
+        study.ask(), "val_acc", explore=False, tracker=EnergyTracker(broken)
+    )
+    trainer(callback, 2).fit(TinyClassifier(), *loaders())
+    stored = study.trials[0].user_attrs
+    assert stored[attrs.ENERGY_INVALID_WINDOWS] == 5  # sanity check, 2 x (train + eval)
+    assert attrs.ENERGY_TOTAL_J not in stored
+    assert attrs.ENERGY_PER_EPOCH_J not in stored
+    assert study.trials[0].intermediate_values.keys() == {0, 1}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"monitor": ""}, "`monitor`"),
+        ({"monitor": 3}, "`monitor`"),
+        ({"explore": "yes"}, "`explore`"),
+        ({"explore_every": 0}, "`explore_every`"),
+        ({"explore_every": 1.5}, "`explore_every`"),
+        ({"lr_min": 1.0, "lr_max": 0.1}, "`lr_min`"),
+        ({"n_lrs": 2}, "`n_lrs`"),
+        ({"explore_fraction": 0.0}, "`explore_fraction`"),
+        ({"tracker": "nvml"}, "`tracker`"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_them(kwargs: dict[str, Any], named: str) -> None:
+    trial = optuna.create_study().ask()
+    arguments: dict[str, Any] = {"monitor": "val_acc", **kwargs}
+    with pytest.raises(ValueError, match=named):
+        SM2PruningCallback(trial, **arguments)
+
+
+def test_numpy_numbers_are_accepted() -> None:
+    trial = optuna.create_study().ask()
+    SM2PruningCallback(
+        trial, "val_acc", explore_every=np.int64(2), lr_min=np.float32(1e-3), n_lrs=np.int32(5)
+    )
+
+
+def test_a_frozen_trial_is_refused() -> None:
+    study = optuna.create_study()
+    study.optimize(lambda t: 0.0, n_trials=1)
+    with pytest.raises(ValueError, match="`trial`"):
+        SM2PruningCallback(study.trials[0], "val_acc")  # type: ignore[arg-type]
+
+
+class _Manual(TinyClassifier):
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        optimizer = self.optimizers()
+        loss = super().training_step(batch, batch_idx)
+        optimizer.zero_grad()  # type: ignore[union-attr]
+        self.manual_backward(loss)
+        optimizer.step()  # type: ignore[union-attr]
+        return loss
+
+
+@pytest.mark.parametrize(
+    ("module", "options", "message"),
+    [
+        (TinyClassifier, {"val_check_interval": 0.5}, "val_check_interval"),
+        (TinyClassifier, {"check_val_every_n_epoch": 2}, "check_val_every_n_epoch"),
+        (_Manual, {}, "manual optimization"),
+    ],
+)
+def test_setups_it_cannot_measure_are_refused_before_writing(
+    module: type[TinyClassifier], options: dict[str, Any], message: str
+) -> None:
+    study = optuna.create_study(direction="maximize")
+    callback = SM2PruningCallback(study.ask(), "val_acc", tracker=EnergyTracker(StepMeter(1.0)))
+    with pytest.raises(ValueError, match=message):
+        trainer(callback, 2, **options).fit(module(), *loaders())
+    assert study.trials[0].user_attrs == {}
+
+
+def test_a_missing_monitor_names_the_metrics_logged() -> None:
+    callback = SM2PruningCallback(
+        optuna.create_study().ask(), "val_loss", tracker=EnergyTracker(StepMeter(1.0))
+    )
+    with pytest.raises(ValueError, match=r"`monitor`='val_loss'.*'train_loss', 'val_acc'"):
+        trainer(callback, 1).fit(TinyClassifier(), *loaders())
+
+
+def test_ddp_needs_a_study_every_process_reaches() -> None:
+    callback = SM2PruningCallback(optuna.create_study().ask(), "val_acc", explore=False)
+    spawn = trainer(callback, 1, strategy="ddp_spawn", devices=2)
+    with pytest.raises(ValueError, match="not one in memory"):
+        callback.on_fit_start(spawn, TinyClassifier())
+
+
+def test_importing_the_integration_imports_neither_torch_nor_lightning() -> None:
+    code = (
+        "import sys, optuna_sm2.integration as i; "
+        "print('torch' in sys.modules, 'pytorch_lightning' in sys.modules, dir(i))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("False False ")
+    assert "'DistributedEnergyTracker', 'SM2PruningCallback'" in out.stdout
