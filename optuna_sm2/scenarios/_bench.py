@@ -231,7 +231,7 @@ def _beyond(flag: bool | None) -> str:
 
 
 def _met(flag: bool | None) -> str:
-    return "not run" if flag is None else ("met" if flag else "**missed**")
+    return "n/a" if flag is None else ("met" if flag else "**missed**")
 
 
 def format_table(results: dict[str, ScenarioResult], meta: dict[str, Any]) -> str:

@@ -101,21 +101,24 @@ class ArmResult:
         ]
         if self.chosen_trial is None or not energies or None in energies:
             return None
-        return math.fsum(e for e in energies if e is not None)
+        total = math.fsum(e for e in energies if e is not None)
+        return total if math.isfinite(total) else None
 
     @property
     def search_overhead(self) -> float | None:
         """``total_energy_j / chosen_training_j``: what the arm spent per joule of training its
         result; ``None`` when the denominator is unknown."""
         alone = self.chosen_training_j
-        return None if alone is None or alone <= 0 else self.total_energy_j / alone
+        if alone is None or alone <= 0 or not math.isfinite(self.total_energy_j):
+            return None
+        return self.total_energy_j / alone
 
     def to_json(self) -> dict[str, Any]:
         """One seed of one arm in ``results.json``."""
         return {
             "seed": self.seed,
-            "total_energy_j": self.total_energy_j,
-            "total_energy_wh": self.total_energy_wh,
+            "total_energy_j": _finite_or_none(self.total_energy_j),
+            "total_energy_wh": _finite_or_none(self.total_energy_wh),
             "final_metric": _finite_or_none(self.final_metric),
             "best_params": self.best_params,
             "chosen_epochs": self.chosen_epochs,
@@ -321,7 +324,8 @@ class ScenarioResult:
 
     @property
     def targets(self) -> dict[str, bool | None]:
-        """The issue's targets for α=0.75 on this scenario (``None``: an arm was not run).
+        """The issue's targets for α=0.75 on this scenario (``None``: an arm was not run, or an
+        energy not measured).
 
         ``less_energy_than_<arm>``: its mean energy is below the other's; ``metric_within_2pct
         _of_<arm>``: its mean final metric is at most 2% (relative) worse."""
@@ -329,7 +333,9 @@ class ScenarioResult:
 
         def cheaper(other: str) -> bool | None:
             c = comparisons.get(other)
-            return None if c is None else c.energy_ratio < 1.0
+            if c is None or not math.isfinite(c.energy_ratio):
+                return None
+            return c.energy_ratio < 1.0
 
         def close(other: str | None) -> bool | None:
             if other is None or other not in self.arms or "sm2" not in self.arms:

@@ -260,3 +260,18 @@ def test_cli_refuses_seeds_zero_and_unknown_arms(tmp_path: Path) -> None:
     assert_refused(*run_cli([*argv, "--seeds", "0"]), "bench", "--seeds must be >= 1")
     assert_refused(*run_cli([*argv, "--arms", "optuna"]), "bench", "unknown: 'optuna'")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unmeasured_energy_is_null_and_decides_no_target() -> None:
+    result = _scenario(
+        "maximize", sm2=[(math.nan, 0.9)], tpe_hyperband=[(2.0, 0.9)], grid=[(4.0, 0.9)]
+    )
+    (run,) = result.arms["sm2"].runs
+    assert run.search_overhead is None
+    assert run.to_json()["total_energy_j"] is None
+    assert result.targets["less_energy_than_tpe_hyperband"] is None
+    assert result.targets["metric_within_2pct_of_best_arm"] is True
+    data = result.to_json()
+    assert data["sm2"]["total_energy_j"] is None
+    assert data["comparisons"]["grid"]["energy_ratio"] is None
+    json.dumps(data, allow_nan=False)
