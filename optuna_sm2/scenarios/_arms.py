@@ -1,9 +1,12 @@
-"""The benchmark's arms on one scenario: one vanilla training run, and one SM² study.
+"""The benchmark's arms on one scenario and one seed, each a function with the same signature.
 
-Both train with the same code: the SM² arms run :class:`optuna_sm2.SM2Objective` through
-:func:`optuna_sm2.optimize_synchronous` and watch its steps through the objective's public
-``callbacks``; the vanilla arm trains and evaluates with the objective's own epoch and evaluation
-(``training._phases``), and books energy in the same :class:`optuna_sm2.TrialEnergy`.
+Every arm trains with the same code and books energy the same way: the SM² arms and the grid run
+:class:`optuna_sm2.SM2Objective` and watch its steps through the objective's public
+``callbacks``; the vanilla run and the TPE + Hyperband trials train and evaluate with the
+objective's own epoch and evaluation (``training._phases``) and book each window in a
+:class:`optuna_sm2.TrialEnergy`, as the objective does. A window that could not be measured is
+never counted as 0 J: it is left out with a note, and an arm with no measured window has a NaN
+total (``null`` in ``results.json``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 import torch
@@ -25,6 +28,8 @@ from optuna_sm2.scenarios._results import ArmResult, StepRecord
 from optuna_sm2.training._data import ObjectiveData, check_data
 from optuna_sm2.training._loop import PhaseResult
 from optuna_sm2.training._loss import Loss
+from optuna_sm2.training._objective import SM2Objective
+from optuna_sm2.training._optimizer import sgd
 from optuna_sm2.training._phases import evaluate, train_epoch
 from optuna_sm2.training._synchronous import optimize_synchronous
 
@@ -33,6 +38,20 @@ Progress = Callable[[str], None]
 
 def _quiet(message: str) -> None:
     """The default progress callback: say nothing."""
+
+
+class ArmRunner(Protocol):
+    """``runner(scenario, meter, seed=..., device=..., progress=...)``: one arm on one seed."""
+
+    def __call__(
+        self,
+        scenario: Scenario,
+        meter: EnergyMeter,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+        progress: Progress = _quiet,
+    ) -> ArmResult: ...
 
 
 class _StepRecorder:
@@ -63,107 +82,237 @@ class _StepRecorder:
         )
 
 
-def run_sm2(
+def _objective_arm(
     scenario: Scenario,
     arm: str,
-    *,
-    alpha: float,
-    beta: float,
     meter: EnergyMeter,
-    seed: int = 0,
-    device: str = "cpu",
-    progress: Progress = _quiet,
+    *,
+    seed: int,
+    device: str,
+    progress: Progress,
+    pruner: Callable[[SM2Objective], optuna.pruners.BasePruner],
+    optimize: Callable[[optuna.Study, SM2Objective], None],
 ) -> ArmResult:
-    """One SM² study of the scenario's objective with its ``make_pruner(alpha, beta)``, in
-    memory, synchronously.
+    """One study of the scenario's :class:`SM2Objective`, in memory: ``pruner(objective)`` is
+    the study's pruner, ``optimize(study, objective)`` runs it.
 
     Total energy: the sum of ``sm2.energy_total_j`` over the study's trials
-    (:func:`optuna_sm2.analysis._summary.summarize_study`). The final metric is the best
-    completed trial's value; ``best_params`` adds the stable LR it trained with.
+    (:func:`optuna_sm2.analysis._summary.summarize_study`; NaN when no trial was measured, its
+    notes say which were not). The final metric is the best
+    completed trial's value; ``best_params`` adds the stable LR it last trained with.
     """
     recorder = _StepRecorder(scenario.metric_name, progress)
     objective = scenario.objective(device=device, meter=meter, seed=seed, callbacks=[recorder])
     study = optuna.create_study(
-        study_name=f"{scenario.name}-{arm}",
-        direction=scenario.direction,
-        pruner=objective.make_pruner(alpha=alpha, beta=beta),
+        study_name=f"{scenario.name}-{arm}", direction=scenario.direction, pruner=pruner(objective)
     )
     start = time.perf_counter()
-    optimize_synchronous(study, objective)
+    optimize(study, objective)
     wall = time.perf_counter() - start
     summary = summarize_study(study)
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     notes: list[str] = list(summary.notes)
-    if complete:
-        best = study.best_trial
-        final = float(best.value) if best.value is not None else math.nan
-        params: dict[str, Any] = {**best.params, "lr": best.user_attrs.get(_attrs.STABLE_LR)}
-    else:
-        final, params = math.nan, {}
-        notes.append("no trial completed (every configuration was pruned or failed)")
+    final, params, chosen = _best(study, notes)
+    if chosen is not None:
+        params["lr"] = study.best_trial.user_attrs.get(_attrs.STABLE_LR)
     return ArmResult(
         arm=arm,
-        total_energy_j=summary.total_energy_j,
+        seed=seed,
+        total_energy_j=summary.total_energy_j if summary.measured_trials else math.nan,
         final_metric=final,
         best_params=params,
         n_trials=len(study.trials),
         wall_s=wall,
         energy_source="+".join(summary.energy_sources),
+        chosen_trial=chosen,
         steps=tuple(recorder.records),
         notes=tuple(notes),
     )
 
 
-def run_vanilla(
+def _best(study: optuna.Study, notes: list[str]) -> tuple[float, dict[str, Any], int | None]:
+    """The best completed trial's value, parameters and number; NaN and a note when none."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        notes.append("no trial completed (every configuration was pruned or failed)")
+        return math.nan, {}, None
+    best = study.best_trial
+    value = float(best.value) if best.value is not None else math.nan
+    return value, dict(best.params), best.number
+
+
+def run_sm2(
     scenario: Scenario,
     meter: EnergyMeter,
-    epochs: int,
+    *,
+    arm: str,
+    alpha: float,
+    beta: float,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Progress = _quiet,
+) -> ArmResult:
+    """One SM² study of the scenario with ``objective.make_pruner(alpha, beta)``, run
+    synchronously (:func:`optuna_sm2.optimize_synchronous`: every batch size once, halved at
+    every rung)."""
+    return _objective_arm(
+        scenario,
+        arm,
+        meter,
+        seed=seed,
+        device=device,
+        progress=progress,
+        pruner=lambda objective: objective.make_pruner(alpha=alpha, beta=beta),
+        optimize=optimize_synchronous,
+    )
+
+
+def run_grid(
+    scenario: Scenario,
+    meter: EnergyMeter,
     *,
     seed: int = 0,
     device: str = "cpu",
     progress: Progress = _quiet,
 ) -> ArmResult:
-    """One ordinary training run: the middle batch size, the scenario's conventional LR, plain
-    SGD, at most ``epochs`` epochs, stopped early after ``budget.patience`` epochs without a
-    better validation metric (or when the loss is no longer finite).
+    """The paper's manual HPO: every batch size trained through the whole SM² schedule
+    (explorations and thorough epochs) with no pruning (Optuna's ``NopPruner``); a configuration
+    whose loss diverges still stops, as in every arm. The final metric is the best one's."""
 
-    Every epoch and every evaluation is an energy window of ``meter``, booked in a
-    :class:`optuna_sm2.TrialEnergy` (on a ``FixedTrial``: no study): the total is the sum of
-    the valid windows, with a note saying how many could not be measured; when none could,
-    the total is NaN (unmeasured, never 0 J). The final metric is the one measured after the
-    last epoch.
-    """
-    budget = scenario.budget
-    batch_size = budget.default_batch_size
-    lr = scenario.conventional_lr
-    tracker = EnergyTracker(meter)
-    torch.manual_seed(seed)
-    target = torch.device(device)
-    model = scenario.build_model(None).to(target)
-    data = ObjectiveData(
+    def every_batch_size(study: optuna.Study, objective: SM2Objective) -> None:
+        for batch_size in objective.batch_sizes:
+            study.enqueue_trial({"batch_size": batch_size})
+        study.optimize(objective, n_trials=len(objective.batch_sizes))
+
+    return _objective_arm(
+        scenario,
+        "grid",
+        meter,
+        seed=seed,
+        device=device,
+        progress=progress,
+        pruner=lambda objective: optuna.pruners.NopPruner(),
+        optimize=every_batch_size,
+    )
+
+
+class _PlainTraining:
+    """One configuration trained the ordinary way: plain SGD at a fixed LR, the scenario's
+    batches in a seeded order, one evaluation after every epoch. Each epoch and evaluation is an
+    energy window of ``tracker`` booked in :attr:`book` (on ``trial``, or on a ``FixedTrial``
+    when there is none), and each epoch a :class:`StepRecord`."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        data: ObjectiveData,
+        tracker: EnergyTracker,
+        *,
+        trial: optuna.trial.Trial | None,
+        batch_size: int,
+        lr: float,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        torch.manual_seed(seed)
+        self.model = scenario.build_model(trial).to(device)
+        self._optimizer = sgd(self.model.parameters(), lr)
+        self._loss = Loss.checked(scenario.loss_fn, None)
+        self._scenario = scenario
+        self._data = data
+        self._train = data.for_trial(seed)
+        self._tracker = tracker
+        self._trial = 0 if trial is None else trial.number
+        self._batch_size = batch_size
+        self._lr = lr
+        self.book = TrialEnergy(optuna.trial.FixedTrial({}) if trial is None else trial, tracker)
+        self.records: list[StepRecord] = []
+        self.diverged_loss: float | None = None
+        """The non-finite training loss that stopped the latest epoch, if any."""
+
+    def epoch(self) -> float:
+        """Train one epoch, evaluate, book both; the metric after it."""
+        trained = train_epoch(
+            self.model,
+            self._optimizer,
+            self._train.batches(self._batch_size),
+            self._loss,
+            self._tracker,
+        )
+        value, evaluation = evaluate(
+            self.model, self._scenario.metric, self._data.valid, self._tracker
+        )
+        energy = self.book.add("train", trained.window)
+        self.book.add("eval", evaluation)
+        self.diverged_loss = trained.diverged_loss
+        step = len(self.records)
+        self.records.append(
+            StepRecord(self._trial, self._batch_size, step, "train", value, energy, self._lr)
+        )
+        return value
+
+
+def _plain_data(scenario: Scenario, device: torch.device) -> ObjectiveData:
+    return ObjectiveData(
         check_data("train_data", scenario.train_data),
         check_data("valid_data", scenario.valid_data),
-        device=target,
+        device=device,
     )
-    train = data.for_trial(seed)
-    loss = Loss.checked(scenario.loss_fn, None)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    book = TrialEnergy(optuna.trial.FixedTrial({}), tracker)
-    records: list[StepRecord] = []
+
+
+def _measured_total(runs: list[_PlainTraining], notes: list[str]) -> float:
+    """The joules of every measured window of ``runs``; NaN when none was measured. A note says
+    how many windows (an epoch and its evaluation each) could not be measured."""
+    totals = [run.book.total_j for run in runs]
+    windows = sum(2 * len(run.records) for run in runs)
+    invalid = sum(run.book.invalid_windows for run in runs)
+    if all(total is None for total in totals):
+        notes.append(f"none of the {windows} energy windows could be measured: energy unmeasured")
+        return math.nan
+    if invalid:
+        notes.append(
+            f"{invalid} of {windows} energy windows could not be measured: the total is of the "
+            f"other {windows - invalid}"
+        )
+    return math.fsum(total for total in totals if total is not None)
+
+
+def run_vanilla(
+    scenario: Scenario,
+    meter: EnergyMeter,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Progress = _quiet,
+    epochs: int | None = None,
+) -> ArmResult:
+    """One ordinary training run: the middle batch size, the scenario's conventional LR, plain
+    SGD, at most ``epochs`` epochs (by default a survivor's thorough epochs,
+    ``schedule.train_epochs_total``), stopped early after ``budget.patience`` epochs without a
+    better validation metric (or when the loss is no longer finite).
+
+    Every epoch and every evaluation is an energy window of ``meter``; the total is their sum
+    (a window that could not be measured is left out, with a note; NaN when none was). The final
+    metric is the one measured after the last epoch.
+    """
+    budget = scenario.budget
+    epochs = budget.schedule.train_epochs_total if epochs is None else epochs
+    tracker = EnergyTracker(meter)
+    target = torch.device(device)
+    data = _plain_data(scenario, target)
+    batch_size, lr = budget.default_batch_size, scenario.conventional_lr
+    run = _PlainTraining(
+        scenario, data, tracker, trial=None, batch_size=batch_size, lr=lr, seed=seed, device=target
+    )
     notes: list[str] = []
     best, since_best, value = math.nan, 0, math.nan
     start = time.perf_counter()
     for epoch in range(epochs):
-        trained = train_epoch(model, optimizer, train.batches(batch_size), loss, tracker)
-        value, evaluation = evaluate(model, scenario.metric, data.valid, tracker)
-        energy = book.add("train", trained.window)
-        book.add("eval", evaluation)
-        records.append(StepRecord(0, batch_size, epoch, "train", value, energy, lr))
+        value = run.epoch()
         progress(
             f"epoch {epoch + 1}/{epochs} batch {batch_size} lr={lr:g} "
             f"{scenario.metric_name}={value:.4f}"
         )
-        if trained.diverged_loss is not None:
+        if run.diverged_loss is not None:
             notes.append(f"the loss diverged in epoch {epoch + 1}")
             break
         if math.isnan(best) or scenario.better(value, best):
@@ -173,22 +322,101 @@ def run_vanilla(
             if since_best >= budget.patience and epoch + 1 < epochs:
                 notes.append(f"early stop after epoch {epoch + 1} of {epochs}")
                 break
-    total, windows = book.total_j, 2 * len(records)  # an epoch and its evaluation each
-    if total is None:
-        notes.append(f"none of the {windows} energy windows could be measured: energy unmeasured")
-    elif book.invalid_windows:
-        notes.append(
-            f"{book.invalid_windows} of {windows} energy windows could not be measured: the "
-            f"total is of the other {windows - book.invalid_windows}"
-        )
     return ArmResult(
         arm="vanilla",
-        total_energy_j=math.nan if total is None else total,
+        seed=seed,
+        total_energy_j=_measured_total([run], notes),
         final_metric=value,
         best_params={"batch_size": batch_size, "lr": lr},
         n_trials=1,
         wall_s=time.perf_counter() - start,
         energy_source=tracker.source,
-        steps=tuple(records),
+        chosen_trial=0,
+        steps=tuple(run.records),
+        notes=tuple(notes),
+    )
+
+
+def run_tpe_hyperband(
+    scenario: Scenario,
+    meter: EnergyMeter,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Progress = _quiet,
+) -> ArmResult:
+    """What an Optuna user runs instead of SM²: ``TPESampler(seed=seed)`` over the scenario's
+    batch sizes (categorical) and a log-uniform LR over the SM² grid's range
+    (``lr_min``..``lr_max``), ``HyperbandPruner(min_resource=1, max_resource=E)`` with ``E`` a
+    survivor's thorough epochs (``schedule.train_epochs_total``), Optuna's other defaults
+    (reduction factor 3, 10 random start-up trials), and ``2 x`` the number of batch sizes as
+    the trial budget, run one trial after another.
+
+    Each trial trains plainly (SGD at its LR, no exploration) and reports its metric after every
+    epoch at step = epochs trained; a trial whose loss or metric is no longer finite is pruned.
+    Total energy: the sum over the trials of their epochs and evaluations (the sampler's and
+    pruner's own work is not metered, as in the SM² arms). The final metric is the best
+    completed trial's (every completed trial trained all ``E`` epochs).
+    """
+    budget = scenario.budget
+    epochs = budget.schedule.train_epochs_total
+    tracker = EnergyTracker(meter)
+    target = torch.device(device)
+    data = _plain_data(scenario, target)
+    study = optuna.create_study(
+        study_name=f"{scenario.name}-tpe_hyperband",
+        direction=scenario.direction,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
+    )
+    runs: dict[int, _PlainTraining] = {}
+    notes: list[str] = []
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        batch_size = int(trial.suggest_categorical("batch_size", list(budget.batch_sizes)))
+        lr = trial.suggest_float("lr", budget.lr_min, budget.lr_max, log=True)
+        run = runs[trial.number] = _PlainTraining(
+            scenario,
+            data,
+            tracker,
+            trial=trial,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed + trial.number,
+            device=target,
+        )
+        value = math.nan
+        for epoch in range(1, epochs + 1):
+            value = run.epoch()
+            progress(
+                f"trial {trial.number} batch {batch_size:4d} lr={lr:.3g} epoch {epoch}/{epochs} "
+                f"{scenario.metric_name}={value:.4f}"
+            )
+            if run.diverged_loss is not None or not math.isfinite(value):
+                notes.append(
+                    f"trial {trial.number} (batch {batch_size}, lr {lr:.3g}) diverged in epoch "
+                    f"{epoch}: pruned"
+                )
+                raise optuna.TrialPruned(f"diverged in epoch {epoch}")
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned by Hyperband after epoch {epoch}")
+        return value
+
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=2 * len(budget.batch_sizes))
+    wall = time.perf_counter() - start
+    final, params, chosen = _best(study, notes)
+    return ArmResult(
+        arm="tpe_hyperband",
+        seed=seed,
+        total_energy_j=_measured_total(list(runs.values()), notes),
+        final_metric=final,
+        best_params=params,
+        n_trials=len(study.trials),
+        wall_s=wall,
+        energy_source=tracker.source,
+        chosen_trial=chosen,
+        steps=tuple(r for run in runs.values() for r in run.records),
         notes=tuple(notes),
     )

@@ -1,7 +1,9 @@
-"""``run_bench``: the paper's Table 1 and Fig. 2 on the scenarios, written to a folder."""
+"""``run_bench``: the paper's Table 1 and Fig. 2 on the scenarios, against what Optuna users run
+instead, over several seeds, written to a folder."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -14,15 +16,60 @@ from typing import Any
 
 import torch
 
+from optuna_sm2 import _validation as _check
 from optuna_sm2.energy import EnergyMeter, auto_meter
-from optuna_sm2.scenarios import load_scenario
-from optuna_sm2.scenarios._arms import run_sm2, run_vanilla
-from optuna_sm2.scenarios._figure import plot_run
-from optuna_sm2.scenarios._results import ArmResult, ScenarioResult
+from optuna_sm2.scenarios import Scenario, load_scenario
+from optuna_sm2.scenarios._arms import (
+    ArmRunner,
+    run_grid,
+    run_sm2,
+    run_tpe_hyperband,
+    run_vanilla,
+)
+from optuna_sm2.scenarios._figure import plot_arms, plot_run
+from optuna_sm2.scenarios._results import (
+    ARM_LABELS,
+    ARMS,
+    J_PER_WH,
+    METRIC_TOLERANCE,
+    ArmResult,
+    ArmRuns,
+    ScenarioResult,
+    Spread,
+)
 
 ALPHA1 = (1.0, 0.5)
 SM2 = (0.75, 0.5)
 """(alpha, beta) of the two SM² arms: Optuna's successive halving, and the paper's default."""
+
+RUNNERS: dict[str, ArmRunner] = {
+    "vanilla": run_vanilla,
+    "alpha1": functools.partial(run_sm2, arm="alpha1", alpha=ALPHA1[0], beta=ALPHA1[1]),
+    "sm2": functools.partial(run_sm2, arm="sm2", alpha=SM2[0], beta=SM2[1]),
+    "tpe_hyperband": run_tpe_hyperband,
+    "grid": run_grid,
+}
+"""The runner of each arm of :data:`ARMS`."""
+
+
+def check_arms(arms: object) -> tuple[str, ...]:
+    """``arms`` as a tuple of names from :data:`ARMS`, in the order given.
+
+    Raises:
+        ValueError: not a sequence of known names, empty, or a name repeats.
+    """
+    names = (arms,) if isinstance(arms, str) else arms
+    if (
+        not isinstance(names, Sequence)
+        or not names
+        or any(name not in ARMS for name in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ValueError(
+            f"`arms` must be a non-empty selection of {', '.join(ARMS)}, each at most once; "
+            f"got {arms!r}."
+        )
+    return tuple(names)
 
 
 def run_bench(
@@ -32,32 +79,46 @@ def run_bench(
     *,
     meter: EnergyMeter | None = None,
     seed: int = 0,
+    seeds: int = 1,
+    arms: Sequence[str] = ARMS,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, ScenarioResult]:
-    """Run the three arms on each scenario, in this process, one after another.
+    """Run the ``arms`` on each scenario with the seeds ``seed .. seed + seeds - 1``, in this
+    process, one after another, with the same ``meter`` (``auto_meter()`` when ``None``).
 
-    Per scenario, with the same seed and the same ``meter`` (``auto_meter()`` when ``None``):
-    (a) ``vanilla``, one ordinary training run of the middle batch size at the scenario's
-    conventional LR for ``schedule.train_epochs_total`` epochs with early stopping;
-    (b) ``alpha1``, SM² with α=1 (Optuna's successive halving with SM²'s exploration);
-    (c) ``sm2``, SM² with α=0.75, β=0.5. Writes ``results.json``, ``results.md`` and one
-    ``<scenario>.png`` per scenario (the ``sm2`` arm, Fig. 2 style) into ``out_dir`` (created),
-    rewriting the JSON and table after every scenario so that a stopped run keeps what it did.
+    The arms (:data:`ARMS`): ``vanilla``, one ordinary training run of the middle batch size at
+    the scenario's conventional LR with early stopping; ``alpha1``, SM² with α=1 (Optuna's
+    successive halving with SM²'s exploration); ``sm2``, SM² with α=0.75, β=0.5;
+    ``tpe_hyperband``, TPE over batch size and a log-uniform LR with Hyperband pruning and plain
+    training; ``grid``, every batch size through the whole SM² schedule without pruning (see
+    ``_arms``). For each scenario and seed the vanilla split of the data is the seed's.
+
+    Writes ``results.json``, ``results.md``, one ``<scenario>.png`` per scenario (the first
+    seed's ``sm2`` study, Fig. 2 style, or the first SM² arm run) and ``arms.png`` (energy
+    against final metric, every arm and seed) into ``out_dir`` (created), rewriting the JSON
+    and the table after every seed of every scenario so that a stopped run keeps what it did.
 
     Raises:
-        ValueError: unknown scenario or budget.
+        ValueError: unknown scenario, budget or arm, or ``seeds`` not an integer >= 1 (before
+            anything is written).
         ScenarioDataMissing: a scenario's data package is not installed (checked for every
             scenario before anything runs).
     """
+    n_seeds = _check.check_int("seeds", seeds, minimum=1)
+    first_seed = _check.check_int("seed", seed, minimum=0)
+    chosen = check_arms(arms)
     say = progress or (lambda message: None)
+    loaded = [load_scenario(name, budget, seed=first_seed) for name in names]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scenarios = [load_scenario(name, budget, seed=seed) for name in names]
     meter = meter if meter is not None else auto_meter()
+    seed_list = list(range(first_seed, first_seed + n_seeds))
     meta = {
         "budget": budget,
-        "seed": seed,
+        "seed": first_seed,
+        "seeds": seed_list,
+        "arms": list(chosen),
         "device": device,
         "energy_source": meter.source,
         "energy_is_estimate": meter.is_estimate,
@@ -68,150 +129,237 @@ def run_bench(
         "machine": f"{platform.machine()}, {_cpu_count()} CPU cores",
     }
     results: dict[str, ScenarioResult] = {}
-    for scenario in scenarios:
-        schedule = scenario.budget.schedule
-        epochs = schedule.train_epochs_total
+    for first in loaded:
+        schedule = first.budget.schedule
         started = time.perf_counter()
-
-        def tell(arm: str, name: str = scenario.name) -> Callable[[str], None]:
-            return lambda message: say(f"[{name} {arm}] {message}")
-
         say(
-            f"[{scenario.name}] {scenario.description}: {scenario.data_source}; "
-            f"batch sizes {list(scenario.budget.batch_sizes)}, rungs at "
-            f"{schedule.rung_steps}, energy source {meter.source}"
+            f"[{first.name}] {first.description}: {first.data_source}; "
+            f"batch sizes {list(first.budget.batch_sizes)}, rungs at "
+            f"{schedule.rung_steps}, energy source {meter.source}, seeds {seed_list}, "
+            f"arms {', '.join(chosen)}"
         )
-        vanilla = run_vanilla(
-            scenario, meter, epochs, seed=seed, device=device, progress=tell("vanilla")
-        )
-        alpha1 = run_sm2(
-            scenario,
-            "alpha1",
-            alpha=ALPHA1[0],
-            beta=ALPHA1[1],
-            meter=meter,
-            seed=seed,
-            device=device,
-            progress=tell("α=1"),
-        )
-        sm2 = run_sm2(
-            scenario,
-            "sm2",
-            alpha=SM2[0],
-            beta=SM2[1],
-            meter=meter,
-            seed=seed,
-            device=device,
-            progress=tell("α=0.75"),
-        )
-        budget_ = scenario.budget
-        result = ScenarioResult(
-            scenario=scenario.name,
-            description=scenario.description,
-            metric_name=scenario.metric_name,
-            direction=scenario.direction,
-            vanilla=vanilla,
-            alpha1=alpha1,
-            sm2=sm2,
-            settings={
-                "batch_sizes": list(budget_.batch_sizes),
-                "n_lrs": budget_.n_lrs,
-                "lr_min": budget_.lr_min,
-                "lr_max": budget_.lr_max,
-                "explore_fraction": budget_.explore_fraction,
-                "epochs_per_rung": budget_.epochs_per_rung,
-                "final_epochs": budget_.final_epochs,
-                "train_epochs_total": epochs,
-                "vanilla_patience": budget_.patience,
-                "conventional_lr": scenario.conventional_lr,
-                "data": scenario.data_source,
-            },
-        )
-        results[scenario.name] = result
-        plot_run(result, schedule.phases, out / f"{scenario.name}.png")
-        write_results(results, meta, out)
-        say(
-            f"[{scenario.name}] done in {time.perf_counter() - started:.0f} s: "
-            f"reduction {100 * result.reduction:.1f}%, parity {result.parity:.2f}"
-        )
+        runs: dict[str, list[ArmResult]] = {arm: [] for arm in chosen}
+        for s in seed_list:
+            scenario = first if s == first_seed else load_scenario(first.name, budget, seed=s)
+            for arm in chosen:
+                tell = _teller(say, f"[{scenario.name} {ARM_LABELS[arm]} seed {s}]")
+                runs[arm].append(
+                    RUNNERS[arm](scenario, meter, seed=s, device=device, progress=tell)
+                )
+            results[first.name] = _scenario_result(first, runs)
+            write_results(results, meta, out)
+        result = results[first.name]
+        figure_arm = next((a for a in ("sm2", "alpha1", "grid") if a in chosen), None)
+        if figure_arm is not None:
+            plot_run(result, schedule.phases, out / f"{first.name}.png", arm=figure_arm)
+        plot_arms(results, out / "arms.png")
+        say(f"[{first.name}] done in {time.perf_counter() - started:.0f} s")
     return results
+
+
+def _teller(say: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    return lambda message: say(f"{prefix} {message}")
+
+
+def _scenario_result(scenario: Scenario, runs: dict[str, list[ArmResult]]) -> ScenarioResult:
+    budget = scenario.budget
+    return ScenarioResult(
+        scenario=scenario.name,
+        description=scenario.description,
+        metric_name=scenario.metric_name,
+        direction=scenario.direction,
+        arms={arm: ArmRuns(arm, tuple(results)) for arm, results in runs.items()},
+        settings={
+            "batch_sizes": list(budget.batch_sizes),
+            "n_lrs": budget.n_lrs,
+            "lr_min": budget.lr_min,
+            "lr_max": budget.lr_max,
+            "explore_fraction": budget.explore_fraction,
+            "epochs_per_rung": budget.epochs_per_rung,
+            "final_epochs": budget.final_epochs,
+            "train_epochs_total": budget.schedule.train_epochs_total,
+            "vanilla_patience": budget.patience,
+            "conventional_lr": scenario.conventional_lr,
+            "tpe_hyperband_trials": 2 * len(budget.batch_sizes),
+            "data": scenario.data_source,
+        },
+    )
 
 
 def write_results(
     results: dict[str, ScenarioResult], meta: dict[str, Any], out_dir: str | Path
 ) -> None:
     """``results.json`` (one entry per scenario, each with the run's ``meta``: machine, energy
-    source, date, budget) and ``results.md`` in ``out_dir``."""
+    source, date, budget, seeds, arms) and ``results.md`` in ``out_dir``."""
     out = Path(out_dir)
     payload = {name: {**r.to_json(), "meta": meta} for name, r in results.items()}
     (out / "results.json").write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     (out / "results.md").write_text(format_table(results, meta))
 
 
-def _wh(joules: float) -> str:
-    return f"{joules / 3600.0:.4f}"
+def _number(x: float, digits: str) -> str:
+    return format(x, digits) if math.isfinite(x) else "n/a"
+
+
+def _spread(spread: Spread, show: Callable[[float], str]) -> str:
+    """``mean (low–high)``, or the mean alone for one seed; ``n/a`` when not measured."""
+    if not math.isfinite(spread.mean):
+        return "n/a"
+    if len(spread.values) < 2:
+        return show(spread.mean)
+    return f"{show(spread.mean)} ({show(spread.low)}–{show(spread.high)})"
+
+
+def _energy_wh(joules: float) -> str:
+    return f"{joules / J_PER_WH:.4f}"
 
 
 def _metric(x: float) -> str:
-    return f"{x:.4f}" if math.isfinite(x) else "n/a"
+    return f"{x:.4f}"
+
+
+def _times(x: float) -> str:
+    return f"x{x:.2f}"
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:+.2f}%" if math.isfinite(x) else "n/a"
+
+
+def _beyond(flag: bool | None) -> str:
+    return "one seed" if flag is None else ("yes" if flag else "no")
+
+
+def _met(flag: bool | None) -> str:
+    return "n/a" if flag is None else ("met" if flag else "**missed**")
 
 
 def format_table(results: dict[str, ScenarioResult], meta: dict[str, Any]) -> str:
-    """Markdown: the paper's Table 1 (Wh, reduction, parity), then metrics and wall times."""
+    """Markdown: each arm's energy, metric and search overhead (mean and range over seeds),
+    α=0.75 against each arm, its saving over α=1, the targets, and the decisions."""
     estimate = " (an estimate, not a measurement)" if meta.get("energy_is_estimate") else ""
+    seeds = sorted({run.seed for r in results.values() for a in r.arms.values() for run in a.runs})
+    requested = meta.get("seeds") or seeds
+    pending = f", of {len(requested)} requested" if len(seeds) < len(requested) else ""
     lines = [
         f"# SM² benchmark, budget `{meta.get('budget')}`",
         "",
         f"Energy source: `{meta.get('energy_source')}`{estimate}. Machine: {meta.get('machine')}, "
         f"Python {meta.get('python')}, torch {meta.get('torch')} "
         f"({meta.get('torch_threads')} threads), device {meta.get('device')}. "
-        f"Date: {meta.get('date')}. Seed {meta.get('seed')}.",
+        f"Date: {meta.get('date')}. Seeds: {', '.join(map(str, seeds))} ({len(seeds)}{pending}).",
         "",
-        "| Model / data | Vanilla (Wh) | SM² α=1 (Wh) | SM² α=0.75 (Wh) | Reduction | Parity |",
-        "|---|---:|---:|---:|---:|---:|",
+        "## Every arm",
+        "",
+        "Mean over the seeds, and (lowest–highest) when there are several. Search overhead: the "
+        "arm's energy divided by that of its chosen configuration's thorough epochs, as measured "
+        "in the same run (training it alone for the same epochs).",
+        "",
+        "| Scenario | Arm | Energy (Wh) | Final metric | Search overhead | "
+        "Chosen configuration per seed | Trials | Wall s |",
+        "|---|---|---:|---:|---:|---|---:|---:|",
     ]
     for r in results.values():
-        lines.append(
-            f"| {r.scenario}: {r.description} | {_wh(r.vanilla.total_energy_j)} | "
-            f"{_wh(r.alpha1.total_energy_j)} | {_wh(r.sm2.total_energy_j)} | "
-            f"{100 * r.reduction:.1f}% | {r.parity:.2f} |"
-        )
+        for name, runs in r.arms.items():
+            chosen = "; ".join(_params(run.best_params) for run in runs.runs)
+            trials = "+".join(str(run.n_trials) for run in runs.runs)
+            wall = "+".join(f"{run.wall_s:.0f}" for run in runs.runs)
+            lines.append(
+                f"| {r.scenario} ({r.metric_name}, {r.direction[:3]}) | {ARM_LABELS[name]} | "
+                f"{_spread(runs.energy_j, _energy_wh)} | {_spread(runs.metric, _metric)} | "
+                f"{_spread(runs.overhead, _times)} | {chosen} | {trials} | {wall} |"
+            )
     lines += [
         "",
-        "Reduction = 1 - E(α=0.75) / E(α=1); parity = E(α=0.75) / E(vanilla).",
+        "## SM² α=0.75 against each arm",
         "",
-        "| Scenario | Metric | Vanilla | α=1 | α=0.75 | Gap α=0.75 vs α=1 | "
-        "Best (α=1) | Best (α=0.75) | Wall s (vanilla / α=1 / α=0.75) |",
-        "|---|---|---:|---:|---:|---:|---|---|---|",
+        "Energy ratio: E(α=0.75) / E(arm) of the means. Metric gap: relative to the arm's mean, "
+        "positive when α=0.75 ends worse. Beyond spread: whether the two arms' seed ranges do "
+        "not overlap.",
+        "",
+        "| Scenario | Against | Energy ratio | Beyond spread | Metric gap | Beyond spread |",
+        "|---|---|---:|---|---:|---|",
     ]
     for r in results.values():
+        for other, c in r.comparisons.items():
+            lines.append(
+                f"| {r.scenario} | {ARM_LABELS[other]} | {_number(c.energy_ratio, '.3f')} | "
+                f"{_beyond(c.energy_beyond_spread)} | {_percent(c.metric_gap)} | "
+                f"{_beyond(c.metric_beyond_spread)} |"
+            )
+    saving = [(r, r.reduction) for r in results.values() if r.reduction is not None]
+    if saving:
+        lines += [
+            "",
+            "## Saving of α=0.75 over α=1",
+            "",
+            "Per seed 1 - E(α=0.75) / E(α=1) (same seed); mean (lowest–highest).",
+            "",
+            "| Scenario | Saving | Per seed | Same decisions per seed |",
+            "|---|---:|---|---|",
+        ]
+        for r, reduction in saving:
+            per_seed = ", ".join(_percent(v) for v in reduction.values)
+            same = ", ".join(
+                "yes" if r.same_decisions(run.seed) else "no" for run in r.arms["sm2"].runs
+            )
+            lines.append(
+                f"| {r.scenario} | {_spread(reduction, _percent)} | {per_seed} | {same} |"
+            )
+    tolerance = f"{100 * METRIC_TOLERANCE:.0f}%"
+    lines += [
+        "",
+        "## Targets of SM² α=0.75",
+        "",
+        f"| Scenario | Less energy than TPE + Hyperband | Less energy than grid | "
+        f"Metric within {tolerance} of the best arm | Metric within {tolerance} of α=1 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results.values():
+        t = r.targets
+        best = ARM_LABELS.get(r.best_arm or "", "none")
         lines.append(
-            f"| {r.scenario} | {r.metric_name} ({r.direction[:3]}) | "
-            f"{_metric(r.vanilla.final_metric)} | {_metric(r.alpha1.final_metric)} | "
-            f"{_metric(r.sm2.final_metric)} | {100 * r.metric_gap:+.2f}% | "
-            f"{_params(r.alpha1.best_params)} | {_params(r.sm2.best_params)} | "
-            f"{r.vanilla.wall_s:.0f} / {r.alpha1.wall_s:.0f} / {r.sm2.wall_s:.0f} |"
+            f"| {r.scenario} | {_met(t['less_energy_than_tpe_hyperband'])} | "
+            f"{_met(t['less_energy_than_grid'])} | "
+            f"{_met(t['metric_within_2pct_of_best_arm'])} (best: {best}) | "
+            f"{_met(t['metric_within_2pct_of_alpha1'])} |"
         )
-    lines += ["", "Gap: relative, positive when α=0.75 ends worse than α=1.", ""]
-    lines += ["| Scenario | Configurations reached (batch size: last step), α=1 | α=0.75 |"]
-    lines += ["|---|---|---|"]
-    for r in results.values():
-        same = " (the same decisions)" if r.same_decisions else ""
-        lines.append(f"| {r.scenario}{same} | {_reached(r.alpha1)} | {_reached(r.sm2)} |")
-    lines.append("")
+    arms = [a for a in ("alpha1", "sm2", "grid") if any(a in r.arms for r in results.values())]
+    if arms:
+        lines += [
+            "",
+            "## Configurations reached (batch size: last step)",
+            "",
+            f"| Scenario | Seed | {' | '.join(ARM_LABELS[a] for a in arms)} |",
+            "|---|---|" + "---|" * len(arms),
+        ]
+        for r in results.values():
+            for s in sorted({run.seed for a in r.arms.values() for run in a.runs}):
+                cells = [_reached(r.arms[a].by_seed().get(s)) if a in r.arms else "" for a in arms]
+                lines.append(f"| {r.scenario} | {s} | {' | '.join(cells)} |")
     notes = [
-        f"- {r.scenario} {arm.arm}: {note}"
+        f"- {r.scenario} {ARM_LABELS[name]} seed {run.seed}: {note}"
         for r in results.values()
-        for arm in (r.vanilla, r.alpha1, r.sm2)
-        for note in arm.notes
+        for name, runs in r.arms.items()
+        for run in runs.runs
+        for note in run.notes
     ]
+    lines.append("")
     if notes:
         lines += ["Notes:", "", *notes, ""]
     return "\n".join(lines)
 
 
-def _reached(arm: ArmResult) -> str:
-    return ", ".join(f"{t['batch_size']}: {t['last_step']}" for t in arm.trials_run)
+def _reached(arm: ArmResult | None) -> str:
+    if arm is None:
+        return ""
+    chosen = arm.chosen_trial
+    return ", ".join(
+        f"**{t['batch_size']}: {t['last_step']}**"
+        if t["trial"] == chosen
+        else f"{t['batch_size']}: {t['last_step']}"
+        for t in arm.trials_run
+    )
 
 
 def _params(params: dict[str, Any]) -> str:

@@ -1,37 +1,35 @@
-"""``plot_run``: the paper's Fig. 2 for one SM² study (metric, energy per epoch and stable LR)."""
+"""The benchmark's figures: ``plot_run``, the paper's Fig. 2 for one SM² study (metric, energy
+per epoch and stable LR), and ``plot_arms``, every arm's energy against its final metric."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from optuna_sm2.scenarios._results import ArmResult, ScenarioResult
+from optuna_sm2.scenarios._results import ARM_LABELS, ARMS, J_PER_WH, ScenarioResult
 from optuna_sm2.training._schedule import Phase
 
 
 def plot_run(
     result: ScenarioResult, phases: Sequence[Phase], path: str | Path, *, arm: str = "sm2"
 ) -> Path:
-    """Write a PNG of ``arm``'s study: three stacked panels against the step.
+    """Write a PNG of ``arm``'s study on its first seed: three stacked panels against the step.
 
     One line per configuration (batch size): the validation metric, the energy per epoch (J,
     scaled to a full pass) and the stable learning rate (log scale). Exploration steps (from the
-    schedule's ``phases``) are shaded and drawn as crosses; the vanilla run is a grey dashed line,
-    its epochs placed at the thorough-training steps of the schedule. The metric axis spans the
-    5th to 95th percentile of the values (plus a margin), so that a diverged configuration does
-    not flatten the others.
+    schedule's ``phases``) are shaded and drawn as crosses; the vanilla run (its first seed, when
+    it was run) is a grey dashed line, its epochs placed at the thorough-training steps of the
+    schedule. The metric axis spans the 5th to 95th percentile of the values (plus a margin), so
+    that a diverged configuration does not flatten the others.
 
     Needs matplotlib (the ``[scenarios]`` extra); uses the Agg backend.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    run: ArmResult = getattr(result, arm)
+    plt = _pyplot()
+    run = result.arms[arm].runs[0]
     fig, axes = plt.subplots(3, 1, figsize=(7.0, 7.0), sharex=True, dpi=90)
     explore_steps = [p.step for p in phases if p.kind == "explore"]
     train_steps = [p.step for p in phases if p.kind == "train"]
@@ -50,7 +48,8 @@ def plot_run(
         for ax, ys in ((axes[0], [r.value for r in rows]), (axes[2], [r.lr for r in rows])):
             marks = [(r.step, y) for r, y in zip(rows, ys, strict=True) if r.kind == "explore"]
             ax.plot([s for s, _ in marks], [y for _, y in marks], "x", color=color, ms=7)
-    vanilla = sorted(result.vanilla.steps, key=lambda r: r.step)
+    first_vanilla = result.arms["vanilla"].runs[0].steps if "vanilla" in result.arms else ()
+    vanilla = sorted(first_vanilla, key=lambda r: r.step)
     placed = [(train_steps[r.step], r) for r in vanilla if r.step < len(train_steps)]
     if placed:
         steps_v = [s for s, _ in placed]
@@ -68,10 +67,67 @@ def plot_run(
     axes[2].set_yscale("log")
     axes[2].set_xlabel("step (shaded: exploration)")
     axes[0].legend(fontsize="small", ncol=2)
-    alpha = "1" if arm == "alpha1" else "0.75, β=0.5"
-    axes[0].set_title(f"{result.scenario}: {result.description}, SM² α={alpha}", fontsize=10)
+    axes[0].set_title(
+        f"{result.scenario}: {result.description}, {ARM_LABELS[arm]}, seed {run.seed}",
+        fontsize=10,
+    )
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def plot_arms(results: dict[str, ScenarioResult], path: str | Path) -> Path:
+    """Write a PNG with one panel per scenario: every arm's total energy (Wh) against its final
+    metric, one small dot per seed and a large marker at the means, with bars over the seeds'
+    range. Needs matplotlib (the ``[scenarios]`` extra); uses the Agg backend."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(4.2 * len(results), 4.0), dpi=90, squeeze=False
+    )
+    colors = {arm: f"C{i}" for i, arm in enumerate(ARMS)}
+    markers = dict(zip(ARMS, "sD^ov", strict=True))
+    for ax, result in zip(axes[0], results.values(), strict=True):
+        for arm in ARMS:
+            if arm not in result.arms:
+                continue
+            runs = result.arms[arm]
+            energy = [v / J_PER_WH for v in runs.energy_j.values]
+            metric = list(runs.metric.values)
+            ax.plot(energy, metric, ".", color=colors[arm], alpha=0.5)
+            e, m = runs.energy_j, runs.metric
+            if not (math.isfinite(e.mean) and math.isfinite(m.mean)):
+                continue
+            ax.errorbar(
+                e.mean / J_PER_WH,
+                m.mean,
+                xerr=[[(e.mean - e.low) / J_PER_WH], [(e.high - e.mean) / J_PER_WH]],
+                yerr=[[m.mean - m.low], [m.high - m.mean]],
+                fmt=markers[arm],
+                color=colors[arm],
+                ms=8,
+                capsize=3,
+                label=ARM_LABELS[arm],
+            )
+        better = "higher" if result.direction == "maximize" else "lower"
+        ax.set_title(f"{result.scenario}: {result.metric_name} ({better} is better)", fontsize=10)
+        ax.set_xlabel("total energy (Wh)")
+        ax.set_ylabel(result.metric_name)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (imported when a figure is drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

@@ -92,48 +92,32 @@ def test_argparse_errors_are_one_line(tmp_path: Path) -> None:
     assert_refused(*run_cli(["worker", "--storage", "x.log"]), "worker", "--study")
 
 
-def _fake_runner(calls: list[dict[str, Any]], *, extended: bool) -> Any:
-    def run_bench(names, budget, out_dir, *, seed=0, device="cpu", progress=None):
-        calls.append({"names": names, "budget": budget, "seed": seed})
+def _fake_runner(calls: list[dict[str, Any]]) -> Any:
+    def run_bench(
+        names, budget, out_dir, *, seed=0, device="cpu", progress=None, seeds=1, arms=None
+    ):
+        calls.append({"names": names, "seeds": seeds, "arms": arms})
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         Path(out_dir, "results.md").write_text("| table |\n")
         return {}
 
-    def run_bench_with_seeds_and_arms(
-        names, budget, out_dir, *, seed=0, device="cpu", progress=None, seeds=1, arms=None
-    ):
-        calls.append({"names": names, "seeds": seeds, "arms": arms})
-        return run_bench(names, budget, out_dir, seed=seed)
-
-    return run_bench_with_seeds_and_arms if extended else run_bench
+    return run_bench
 
 
-def test_bench_passes_seeds_and_arms_to_a_runner_that_takes_them(
+def test_bench_passes_seeds_and_arms_to_the_runner(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from optuna_sm2.scenarios import _bench
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(_bench, "run_bench", _fake_runner(calls, extended=True))
+    monkeypatch.setattr(_bench, "run_bench", _fake_runner(calls))
     argv = ["bench", "--scenario", "household", "--budget", "tiny", "--out", str(tmp_path)]
     code, out, err = run_cli([*argv, "--seeds", "3", "--arms", "sm2, vanilla"])
     assert code == 0, err
     assert calls[0] == {"names": ["household"], "seeds": 3, "arms": ("sm2", "vanilla")}
     assert "| table |" in out
-
-
-def test_bench_refuses_seeds_its_runner_cannot_take(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from optuna_sm2.scenarios import _bench
-
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(_bench, "run_bench", _fake_runner(calls, extended=False))
-    argv = ["bench", "--scenario", "household", "--out", str(tmp_path / "out")]
-    assert_refused(*run_cli([*argv, "--seeds", "2"]), "bench", "--seeds is not supported")
-    assert calls == [] and not (tmp_path / "out").exists()
-    assert run_cli(argv)[0] == 0  # without them it runs
-    assert calls == [{"names": ["household"], "budget": "small", "seed": 0}]
+    assert run_cli(argv)[0] == 0  # without them, the runner's defaults
+    assert calls[1] == {"names": ["household"], "seeds": 1, "arms": None}
 
 
 def test_bench_refuses_an_out_that_is_a_file(tmp_path: Path) -> None:

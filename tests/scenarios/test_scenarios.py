@@ -100,6 +100,7 @@ def test_cli_missing_data_package_is_one_line(
 
 
 def test_bench_writes_results_table_and_figure(tmp_path: Path) -> None:
+    """Every arm at the tiny budget with one seed: the CI run of the whole bench."""
     messages: list[str] = []
     results = run_bench(
         ["household"],
@@ -110,29 +111,39 @@ def test_bench_writes_results_table_and_figure(tmp_path: Path) -> None:
     )
     data = json.loads((tmp_path / "results.json").read_text())
     entry = data["household"]
-    for arm in ("vanilla", "alpha1", "sm2"):
-        for key in ("total_energy_j", "final_metric", "best_params", "n_trials", "wall_s"):
+    for arm in ("vanilla", "alpha1", "sm2", "tpe_hyperband", "grid"):
+        for key in ("total_energy_j", "final_metric", "n_trials", "wall_s", "per_seed"):
             assert key in entry[arm], (arm, key)
         assert entry[arm]["total_energy_j"] > 0
+        (run,) = entry[arm]["per_seed"]
+        assert run["seed"] == 0 and run["best_params"]["batch_size"] in (32, 64)
+        assert run["total_energy_j"] == entry[arm]["total_energy_j"]
+        assert run["final_metric"] == entry[arm]["final_metric"]
     assert entry["vanilla"]["n_trials"] == 1
     assert entry["alpha1"]["n_trials"] == entry["sm2"]["n_trials"] == 2
+    assert entry["grid"]["n_trials"] == 2
+    assert entry["tpe_hyperband"]["n_trials"] == 4  # twice the two batch sizes
     result = results["household"]
     assert entry["reduction"] == pytest.approx(
         1 - entry["sm2"]["total_energy_j"] / entry["alpha1"]["total_energy_j"]
     )
-    assert entry["parity"] == pytest.approx(result.parity)
+    assert result.parity is not None
+    assert entry["parity"] == pytest.approx(result.parity.mean)
     assert entry["parity"] == pytest.approx(
         entry["sm2"]["total_energy_j"] / entry["vanilla"]["total_energy_j"]
     )
     assert list(data) == ["household"]
     assert entry["meta"]["energy_source"] == "simulated"
+    assert entry["meta"]["seeds"] == [0]
     table = (tmp_path / "results.md").read_text()
-    assert "| Vanilla (Wh) | SM² α=1 (Wh) | SM² α=0.75 (Wh) | Reduction | Parity |" in table
-    assert "household" in table
-    png = (tmp_path / "household.png").read_bytes()
-    assert png.startswith(b"\x89PNG")
-    assert any("[household α=0.75]" in m for m in messages)
-    steps = {r.step for r in result.sm2.steps}
+    assert "| Scenario | Arm | Energy (Wh) | Final metric | Search overhead |" in table
+    assert "| household | TPE + Hyperband |" in table and "| household | grid |" in table
+    assert "Seeds: 0 (1)" in table
+    for png in ("household.png", "arms.png"):
+        assert (tmp_path / png).read_bytes().startswith(b"\x89PNG")
+    assert any("[household SM² α=0.75 seed 0]" in m for m in messages)
+    assert any("[household TPE + Hyperband seed 0]" in m for m in messages)
+    steps = {r.step for r in result.arms["sm2"].runs[0].steps}
     assert steps == {0, 1, 2, 3}
 
 
