@@ -313,24 +313,17 @@ class _Sweep:
         """
         cycle = self.cycles[-1]
         cycle[k] = loss
-        known = len(self.recent) >= LEVEL_LOSSES or k == len(self.lrs) - 1
-
-        def diverged(complete: bool) -> int | None:
-            return sel.divergence_index(
-                cycle[: k + 1],
-                reference=self.start_loss,
-                level=self.level(),
-                confirm=True,
-                complete=complete,
-            )
-
-        div = diverged(known)
-        if div is not None:
-            self.cycle_diverged[-1] = div
-            return True
-        if diverged(True) is None:  # not a suspect waiting for the next LR
+        div = sel.divergence_index(
+            cycle[: k + 1], reference=self.start_loss, level=self.level(), confirm=True
+        )
+        if div is None:
             self.recent = [*self.recent, loss][-len(self.lrs) :]
-        return False
+            return False
+        known = len(self.recent) >= LEVEL_LOSSES or k == len(self.lrs) - 1
+        if div == k and math.isfinite(loss) and not known:
+            return False  # a suspect, judged at the next LR
+        self.cycle_diverged[-1] = div
+        return True
 
     def rewind(self) -> None:
         assert self.snap is not None
