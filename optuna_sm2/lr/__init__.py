@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from optuna_sm2.lr._plan import SweepPlan, sweep_plan
 from optuna_sm2.lr._sweep import LRExploration, explore_lr
 
-__all__ = ["LRExploration", "explore_lr"]
+__all__ = ["LRExploration", "SweepPlan", "explore_lr", "sweep_plan"]

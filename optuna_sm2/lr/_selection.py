@@ -36,19 +36,38 @@ def window_size(n_lrs: int) -> int:
 
 
 def divergence_index(
-    losses: FloatArray, *, reference: float = np.inf, factor: float = EXPLODE_FACTOR
+    losses: FloatArray,
+    *,
+    reference: float = np.inf,
+    factor: float = EXPLODE_FACTOR,
+    level: float = -np.inf,
+    confirm: bool = False,
+    complete: bool = True,
 ) -> int | None:
     """First index whose loss is non-finite or above ``factor`` x the best loss before it.
 
     ``reference`` is a loss known before the first entry (the cycle's starting loss); it
-    takes part in the best-so-far. Returns ``None`` when no entry diverged.
+    takes part in the best-so-far. ``level`` is a typical loss (the sweep's recent mean):
+    the best-so-far is never taken below it, so that one lucky tiny minibatch loss of a
+    trained model does not make the next ordinary one look exploded. With ``confirm``, a
+    finite loss above the limit counts only when the next one is above it too (an explosion
+    grows, a noisy minibatch does not repeat); the last entry needs no confirmation when
+    the losses are ``complete``, and waits for the next one otherwise. Returns ``None`` when
+    no entry diverged.
     """
     best = reference if np.isfinite(reference) else np.inf
+    suspect: int | None = None
     for i, loss in enumerate(np.asarray(losses, dtype=np.float64)):
-        if not np.isfinite(loss) or (np.isfinite(best) and loss > _explode_limit(best, factor)):
-            return i
+        limit = max(best, level) if np.isfinite(best) else best
+        high = bool(np.isfinite(limit) and loss > _explode_limit(limit, factor))
+        if not np.isfinite(loss) or (high and (not confirm or suspect is not None)):
+            return i if suspect is None else suspect
+        if high:
+            suspect = i
+            continue
+        suspect = None
         best = min(best, float(loss))
-    return None
+    return suspect if complete else None
 
 
 def _explode_limit(best: float, factor: float) -> float:
@@ -132,16 +151,30 @@ def candidate_window(
     return first, first + width - 1, curv
 
 
-def largest_stable_index(candidate: int, is_stable: Callable[[int], bool]) -> int | None:
+def largest_stable_index(
+    candidate: int, is_stable: Callable[[int], bool], *, upper: int | None = None
+) -> int | None:
     """Largest index ``<= candidate`` that ``is_stable`` accepts, searching downwards.
 
     The candidate is tried first (one check when it passes). When it fails, stability is
     assumed monotone in the LR: indices ``candidate - 1, -2, -4, ...`` are tried until one
     passes (a galloping search, since the limit is usually a step or two below), then the gap
     is bisected: about ``2 log2(distance)`` checks. Returns ``None`` when index 0 fails.
+
+    With ``upper`` (an index above the candidate), a candidate that passes is not the end:
+    ``candidate + 1, +2, +4, ...`` are tried up to ``upper`` in the same way, so that a
+    candidate that came out low (a noisy curve) does not cap the result.
     """
     if is_stable(candidate):
-        return candidate
+        if upper is None or upper <= candidate:
+            return candidate
+        lo, step, hi = candidate, 1, upper + 1  # hi: known unstable, or past the end
+        while lo + step < hi:
+            if not is_stable(lo + step):
+                hi = lo + step
+                break
+            lo, step = lo + step, step * 2
+        return _bisect(lo, hi, is_stable)
     hi, step = candidate, 1  # hi: known unstable
     lo = -1  # lo: known stable, -1 for none yet
     while candidate - step >= 0:
@@ -151,13 +184,18 @@ def largest_stable_index(candidate: int, is_stable: Callable[[int], bool]) -> in
         hi, step = candidate - step, step * 2
     if lo < 0 and hi > 0 and is_stable(0):
         lo = 0
-    while hi - lo > 1 and lo >= 0:
+    return _bisect(lo, hi, is_stable) if lo >= 0 else None
+
+
+def _bisect(lo: int, hi: int, is_stable: Callable[[int], bool]) -> int:
+    """The largest stable index between ``lo`` (stable) and ``hi`` (not), by bisection."""
+    while hi - lo > 1:
         mid = (lo + hi) // 2
         if is_stable(mid):
             lo = mid
         else:
             hi = mid
-    return lo if lo >= 0 else None
+    return lo
 
 
 def extend_grid(lrs: FloatArray) -> FloatArray:
@@ -174,3 +212,60 @@ def with_margin(verified: int | None) -> int:
     ``lr_max`` is selected when the probe above it passes.
     """
     return 0 if verified is None else max(verified - 1, 0)
+
+
+def sweep_indices(n_lrs: int, n_sweep: int) -> npt.NDArray[np.intp]:
+    """The grid indices a sweep of ``n_sweep`` LRs trains with: spread evenly, ends included.
+
+    >>> sweep_indices(20, 3).tolist(), sweep_indices(20, 20).tolist() == list(range(20))
+    ([0, 10, 19], True)
+    """
+    return np.unique(np.round(np.linspace(0, n_lrs - 1, n_sweep)).astype(np.intp))
+
+
+def progress_step(lrs: FloatArray) -> int:
+    """Grid steps in half a decade (3 on the paper's grid), at least 1: how far below an LR the
+    run-off looks for one that trains better."""
+    steps = 0.5 / float(np.log10(lrs[1] / lrs[0]))
+    return max(1, int(np.floor(steps + 0.5 + 1e-9)))  # the nearest count, halves upwards
+
+
+#: Standard errors by which a smaller LR's run must end lower to beat a larger one.
+RUNOFF_Z = 1.0
+
+
+def clearly_lower(smaller: FloatArray, larger: FloatArray, z: float = RUNOFF_Z) -> bool:
+    """Whether the run at the smaller LR ended clearly lower than the run at the larger one.
+
+    Both arrays hold the per-step losses of one run (each measured before the step on that
+    batch, so each is a loss on a batch the run had not trained on yet), on the same batches.
+    The last half of the steps is compared pairwise: the smaller LR wins when the mean
+    difference exceeds ``z`` standard errors of that mean. A run that went non-finite loses;
+    a tie (within the noise) keeps the larger LR.
+    """
+    a = np.asarray(smaller, dtype=np.float64)
+    b = np.asarray(larger, dtype=np.float64)
+    tail = slice(a.size // 2, None)
+    a, b = a[tail], b[tail]
+    if not np.isfinite(b).all():
+        return bool(np.isfinite(a).all())
+    if not np.isfinite(a).all():
+        return False
+    diff = b - a
+    spread = float(diff.std(ddof=1)) / np.sqrt(diff.size) if diff.size > 1 else 0.0
+    return float(diff.mean()) > z * spread
+
+
+def run_off(top: int, step: int, runs: Callable[[int], FloatArray | None]) -> int:
+    """From ``top``, move down ``step`` grid indices while the smaller LR clearly trains better.
+
+    ``runs(k)`` gives the per-step losses of a run at index ``k`` (see :func:`clearly_lower`),
+    or ``None`` when the budget has no room for it, which ends the run-off where it stands.
+    """
+    here = top
+    while here - step >= 0:
+        larger, smaller = runs(here), runs(here - step)
+        if larger is None or smaller is None or not clearly_lower(smaller, larger):
+            break
+        here -= step
+    return here
