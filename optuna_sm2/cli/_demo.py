@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 "trials: here is its report (run with --fresh to delete it and run again)\n"
             )
             print(format_report(summarize_study(stored)))
+            print(_next_steps(args))
             return 0
         resuming = True
         print(
@@ -148,7 +149,17 @@ def run(args: argparse.Namespace) -> int:
         f"\n{'resumed and ' if resuming else ''}finished in {time.perf_counter() - start:.1f} s\n"
     )
     print(format_report(summarize_study(study)))
+    print(_next_steps(args))
     return 0
+
+
+def _next_steps(args: argparse.Namespace) -> str:
+    """Where the study is stored and the commands that read it."""
+    return (
+        f"\nthe study {args.study!r} is stored in {args.storage}; next:\n"
+        f"  optuna-sm2 report --storage {args.storage} --study {args.study}\n"
+        f"  optuna-sm2 dashboard --storage {args.storage}"
+    )
 
 
 def _unfinished(study: optuna.Study, url: str) -> str:

@@ -370,5 +370,5 @@ class TrialLoop:
             self._metric_name,
             value,
             lr,
-            "n/a" if energy_per_epoch is None else f"{energy_per_epoch:.1f}",
+            "n/a" if energy_per_epoch is None else f"{energy_per_epoch:.4g}",
         )
