@@ -285,7 +285,6 @@ KNOWN_GAPS: dict[str, str] = {
     "weighted_objective-energies": _RAGGED,
     "weighted_objective-lrs": _RAGGED,
     "explore_lr-model": _LR + "a non-module is an AttributeError",
-    "explore_lr-batches": _LR + "None or a number is a TypeError",
     "explore_lr-optimizer_factory": _LR + "a non-callable is a TypeError",
     "explore_lr-tracker": _LR + "a non-tracker is an AttributeError",
     "explore_lr-device": _LR + "torch's RuntimeError or TypeError",
