@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from optuna_sm2.energy import EnergyTracker, EnergyWindow, auto_meter
+from optuna_sm2.energy import EnergyTracker, EnergyWindow, auto_meter, poll_resolution
 
 MATRIX_SIDE = 256
 """Side of the square float64 matrices of the busy reading."""
@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
             "uses and the power above which its readings are refused; then measure 2 s idle, "
             "2 s of matrix products on the CPU, and the same fixed workload (a loop of "
             f"{LOOP_STEPS:,} steps on one thread) in 5 windows, whose coefficient of variation "
-            "says how repeatable the source's figures are here."
+            "says how repeatable the source's figures are here, and how often the reading "
+            "advances (its resolution: a window shorter than a step reads 0 J)."
         ),
     )
     # Hidden: let the tests take short readings.
@@ -76,6 +77,23 @@ def coefficient_of_variation(joules: Sequence[float]) -> float | None:
         return None
     mean = statistics.fmean(joules)
     return statistics.stdev(joules) / mean if mean > 0.0 else None
+
+
+def _resolution(read: Callable[[], float], seconds: float) -> str:
+    """Poll ``read`` for ``seconds`` and say how often it advanced."""
+    try:
+        steps = poll_resolution(read, seconds)
+    except Exception as exc:  # the doctor reports any failure of the source, then goes on
+        return f"resolution: a reading failed while polling ({type(exc).__name__}: {exc})"
+    if steps is None:
+        return f"resolution: the reading advanced fewer than 3 times in {seconds:g} s of polling"
+    period, joules = steps
+    return (
+        f"resolution: the reading advances about every {1e3 * period:.3g} ms, {joules:.3g} J a "
+        f"step at this load; a window shorter than {20 * period:.2g} s is off by more than 5 % "
+        "(SM2 then ranks a block by its mean epoch, and one that reads 0 J throughout is "
+        "unmeasured)"
+    )
 
 
 def _reading(label: str, window: EnergyWindow) -> str:
@@ -143,4 +161,5 @@ def run(args: argparse.Namespace) -> int:
                 _fixed_loop()
             windows.append(window)
         print(_repeatability(windows))
+        print(_resolution(meter.read, min(1.0, args.seconds)))
     return 0

@@ -19,6 +19,7 @@ from optuna_sm2.energy._meter import (
 )
 from optuna_sm2.energy._nvml import NvmlMeter, parse_visible_devices
 from optuna_sm2.energy._rapl import RaplMeter
+from optuna_sm2.energy._resolution import Resolution, counter_steps, poll_resolution
 from optuna_sm2.energy._simulated import SimulatedMeter
 from optuna_sm2.energy._tracker import EnergyTracker, EnergyWindow, shared_tracker
 from optuna_sm2.energy._zeus import ZeusMeter
@@ -35,12 +36,15 @@ __all__ = [
     "EnergyWindow",
     "NvmlMeter",
     "RaplMeter",
+    "Resolution",
     "SimulatedMeter",
     "SourceProbe",
     "SumMeter",
     "ZeusMeter",
     "auto_meter",
+    "counter_steps",
     "parse_visible_devices",
+    "poll_resolution",
     "probe_meters",
     "shared_tracker",
 ]

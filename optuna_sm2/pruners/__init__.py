@@ -12,7 +12,7 @@ from optuna_sm2.pruners._records import RungRecord, own_records, read_records, r
 from optuna_sm2.pruners._report import report
 from optuna_sm2.pruners._settings import PrunerSettings, stored_pruner_settings
 from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
-from optuna_sm2.pruners._trial_energy import TrialEnergy, median_and_spread
+from optuna_sm2.pruners._trial_energy import TrialEnergy, per_epoch_and_spread
 from optuna_sm2.pruners._weighted_objective import (
     COMPONENTS,
     weighted_components,
@@ -27,8 +27,8 @@ __all__ = [
     "RungRecord",
     "SuccessiveHalvingEnergyPruner",
     "TrialEnergy",
-    "median_and_spread",
     "own_records",
+    "per_epoch_and_spread",
     "rank_rung",
     "read_records",
     "report",

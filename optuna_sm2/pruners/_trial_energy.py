@@ -35,26 +35,37 @@ _KEYS = (
 """Every user attr the book owns."""
 
 
-def median_and_spread(joules: Sequence[float]) -> tuple[float | None, float | None]:
+def per_epoch_and_spread(joules: Sequence[float]) -> tuple[float | None, float | None]:
     """The figure to rank a block of epochs by, and how much its epochs varied.
 
-    The figure is the median of the epochs' joules, which one disturbed epoch does not move;
-    the spread is the relative half-range ``(max - min) / (2 * median)``. Both are ``None``
-    without epochs; the spread is ``None`` with one epoch, or when the median is 0 (there is
-    nothing to be relative to).
+    The figure is the median of the epochs' joules, which one disturbed epoch does not move.
+    But a hardware counter advances in steps (an H100's NVML counter about every 50 ms, see
+    ``docs/gpu-validation.md``), so an epoch shorter than a few steps reads 0 J or a whole
+    step: when any epoch of the block read 0 J the median can be 0 though the block spent
+    energy, and the figure is the mean, which the steps do not bias. A block whose epochs all
+    read 0 J was not measured (below the meter's resolution): ``None``, never 0. The spread is
+    the relative half-range ``(max - min) / (2 * figure)``. Both are ``None`` without epochs;
+    the spread is ``None`` with one epoch.
 
     Example:
-        >>> median_and_spread([10.0, 12.0, 9.0])
+        >>> per_epoch_and_spread([10.0, 12.0, 9.0])
         (10.0, 0.15)
-        >>> median_and_spread([10.0])
+        >>> per_epoch_and_spread([10.0])
         (10.0, None)
+        >>> per_epoch_and_spread([0.0, 4.0, 0.0, 4.0])  # a counter coarser than an epoch
+        (2.0, 1.0)
+        >>> per_epoch_and_spread([0.0, 0.0])
+        (None, None)
     """
     if not joules:
         return None, None
-    median = float(statistics.median(joules))
-    if len(joules) == 1 or median <= 0.0:
-        return median, None
-    return median, (max(joules) - min(joules)) / (2.0 * median)
+    coarse = min(joules) <= 0.0
+    figure = float(statistics.fmean(joules) if coarse else statistics.median(joules))
+    if figure <= 0.0:
+        return None, None
+    if len(joules) == 1:
+        return figure, None
+    return figure, (max(joules) - min(joules)) / (2.0 * figure)
 
 
 class TrialEnergy:
@@ -76,12 +87,13 @@ class TrialEnergy:
       figure is the sum of its valid windows, and the invalid count says how many are missing;
     - ``sm2.energy_source``: the label of the meters that measured, e.g. ``nvml-counter+rapl``;
     - ``sm2.energy_per_epoch_spread``: the spread of the current block of training epochs
-      (:func:`median_and_spread`), null with one valid epoch; stored once a training window
+      (:func:`per_epoch_and_spread`), null with one valid epoch; stored once a training window
       was booked.
 
     A block is the run of training epochs since :meth:`start_block` (SM² starts one with each
     exploration; a loop that never calls it has one block). :attr:`energy_per_epoch_j` is the
-    block's median epoch: pass it to :func:`~optuna_sm2.report`, which stores it as
+    block's figure (the median epoch, or the mean on a meter coarser than an epoch, see
+    :func:`per_epoch_and_spread`): pass it to :func:`~optuna_sm2.report`, which stores it as
     ``sm2.energy_per_epoch_j`` for the pruner to rank.
 
     Windows of one book must not nest (their joules would count twice); one book per trial.
@@ -183,14 +195,15 @@ class TrialEnergy:
 
     @property
     def energy_per_epoch_j(self) -> float | None:
-        """The median joules of the current block's valid training epochs; ``None`` before one."""
-        return median_and_spread(self._block)[0]
+        """The current block's valid training epochs' figure (:func:`per_epoch_and_spread`);
+        ``None`` before one, or when the meter did not advance over any of them."""
+        return per_epoch_and_spread(self._block)[0]
 
     @property
     def energy_per_epoch_spread(self) -> float | None:
         """The relative half-range of the current block's valid training epochs; ``None`` with
-        fewer than two (see :func:`median_and_spread`)."""
-        return median_and_spread(self._block)[1]
+        fewer than two (see :func:`per_epoch_and_spread`)."""
+        return per_epoch_and_spread(self._block)[1]
 
     @contextlib.contextmanager
     def window(self, part: str) -> Iterator[EnergyWindow]:

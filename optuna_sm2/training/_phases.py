@@ -76,8 +76,10 @@ class Exploration:
     samples: int
 
     def per_epoch(self, joules: float | None, n_train: int) -> float | None:
-        """``joules`` of the sweep scaled to one full pass over ``n_train`` samples."""
-        return None if joules is None else joules * n_train / self.samples
+        """``joules`` of the sweep scaled to one full pass over ``n_train`` samples; ``None``
+        when unmeasured, or when the meter did not advance over the sweep (0 J: shorter than
+        its counter's step, not free)."""
+        return None if joules is None or joules <= 0.0 else joules * n_train / self.samples
 
 
 def exploration_batches(

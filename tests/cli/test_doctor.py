@@ -3,12 +3,13 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from optuna_sm2.cli import _doctor, main
-from optuna_sm2.energy import EnergyReadError, RaplMeter, _auto, _nvml
+from optuna_sm2.energy import EnergyMeter, EnergyReadError, RaplMeter, _auto, _nvml
 from optuna_sm2.testing import fake_pynvml
 from optuna_sm2.testing.fake_powercap import Zone, make_powercap
 from optuna_sm2.testing.fake_pynvml import FakeGpu
@@ -100,3 +101,25 @@ def test_doctor_rejects_bad_arguments(
 ) -> None:
     assert main(["doctor", *argv]) == 2
     assert capsys.readouterr().err.strip() == f"optuna-sm2 doctor: error: {message}"
+
+
+class _SteppingClockMeter(EnergyMeter):
+    """A counter that advances by 0.5 J every 10 ms of wall time."""
+
+    source = "simulated"
+    is_estimate = False
+
+    def read(self) -> float:
+        return 0.5 * (time.perf_counter() // 0.01)
+
+
+def test_doctor_measures_how_often_the_reading_advances(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_doctor, "auto_meter", _SteppingClockMeter)
+    monkeypatch.setattr(_doctor, "LOOP_STEPS", 10)
+    assert main(["doctor", "--seconds", "0.3", "--windows", "2"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("resolution"))
+    period_ms = float(line.split("about every ")[1].split(" ms")[0])
+    assert 8.0 <= period_ms <= 15.0, line
+    assert "0.5 J a step" in line

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import subprocess
 import sys
 from typing import Any
@@ -11,7 +12,7 @@ from optuna.trial import TrialState
 
 from optuna_sm2 import EnergyMeter, EnergyTracker, TrialEnergy, attrs, report
 from optuna_sm2.energy import EnergyReadError, SimulatedMeter, _tracker
-from optuna_sm2.pruners import median_and_spread
+from optuna_sm2.pruners import per_epoch_and_spread
 
 
 class Clock:
@@ -163,11 +164,63 @@ def test_the_block_figure_is_its_median_epoch_and_spread() -> None:
     assert book.train_j == 10.0 + 14.0 + 12.0 + 40.0 + 8.0
 
 
-def test_median_and_spread() -> None:
-    assert median_and_spread([]) == (None, None)
-    assert median_and_spread([5.0]) == (5.0, None)
-    assert median_and_spread([4.0, 6.0]) == (5.0, 0.2)
-    assert median_and_spread([0.0, 0.0, 3.0]) == (0.0, None)  # nothing to be relative to
+def test_per_epoch_and_spread() -> None:
+    assert per_epoch_and_spread([]) == (None, None)
+    assert per_epoch_and_spread([5.0]) == (5.0, None)
+    assert per_epoch_and_spread([4.0, 6.0]) == (5.0, 0.2)
+    # a counter coarser than the epochs: the mean, which its steps do not bias
+    assert per_epoch_and_spread([0.0, 0.0, 3.0]) == (1.0, 1.5)
+    assert per_epoch_and_spread([0.0]) == (None, None)  # below resolution, not 0 J
+    assert per_epoch_and_spread([0.0, 0.0]) == (None, None)
+
+
+class SteppingMeter(EnergyMeter):
+    """A counter that advances only every ``period`` seconds, like NVML's (about 50 ms on an
+    H100): it reads the energy spent up to its last update."""
+
+    def __init__(self, clock: Clock, power_w: float, period: float) -> None:
+        self.clock, self.power_w, self.period = clock, power_w, period
+
+    @property
+    def source(self) -> str:
+        return "stepping"
+
+    def read(self) -> float:
+        return (self.clock.now // self.period) * self.period * self.power_w
+
+
+@pytest.mark.parametrize("epoch_s", [0.013, 0.021, 0.037, 0.049])
+def test_epochs_shorter_than_the_counter_step_are_measured_by_their_mean(epoch_s: float) -> None:
+    clock = Clock()
+    tracker = EnergyTracker(SteppingMeter(clock, power_w=70.0, period=0.05))
+    book = TrialEnergy(optuna.create_study().ask(), tracker)
+    jitter = random.Random(0)
+    for _ in range(400):  # epochs and evaluations of a few milliseconds' jitter, as on a GPU
+        with book.window("train"):
+            _spend(clock, epoch_s * jitter.uniform(0.9, 1.1))
+        with book.window("eval"):
+            _spend(clock, jitter.uniform(0.002, 0.012))
+    figure = book.energy_per_epoch_j
+    assert figure is not None and figure > 0.0
+    assert figure == pytest.approx(70.0 * epoch_s, rel=0.15)
+    # every window was kept: the totals are off by at most the counter's last step
+    assert book.total_j == pytest.approx(70.0 * clock.now, abs=70.0 * 0.05)
+
+
+def test_a_block_the_counter_never_moved_in_is_unmeasured_not_zero() -> None:
+    clock = Clock()
+    clock.now = 0.001
+    tracker = EnergyTracker(SteppingMeter(clock, power_w=70.0, period=10.0))
+    study = optuna.create_study()
+    trial = study.ask()
+    book = TrialEnergy(trial, tracker)
+    for step in range(3):
+        with book.window("train"):
+            _spend(clock, 0.01)
+        report(trial, 1.0, step, energy_per_epoch_j=book.energy_per_epoch_j)
+    assert book.energy_per_epoch_j is None
+    stored = study.trials[0].user_attrs
+    assert stored.get(attrs.ENERGY_PER_EPOCH_J) is None
 
 
 def test_report_ranks_the_books_figure() -> None:

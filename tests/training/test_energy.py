@@ -49,6 +49,29 @@ def test_a_trial_with_no_valid_window_stores_no_total_and_counts_them() -> None:
     assert all(r.energy_per_epoch_j is None for r in seen)
 
 
+class FrozenCounter(EnergyMeter):
+    """A counter that never advances within the run: every window is shorter than its step
+    (an H100's NVML counter moves about every 50 ms; the tiny objective's epochs are shorter)."""
+
+    source = "simulated"
+    is_estimate = False
+
+    def read(self) -> float:
+        return 1234.5
+
+
+def test_epochs_below_the_counters_step_are_unmeasured_never_zero() -> None:
+    seen: list[PhaseResult] = []
+    objective = tiny_objective(
+        batch_sizes=(8,), meter=FrozenCounter(), callbacks=[lambda t, r: seen.append(r)]
+    )
+    study = optuna.create_study(direction="maximize", pruner=objective.make_pruner())
+    with pytest.warns(UserWarning, match="energy per epoch is missing"):
+        study.optimize(objective, n_trials=1)
+    assert seen and all(r.energy_per_epoch_j is None for r in seen)
+    assert study.trials[0].user_attrs.get(attrs.ENERGY_PER_EPOCH_J) is None
+
+
 def test_every_trial_stores_its_invalid_window_count_and_sources() -> None:
     objective = tiny_objective(batch_sizes=(8, 16))
     study = optuna.create_study(direction="maximize", pruner=objective.make_pruner())
