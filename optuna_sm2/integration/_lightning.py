@@ -63,8 +63,12 @@ class SM2PruningCallback(pl.Callback):
         explore_every: Epochs per block; ``None`` for the pruner's rungs (see above).
         lr_min, lr_max, n_lrs: The sweep's log-spaced LR grid (``0 < lr_min < lr_max``,
             ``n_lrs >= 3``).
-        explore_fraction: Share of an epoch's training batches one sweep uses, in (0, 1]; at
-            least ``n_lrs`` batches (the loader is cycled when it has fewer).
+        explore_fraction: Share of an epoch's training batches one sweep spends, in (0, 1]:
+            the whole exploration (sweep, stability check, run-off) takes at most that share
+            of the epoch's batch passes plus one, or 21 where that is more (the loader is
+            cycled when it has fewer batches than the sweep needs), as
+            :func:`optuna_sm2.lr.sweep_plan` plans it. With a loader of unknown length the
+            sweep takes ``n_lrs`` batches.
         tracker: What each process measures with; ``None`` for the process's
             :func:`~optuna_sm2.energy.shared_tracker` (made in each DDP worker).
 

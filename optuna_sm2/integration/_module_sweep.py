@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from optuna_sm2.lr import LRExploration, explore_lr
+from optuna_sm2.lr import LRExploration, SweepPlan, explore_lr, sweep_plan
 from optuna_sm2.training._phases import SweepSettings
 
 _LOG_WITHOUT_TRAINER = r"You are trying to `self\.log\(\)` but the `self\.trainer` reference"
@@ -23,11 +23,10 @@ _LOG_WITHOUT_TRAINER = r"You are trying to `self\.log\(\)` but the `self\.traine
 class TrainingStepLoss(nn.Module):
     """``model(batch)``: the loss that ``module.training_step(batch, batch_idx)`` returns.
 
-    This wrapper is how :func:`optuna_sm2.explore_lr`, which calls
-    ``loss_fn(model(inputs), targets)``, sweeps a LightningModule: each batch is passed as
-    ``(batch, None)`` and ``loss_fn`` returns the model's output. A deep copy of the wrapper
-    copies the module without its trainer (the copy's ``self.log`` does nothing), so the
-    sweep never touches the trainer, its logged metrics or its optimizers.
+    This wrapper is the model :func:`optuna_sm2.explore_lr` sweeps, with
+    :func:`training_step_loss` as its ``batch_loss``. A deep copy of the wrapper copies the
+    module without its trainer (the copy's ``self.log`` does nothing), so the sweep never
+    touches the trainer, its logged metrics or its optimizers.
     """
 
     def __init__(self, module: pl.LightningModule, trainer: pl.Trainer | None) -> None:
@@ -57,15 +56,23 @@ class TrainingStepLoss(nn.Module):
         return TrainingStepLoss(copy.deepcopy(self.module, memo), None)
 
 
-def _step_output(outputs: torch.Tensor, _targets: None) -> torch.Tensor:
-    """The ``loss_fn`` of the sweep: the wrapper's output already is the loss."""
-    return outputs
+def training_step_loss(model: nn.Module, batch: Any) -> torch.Tensor:
+    """The ``batch_loss`` of the sweep: the :class:`TrainingStepLoss` of ``batch``."""
+    return model(batch)  # type: ignore[no-any-return]
 
 
-def sweep_batches(trainer: pl.Trainer, settings: SweepSettings) -> list[tuple[Any, None]]:
-    """``explore_fraction`` of an epoch's training batches (this rank's), at least ``n_lrs``
-    (the loader is cycled when it has fewer; ``n_lrs`` when the epoch's length is unknown), as
-    ``(batch, None)`` pairs.
+def sweep_plan_of(trainer: pl.Trainer, settings: SweepSettings) -> SweepPlan | None:
+    """The :func:`optuna_sm2.lr.sweep_plan` of an epoch of this rank's training batches,
+    counted in batches; ``None`` when the epoch's length is unknown (a loader without one)."""
+    per_epoch = trainer.num_training_batches  # inf for a loader of unknown length
+    if not math.isfinite(per_epoch) or per_epoch < 1:
+        return None
+    return sweep_plan(int(per_epoch), 1, settings.explore_fraction, settings.n_lrs)
+
+
+def sweep_batches(trainer: pl.Trainer, wanted: int) -> list[Any]:
+    """The first ``wanted`` training batches of this rank (the loader is cycled when it has
+    fewer).
 
     Drawn under :func:`torch.random.fork_rng`, so the shuffling of the epochs that follow is
     as if the sweep had not drawn.
@@ -77,16 +84,12 @@ def sweep_batches(trainer: pl.Trainer, settings: SweepSettings) -> list[tuple[An
             f"{type(loader).__name__}; pass SM2PruningCallback(..., explore=False) with "
             "several training loaders."
         )
-    per_epoch = trainer.num_training_batches  # inf for a loader of unknown length
-    wanted = settings.n_lrs
-    if math.isfinite(per_epoch):
-        wanted = max(wanted, math.ceil(settings.explore_fraction * per_epoch))
-    batches: list[tuple[Any, None]] = []
+    batches: list[Any] = []
     with torch.random.fork_rng():
         while len(batches) < wanted:
             before = len(batches)
             for batch in loader:
-                batches.append((batch, None))
+                batches.append(batch)
                 if len(batches) == wanted:
                     break
             if len(batches) == before:
@@ -102,17 +105,25 @@ def sweep_module(
 ) -> LRExploration:
     """Sweep the LR grid with ``module``'s own ``training_step`` on a copy of it, starting
     from ``optimizer``'s state (its class and parameter groups); nothing of ``module``,
-    ``optimizer`` or ``trainer`` changes."""
-    batches = sweep_batches(trainer, settings)
+    ``optimizer`` or ``trainer`` changes.
+
+    When the epoch's length is known, the sweep follows :func:`sweep_plan_of` (its
+    ``n_batches`` batches, at most ``explore_fraction`` of the epoch's batches plus one, or
+    the plan's floor, spent in all); else it sweeps every LR of the grid over ``n_lrs``
+    batches.
+    """
+    plan = sweep_plan_of(trainer, settings)
+    batches = sweep_batches(trainer, settings.n_lrs if plan is None else plan.n_batches)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_LOG_WITHOUT_TRAINER)
         return explore_lr(
             TrainingStepLoss(module, trainer),
-            _step_output,
-            batches,
+            batches=batches,
+            batch_loss=training_step_loss,
             lr_min=settings.lr_min,
             lr_max=settings.lr_max,
             n_lrs=settings.n_lrs,
+            plan=plan,
             optimizer=optimizer,
             device=module.device,
         )

@@ -22,9 +22,11 @@ RUN_STEPS_MIN = CHECK_STEPS
 RUN_STEPS_MAX = 24
 #: Fewest LRs a planned sweep trains with: every third of the paper's grid (half a decade).
 SWEEP_MIN = 7
-#: The least an exploration spends: a sweep of :data:`SWEEP_MIN` batches, one stability check,
-#: and one run of the run-off (the other continues the check).
-FLOOR = SWEEP_MIN + CHECK_PASSES + RUN_STEPS_MIN
+#: Forward passes of the sweep beyond its batches: the one that reads the last LR's loss.
+SWEEP_CLOSE = 1
+#: The least an exploration spends: a sweep of :data:`SWEEP_MIN` batches and its closing pass,
+#: one stability check, and one run of the run-off (the other continues the check).
+FLOOR = SWEEP_MIN + SWEEP_CLOSE + CHECK_PASSES + RUN_STEPS_MIN
 
 
 class SweepPlan(NamedTuple):
@@ -52,8 +54,9 @@ def sweep_plan(n_samples: int, batch_size: int, explore_fraction: float, n_lrs: 
 
     The budget is ``floor(explore_fraction * n_samples / batch_size) + 1`` batch passes, so that
     the exploration processes at most ``explore_fraction`` of the samples plus one batch, and
-    never less than :data:`FLOOR` (20 passes). One stability check (7 passes) is planned; of
-    the rest, the run-off gets two runs of ``run_steps`` steps (at most 24; the run at the
+    never less than :data:`FLOOR` (21 passes). One stability check (7 passes) and the sweep's
+    closing forward pass (the loss after its last step) are planned; of the rest, the run-off
+    gets two runs of ``run_steps`` steps (at most 24; the run at the
     checked LR continues the check's 6 steps) and the sweep the remaining ``n_batches``, at
     least as many as a run has steps, since the runs reuse the sweep's first batches. The
     sweep trains with ``min(n_lrs, n_batches)`` LRs of the grid, cycling through them when it
@@ -77,9 +80,9 @@ def sweep_plan(n_samples: int, batch_size: int, explore_fraction: float, n_lrs: 
             from optuna_sm2.lr import sweep_plan
 
             plan = sweep_plan(1_437, 4, 0.25, 20)  # 90 batches' worth
-            assert plan == (41, 20, 24, 90)
+            assert plan == (40, 20, 24, 90)
             plan = sweep_plan(27_000, 2048, 0.25, 20)  # 4 batches' worth: the floor
-            assert plan == (7, 7, 6, 20)
+            assert plan == (7, 7, 6, 21)
     """
     n = check_int("n_samples", n_samples, minimum=1)
     size = check_int("batch_size", batch_size, minimum=1)
@@ -92,7 +95,7 @@ def sweep_plan(n_samples: int, batch_size: int, explore_fraction: float, n_lrs: 
     )
     grid = check_int("n_lrs", n_lrs, minimum=MIN_LRS)
     budget = max(math.floor(round(share * n / size, 9)) + 1, FLOOR)
-    rest = budget - CHECK_PASSES
+    rest = budget - CHECK_PASSES - SWEEP_CLOSE
     run = min(RUN_STEPS_MAX, (rest + CHECK_STEPS) // 3)
     n_batches = rest - (2 * run - CHECK_STEPS)
     return SweepPlan(n_batches, min(grid, n_batches), run, budget)

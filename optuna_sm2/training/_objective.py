@@ -45,8 +45,8 @@ class SM2Objective:
     """An Optuna objective that runs each trial the SM² way (arXiv 2412.08526, section 3).
 
     Each trial suggests ``batch_size`` from ``batch_sizes`` and then runs blocks, each an
-    exploratory LR sweep on a copy of the model (``explore_fraction`` of the training data,
-    one learning rate per batch, see :func:`optuna_sm2.explore_lr`) followed by
+    exploratory LR sweep on a copy of the model (about ``explore_fraction`` of the training
+    data, one learning rate per batch, see :func:`optuna_sm2.explore_lr`) followed by
     ``epochs_per_rung`` thorough epochs at the stable LR it chose. Every step is energy-tracked
     and reported with :func:`optuna_sm2.report` (value: ``metric`` on the validation data),
     so the study holds energy per epoch, stable LR and the totals of
@@ -118,8 +118,11 @@ class SM2Objective:
             ``[1, len(train_data)]`` without repeats.
         lr_min, lr_max, n_lrs: The log-spaced LR grid of every sweep (``0 < lr_min < lr_max``,
             finite; ``n_lrs >= 3``).
-        explore_fraction: Share of the training data one sweep uses, in (0, 1] (paper: 1/4). A
-            sweep always uses at least ``n_lrs`` batches so that every LR of the grid is tried.
+        explore_fraction: Share of the training data one exploration spends, in (0, 1] (paper:
+            1/4): the whole exploration (sweep, stability check, run-off) is planned by
+            :func:`optuna_sm2.lr.sweep_plan` to process at most that share of the samples plus
+            one batch, or 21 batches' worth where that is more; at large batch sizes the sweep then
+            trains with fewer LRs of the grid (at least 7 where it has them) rather than more data.
         epochs_per_rung: Thorough epochs per block, an integer >= 1 (paper: 5).
         final_epochs: Thorough epochs after the last decision, an integer >= 0 (paper: 10).
         optimizer_factory: ``factory(params, lr) -> Optimizer``, or

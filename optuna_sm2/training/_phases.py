@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from optuna_sm2 import _validation as _check
+from optuna_sm2.lr._plan import SweepPlan, sweep_plan
 from optuna_sm2.lr._selection import MIN_LRS
 from optuna_sm2.lr._sweep import LRExploration, explore_lr
 from optuna_sm2.training._data import DataPair, TrialBatches, ValidBatches
-from optuna_sm2.training._loss import Loss, SampleCount
+from optuna_sm2.training._loss import Loss
 from optuna_sm2.training._optimizer import PlainFactory
 
 if TYPE_CHECKING:
@@ -64,39 +65,42 @@ class SweepSettings:
 
 @dataclass(frozen=True)
 class Exploration:
-    """One sweep: what :func:`optuna_sm2.explore_lr` found, and the samples its work saw.
+    """One sweep: what :func:`optuna_sm2.explore_lr` found.
 
-    ``samples`` counts every sample of every loss the sweep computed: the sweep's batches,
-    the stability check's steps and its extra forward passes (after a divergence, at the end
-    of a cycle, after each check). Its energy per epoch is its joules per sample times the
-    training set's size.
+    Its energy per epoch is its joules per sample processed (every sample of every loss the
+    sweep computed: the sweep's batches, the stability checks, the run-off and the extra
+    forward passes) times the training set's size.
     """
 
     result: LRExploration
-    samples: int
 
     def per_epoch(self, joules: float | None, n_train: int) -> float | None:
         """``joules`` of the sweep scaled to one full pass over ``n_train`` samples; ``None``
         when unmeasured, or when the meter did not advance over the sweep (0 J: shorter than
         its counter's step, not free)."""
-        return None if joules is None or joules <= 0.0 else joules * n_train / self.samples
+        if joules is None or joules <= 0.0:
+            return None
+        return joules * n_train / self.result.samples_processed
 
 
 def exploration_batches(
-    train: TrialBatches, batch_size: int, sweep: SweepSettings
+    train: TrialBatches, batch_size: int, plan: SweepPlan
 ) -> Iterator[DataPair]:
-    """``explore_fraction`` of the data, cycled until every LR of the grid has a batch.
+    """The ``plan.n_batches`` batches of one sweep: that many full batches of a fresh order.
 
-    If one batch is larger than the fraction, the fraction grows to one batch.
+    Only where the data holds fewer batches than that (a batch size near the set's size) are
+    further epochs cut, each in a fresh order, until the sweep has them all. The sweep then
+    processes at most ``plan.budget`` batches' worth of samples: ``explore_fraction`` of the
+    data plus one batch, or the plan's floor of 21 batches where that is more.
     """
-    fraction = min(1.0, max(sweep.explore_fraction, batch_size / len(train)))
-    wanted = max(sweep.n_lrs, train.n_batches(batch_size, fraction=fraction))
+    n = len(train)
+    fraction = min(1.0, plan.n_batches * batch_size / n)
     produced = 0
     while True:
         for batch in train.batches(batch_size, fraction=fraction):
             yield batch
             produced += 1
-            if produced == wanted:
+            if produced == plan.n_batches:
                 return
 
 
@@ -112,27 +116,26 @@ def explore(
     tracker: EnergyTracker,
     device: torch.device,
 ) -> Exploration:
-    """Sweep the LR grid on a copy of ``model`` (``model`` and ``optimizer`` stay unchanged).
+    """Sweep the LR grid on a copy of ``model`` (``model`` and ``optimizer`` stay unchanged),
+    within the :func:`optuna_sm2.lr.sweep_plan` of ``explore_fraction`` of the data.
 
     The batches stream to the sweep as they are cut (a streamed Dataset is never held whole).
     """
-    count = SampleCount()
-    swept, loss_fn, batches = loss.counting(count).for_sweep(
-        model, exploration_batches(train, batch_size, sweep)
-    )
+    plan = sweep_plan(len(train), batch_size, sweep.explore_fraction, sweep.n_lrs)
     result = explore_lr(
-        swept,
-        loss_fn,
-        batches,
+        model,
+        batches=exploration_batches(train, batch_size, plan),
+        batch_loss=loss,
+        lr_min=sweep.lr_min,
+        lr_max=sweep.lr_max,
+        n_lrs=sweep.n_lrs,
+        plan=plan,
         optimizer_factory=optimizer_factory,
         optimizer=optimizer,
         tracker=tracker,
         device=device,
-        lr_min=sweep.lr_min,
-        lr_max=sweep.lr_max,
-        n_lrs=sweep.n_lrs,
     )
-    return Exploration(result, count.samples)
+    return Exploration(result)
 
 
 @dataclass(frozen=True)

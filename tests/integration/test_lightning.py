@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from optuna_sm2.cli import main
 from optuna_sm2.energy import EnergyReadError
 from optuna_sm2.integration import SM2PruningCallback
 from optuna_sm2.integration._module_sweep import sweep_module
+from optuna_sm2.lr import sweep_plan
+from optuna_sm2.lr._plan import FLOOR
 from optuna_sm2.training._phases import SweepSettings
 from tests.support.lightning import TinyClassifier, loaders, trainer
 from tests.support.meters import ScriptedMeter, StepMeter
@@ -130,12 +133,58 @@ def test_the_sweep_sets_the_optimizer_lr_and_leaves_the_module_alone() -> None:
     logged = dict(fit.callback_metrics)
     rng = torch.random.get_rng_state()
     found = sweep_module(fit, module, optimizer, SweepSettings(1e-3, 1.0, 5, 0.25))
-    assert found.n_batches >= 5
+    assert found.n_batches == sweep_plan(12, 1, 0.25, 5).n_batches  # 192 samples, batch 16
     for key, value in module.state_dict().items():
         assert torch.equal(value, weights[key]), key
     assert dict(fit.callback_metrics) == logged
     assert torch.equal(torch.random.get_rng_state(), rng)
     assert module.trainer is fit
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(2000, 4), (2000, 16), (256, 64)])
+def test_the_sweep_spends_the_plan_of_an_epochs_batches(n: int, batch_size: int) -> None:
+    """Planned by batches: at most ``explore_fraction`` of the epoch's batch passes plus one
+    (here the LR grid's one check suffices), or the floor where that is more; the loader is
+    cycled where an epoch has fewer batches than the sweep needs (256 samples at batch 64)."""
+    study = optuna.create_study(direction="maximize")
+    callback = SM2PruningCallback(study.ask(), "val_acc", tracker=EnergyTracker(StepMeter(WATTS)))
+    module = TinyClassifier()
+    train, valid = loaders(n, batch_size)
+    fit = trainer(callback, 1)
+    fit.fit(module, train, valid)
+    per_epoch = len(train)
+    plan = sweep_plan(per_epoch, 1, 0.25, 20)
+    found = sweep_module(fit, module, fit.optimizers[0], SweepSettings(1e-3, 1.0, 20, 0.25))
+    assert found.n_batches == plan.n_batches
+    assert len(found.checks) == 1
+    passes = found.samples_processed / batch_size
+    assert passes <= plan.budget
+    if plan.budget > FLOOR:
+        assert passes <= 0.25 * per_epoch + 1
+
+
+def test_a_loader_of_unknown_length_sweeps_n_lrs_batches() -> None:
+    study = optuna.create_study(direction="maximize")
+    callback = SM2PruningCallback(
+        study.ask(), "val_acc", n_lrs=5, tracker=EnergyTracker(StepMeter(WATTS))
+    )
+    module = TinyClassifier()
+    train, valid = loaders()
+    fit = trainer(callback, 1)
+    fit.fit(module, _Unsized(train), valid)
+    assert fit.num_training_batches == math.inf
+    found = sweep_module(fit, module, fit.optimizers[0], SweepSettings(1e-3, 1.0, 5, 0.25))
+    assert found.n_batches == 5
+
+
+class _Unsized(torch.utils.data.IterableDataset[Any]):
+    """The batches of a loader, without a length."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.loader)
 
 
 @pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")

@@ -12,15 +12,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from optuna_sm2.lr import SweepPlan, _plan, sweep_plan
-from optuna_sm2.lr._plan import CHECK_PASSES, CHECK_STEPS, FLOOR, RUN_STEPS_MAX, RUN_STEPS_MIN
+from optuna_sm2.lr._plan import (
+    CHECK_PASSES,
+    CHECK_STEPS,
+    FLOOR,
+    RUN_STEPS_MAX,
+    RUN_STEPS_MIN,
+    SWEEP_CLOSE,
+)
 
 
 def test_docstring_example_and_household_figures() -> None:
-    assert sweep_plan(1_437, 4, 0.25, 20) == SweepPlan(41, 20, 24, 90)
+    assert sweep_plan(1_437, 4, 0.25, 20) == SweepPlan(40, 20, 24, 90)
     # the household set at batch 2048: 4 batches' worth; the old rule took 10 to 20 batches
-    # for the sweep alone, this plan 7 and everything else included 20.
+    # for the sweep alone, this plan 7 and everything else included 21.
     assert sweep_plan(27_700, 2048, 0.25, 10) == SweepPlan(7, 7, 6, FLOOR)
-    assert FLOOR == 20
+    assert FLOOR == 21
 
 
 @given(
@@ -40,8 +47,10 @@ def test_plan_fits_the_stated_cost_or_the_floor(
         assert (plan.budget + 1) * batch_size > stated  # and uses what it may
     else:
         assert plan.budget == FLOOR
-    # one check, the sweep, and a run-off whose verified run continues the check
-    assert plan.n_batches + CHECK_PASSES + 2 * plan.run_steps - CHECK_STEPS == plan.budget
+    # the sweep and its closing pass, one check, and a run-off whose verified run continues
+    # the check
+    spent = plan.n_batches + SWEEP_CLOSE + CHECK_PASSES + 2 * plan.run_steps - CHECK_STEPS
+    assert spent == plan.budget
     assert RUN_STEPS_MIN <= plan.run_steps <= RUN_STEPS_MAX
     assert plan.n_batches >= plan.run_steps  # the runs reuse the sweep's batches
     assert plan.sweep_lrs == min(n_lrs, plan.n_batches)

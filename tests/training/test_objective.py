@@ -9,7 +9,9 @@ import torch
 from optuna.trial import TrialState
 
 from optuna_sm2 import SM2Objective, attrs, optimize_synchronous
-from optuna_sm2.energy import EnergyMeter
+from optuna_sm2.energy import EnergyMeter, SimulatedMeter
+from optuna_sm2.lr import sweep_plan
+from optuna_sm2.lr._plan import FLOOR
 from optuna_sm2.training._checkpoint import study_directory
 from tests.support.tiny import accuracy, die_past_first_rung, tiny_data, tiny_objective
 
@@ -197,3 +199,58 @@ def test_no_warning_for_one_trial_at_a_time():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         study.optimize(objective, n_trials=2)
+
+
+@pytest.mark.parametrize("batch_size", [8, 32, 64])
+def test_an_exploration_spends_at_most_its_stated_cost(batch_size):
+    """Every exploration processes at most ``explore_fraction`` of the training set plus one
+    batch, or, where that is less than the plan's floor (21 batch passes), the floor's
+    batches: at 2000 samples batch 8 is within the fraction (63 passes), 32 and 64 at the
+    floor. The workload is tame (the grid's one stability check suffices), which is when the
+    plan's budget holds exactly; the samples are those of the sweep's copies of the model."""
+    n, fraction = 2000, 0.25
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n + 200, 16, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    made, explored = [], [0]
+
+    def build(trial):
+        made.append(
+            torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+        )
+        return made[-1]
+
+    def batch_loss(model, batch):
+        inputs, targets = batch
+        if all(model is not m for m in made):  # a sweep's copy, not the trained model
+            explored[0] += len(targets)
+        return torch.nn.functional.cross_entropy(model(inputs), targets)
+
+    objective = SM2Objective(
+        build,
+        (x[:n], y[:n]),
+        (x[n:], y[n:]),
+        None,
+        accuracy,
+        batch_loss=batch_loss,
+        batch_sizes=(batch_size,),
+        explore_fraction=fraction,
+        epochs_per_rung=1,
+        final_epochs=0,
+        meter=SimulatedMeter(power_w=50.0),
+    )
+    study = optuna.create_study(direction="maximize", pruner=objective.make_pruner())
+    plan = sweep_plan(n, batch_size, fraction, 20)
+    per_exploration, before = [], 0
+    for phase in objective.run(study.ask()):
+        if phase.kind == "explore":
+            per_exploration.append(explored[0] - before)
+        before = explored[0]
+    assert per_exploration
+    for samples in per_exploration:
+        assert samples >= (plan.n_batches + 1) * batch_size  # the sweep and its closing pass
+        if plan.budget > FLOOR:
+            assert samples <= fraction * n + batch_size
+        else:
+            assert samples <= FLOOR * batch_size
+    assert (plan.budget > FLOOR) == (batch_size == 8)
