@@ -81,7 +81,8 @@ class TrialEnergy:
       from the moment the book is made;
     - ``sm2.energy_total_j`` and ``sm2.energy_explore_j``, ``sm2.energy_train_j``,
       ``sm2.energy_eval_j``: the joules of the valid windows. **Unmeasured is not zero**: a
-      figure is stored only once a valid window measured it. A trial with no valid window has no
+      figure is stored only once a valid window measured it, and not while its windows read
+      0 J in sum (a meter too coarse for them). A trial with no valid window has no
       total (the key absent, or null when the trial held one it inherited from a retried
       trial); a part with no window, or only invalid ones, has no figure; a partly measured
       figure is the sum of its valid windows, and the invalid count says how many are missing;
@@ -164,24 +165,30 @@ class TrialEnergy:
 
     @property
     def explore_j(self) -> float | None:
-        """Joules of the valid exploration windows; ``None`` before one."""
-        return self._joules["explore"]
+        """Joules of the valid exploration windows; ``None`` before one (see :meth:`part_j`)."""
+        return self.part_j("explore")
 
     @property
     def train_j(self) -> float | None:
-        """Joules of the valid training windows; ``None`` before one."""
-        return self._joules["train"]
+        """Joules of the valid training windows; ``None`` before one (see :meth:`part_j`)."""
+        return self.part_j("train")
 
     @property
     def eval_j(self) -> float | None:
-        """Joules of the valid evaluation windows; ``None`` before one."""
-        return self._joules["eval"]
+        """Joules of the valid evaluation windows; ``None`` before one (see :meth:`part_j`)."""
+        return self.part_j("eval")
+
+    def part_j(self, part: str) -> float | None:
+        """Joules of ``part``'s valid windows; ``None`` before one, and while they sum to 0 J:
+        a meter that did not advance over them was too coarse to measure them (unmeasured,
+        not free)."""
+        return self._joules[check_choice("part", part, PARTS)] or None
 
     @property
     def total_j(self) -> float | None:
-        """Joules of every valid window; ``None`` (unmeasured, not 0 J) before one."""
-        parts = [j for j in self._joules.values() if j is not None]
-        return sum(parts) if parts else None
+        """Joules of every valid window; ``None`` (unmeasured, not 0 J) before one, and while
+        they sum to 0 J."""
+        return sum(j for j in self._joules.values() if j is not None) or None
 
     @property
     def invalid_windows(self) -> int:
@@ -262,8 +269,9 @@ class TrialEnergy:
         if total is not None:
             figures[_attrs.ENERGY_TOTAL_J] = total
         for part, key in _PART_KEYS.items():
-            if self._joules[part] is not None:
-                figures[key] = self._joules[part]
+            joules = self.part_j(part)
+            if joules is not None:
+                figures[key] = joules
         if self.source is not None:
             figures[_attrs.ENERGY_SOURCE] = self.source
         if self._trained:

@@ -25,10 +25,28 @@ class BrokenMeter(EnergyMeter):
         raise OSError("the device is gone")
 
 
-def test_a_trial_with_no_valid_window_stores_no_total_and_counts_them() -> None:
+class FrozenCounter(EnergyMeter):
+    """A counter that never advances within the run: every window is shorter than its step
+    (an H100's NVML counter moves every 50 to 100 ms; the tiny objective's epochs are shorter)."""
+
+    source = "simulated"
+    is_estimate = False
+
+    def read(self) -> float:
+        return 1234.5
+
+
+@pytest.mark.parametrize(
+    ("meter", "invalid_per_step"),
+    [(BrokenMeter(), 2), (FrozenCounter(), 0)],  # each step and its evaluation, or none
+    ids=["every read fails", "counter never moves"],
+)
+def test_a_trial_with_no_measured_window_stores_no_figure(
+    meter: EnergyMeter, invalid_per_step: int
+) -> None:
     seen: list[PhaseResult] = []
     objective = tiny_objective(
-        batch_sizes=(8,), meter=BrokenMeter(), callbacks=[lambda t, r: seen.append(r)]
+        batch_sizes=(8,), meter=meter, callbacks=[lambda t, r: seen.append(r)]
     )
     study = optuna.create_study(direction="maximize", pruner=objective.make_pruner())
     with pytest.warns(UserWarning, match="energy per epoch is missing"):
@@ -43,33 +61,10 @@ def test_a_trial_with_no_valid_window_stores_no_total_and_counts_them() -> None:
         attrs.ENERGY_EVAL_J,
         attrs.ENERGY_PER_EPOCH_J,
     ):
-        assert key not in stored, key
+        assert key not in stored, key  # unmeasured, never 0 J
     n_steps = len(objective.schedule.phases)
-    assert stored[attrs.ENERGY_INVALID_WINDOWS] == 2 * n_steps  # each step and its evaluation
-    assert all(r.energy_per_epoch_j is None for r in seen)
-
-
-class FrozenCounter(EnergyMeter):
-    """A counter that never advances within the run: every window is shorter than its step
-    (an H100's NVML counter moves about every 50 ms; the tiny objective's epochs are shorter)."""
-
-    source = "simulated"
-    is_estimate = False
-
-    def read(self) -> float:
-        return 1234.5
-
-
-def test_epochs_below_the_counters_step_are_unmeasured_never_zero() -> None:
-    seen: list[PhaseResult] = []
-    objective = tiny_objective(
-        batch_sizes=(8,), meter=FrozenCounter(), callbacks=[lambda t, r: seen.append(r)]
-    )
-    study = optuna.create_study(direction="maximize", pruner=objective.make_pruner())
-    with pytest.warns(UserWarning, match="energy per epoch is missing"):
-        study.optimize(objective, n_trials=1)
+    assert stored[attrs.ENERGY_INVALID_WINDOWS] == invalid_per_step * n_steps
     assert seen and all(r.energy_per_epoch_j is None for r in seen)
-    assert study.trials[0].user_attrs.get(attrs.ENERGY_PER_EPOCH_J) is None
 
 
 def test_every_trial_stores_its_invalid_window_count_and_sources() -> None:
