@@ -25,9 +25,10 @@ on a constant-power ``SimulatedMeter`` read on the wall clock (median of 3 side 
     nice .venv/bin/python benchmarks/lr_regret.py            # ~10 minutes on 2 busy cores
     nice .venv/bin/python benchmarks/lr_regret.py --quick    # 2 families, 3 batch sizes
 
-The "before" column of docs/lr-sweep.md is this script run with an older ``optuna_sm2`` on
-``PYTHONPATH`` (one without ``sweep_plan``): the exploration then gets the batches the old
-objective gave it (the 25% share, cycled until every grid LR has a batch).
+The "before" column of docs/lr-sweep.md is this script copied into a checkout of older code
+and run there (``git worktree add /tmp/before 5304717^``; the script puts its own checkout first
+on ``sys.path``). Without ``sweep_plan`` the exploration gets the batches the old objective gave
+it (the 25% share, cycled until every grid LR has a batch).
 """
 
 from __future__ import annotations
