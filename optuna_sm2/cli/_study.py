@@ -22,11 +22,11 @@ from optuna.study import StudyDirection
 
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.cli._common import (
-    STORAGE_FAILURES,
     CLIError,
     holds_studies,
     open_storage,
     storage_failure,
+    storage_failures,
     study_names,
 )
 from optuna_sm2.cli._options import PAPER_PRUNER
@@ -156,7 +156,7 @@ def find_study(url: str, name: str) -> StoredStudy | None:
         directions = study.directions
         n_trials = len(study.get_trials(deepcopy=False))
         user_attrs = study.user_attrs
-    except STORAGE_FAILURES as exc:
+    except storage_failures() as exc:
         raise storage_failure("read", url, exc) from exc
     schedule = user_attrs.get(_attrs.SCHEDULE)
     if schedule is not None and not isinstance(schedule, Mapping):
@@ -335,7 +335,7 @@ def create_study(
         )
         if _attrs.SCHEDULE not in study.user_attrs:
             study.set_user_attr(_attrs.SCHEDULE, objective_schedule(objective))
-    except STORAGE_FAILURES as exc:
+    except storage_failures() as exc:
         raise storage_failure("write to", url, exc) from exc
     return study
 
