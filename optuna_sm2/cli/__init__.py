@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from optuna_sm2.cli import _bench, _dashboard, _demo, _doctor, _report, _worker
-from optuna_sm2.cli._common import STORAGE_FAILURES, CLIError, one_line, storage_failure
+from optuna_sm2.cli._common import CLIError, one_line, storage_failure, storage_failures
 from optuna_sm2.cli._options import OptionError, Parser
 
 _SUBCOMMANDS = (_demo, _report, _doctor, _dashboard, _worker, _bench)
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, ValueError, OSError) as exc:
         print(f"{prefix}: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except STORAGE_FAILURES as exc:
+    except storage_failures() as exc:
         failure = storage_failure("use", getattr(args, "storage", "the storage"), exc)
         print(f"{prefix}: error: {failure}", file=sys.stderr)
         return 2

@@ -9,23 +9,11 @@ import time
 import warnings
 
 import optuna
-import sqlalchemy
-import sqlalchemy.exc
 from optuna.storages.journal import (
     BaseJournalBackend,
     JournalFileBackend,
     JournalRedisBackend,
 )
-from sqlalchemy.engine import make_url
-
-from optuna_sm2.cli._lease import LeasedJournalStorage, LeasedRDBStorage
-
-try:
-    from redis.exceptions import RedisError
-
-    _REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError,)
-except ImportError:  # pragma: no cover - redis is optional
-    _REDIS_ERRORS = ()
 
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 """A ``--storage`` ending in one of these is a JournalStorage file, not a database URL."""
@@ -36,23 +24,34 @@ _URL_HELP = (
 )
 
 
-STORAGE_FAILURES: tuple[type[Exception], ...] = (
-    sqlalchemy.exc.SQLAlchemyError,
-    optuna.exceptions.StorageInternalError,
-    *_REDIS_ERRORS,
-)
-"""What a storage raises, at any time, when its server or file fails: connection refused or
-lost, read-only, locked, damaged. Never an error in the caller's own code."""
+def storage_failures() -> tuple[type[Exception], ...]:
+    """What a storage raises, at any time, when its server or file fails: connection refused or
+    lost, read-only, locked, damaged. Never an error in the caller's own code.
 
-_STORAGE_ERRORS: tuple[type[Exception], ...] = (
-    *STORAGE_FAILURES,
-    optuna.exceptions.OptunaError,
-    ImportError,
-    RuntimeError,
-    ValueError,
-    KeyError,
-)
-"""What opening or reading a storage raises for a bad URL, driver, file or schema."""
+    A function, not a constant, so that SQLAlchemy, slow to import, is imported only when an
+    exception reaches an ``except storage_failures():`` clause (Python evaluates the clause
+    then), not by ``optuna-sm2 --help``.
+    """
+    import sqlalchemy.exc
+
+    failures = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover - redis is optional
+        return failures
+    return (*failures, RedisError)
+
+
+def _storage_errors() -> tuple[type[Exception], ...]:
+    """What opening or reading a storage raises for a bad URL, driver, file or schema."""
+    return (
+        *storage_failures(),
+        optuna.exceptions.OptunaError,
+        ImportError,
+        RuntimeError,
+        ValueError,
+        KeyError,
+    )
 
 
 class CLIError(Exception):
@@ -69,6 +68,8 @@ def one_line(exc: BaseException) -> str:
 
 def _sqlite_path(url: str) -> str | None:
     """The file a ``sqlite://`` URL names, ``None`` for an in-memory database."""
+    from sqlalchemy.engine import make_url
+
     database = make_url(url).database
     return None if not database or database == ":memory:" else database
 
@@ -134,7 +135,7 @@ def open_storage(
         return _rdb_storage(url, must_exist, heartbeat_interval)
     except CLIError:
         raise
-    except _STORAGE_ERRORS as exc:
+    except _storage_errors() as exc:
         raise CLIError(f"cannot open storage {url}: {one_line(exc)}") from exc
 
 
@@ -153,6 +154,8 @@ def _journal(
 ) -> optuna.storages.JournalStorage:
     if heartbeat_interval is None:
         return optuna.storages.JournalStorage(backend)
+    from optuna_sm2.cli._lease import LeasedJournalStorage
+
     return LeasedJournalStorage(backend, heartbeat_interval=heartbeat_interval)
 
 
@@ -173,13 +176,15 @@ def holds_studies(url: str) -> bool:
         path = _sqlite_path(url)
         if path is None or not os.path.exists(path):
             return False
+    import sqlalchemy
+
     try:
         engine = sqlalchemy.create_engine(url)
         try:
             return sqlalchemy.inspect(engine).has_table("studies")
         finally:
             engine.dispose()
-    except _STORAGE_ERRORS as exc:
+    except _storage_errors() as exc:
         raise CLIError(f"cannot open storage {url}: {one_line(exc)}") from exc
 
 
@@ -188,6 +193,10 @@ def _rdb_storage(
 ) -> optuna.storages.RDBStorage:
     """``RDBStorage(url)``; creating the schema is retried, since workers started together on
     an empty database race to create the same tables and all but one fail."""
+    import sqlalchemy.exc
+
+    from optuna_sm2.cli._lease import LeasedRDBStorage
+
     for attempt in range(_SCHEMA_ATTEMPTS):
         try:
             with warnings.catch_warnings():
@@ -222,7 +231,7 @@ def load_study(storage_url: str, study_name: str) -> optuna.Study:
         raise CLIError(f"no study named {study_name!r} in {storage_url}; available: {available}")
     try:
         return optuna.load_study(study_name=study_name, storage=storage)
-    except _STORAGE_ERRORS as exc:
+    except _storage_errors() as exc:
         raise storage_failure("read", storage_url, exc) from exc
 
 
@@ -241,8 +250,8 @@ def add_storage_option(parser: argparse.ArgumentParser) -> None:
 def make_sqlite_parent(storage: str) -> None:
     """Create the folder of a ``sqlite:///`` file, so that a fresh clone can write its study."""
     if storage.startswith("sqlite:///"):
-        database = make_url(storage).database
-        if database and database != ":memory:":
+        database = _sqlite_path(storage)
+        if database is not None:
             try:
                 os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
             except OSError as exc:
@@ -257,7 +266,7 @@ def study_names(storage: optuna.storages.BaseStorage, storage_url: str) -> list[
     """
     try:
         return sorted(optuna.get_all_study_names(storage))
-    except _STORAGE_ERRORS as exc:
+    except _storage_errors() as exc:
         raise CLIError(
             f"cannot read studies from {storage_url} (is it an Optuna storage?): {one_line(exc)}"
         ) from exc

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import socket
 import sys
-import threading
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna
-import sqlalchemy.exc
 
 from optuna_sm2 import _compat
 from optuna_sm2.cli._common import (
@@ -19,17 +15,15 @@ from optuna_sm2.cli._common import (
     add_storage_option,
     open_storage,
     storage_failure,
+    storage_failures,
     study_names,
 )
 from optuna_sm2.cli._ranking_options import add_ranking_options, ranking_overrides
-from optuna_sm2.visualization import attach_to_dashboard
 
-_WRITE_ERRORS = (
-    sqlalchemy.exc.SQLAlchemyError,
-    optuna.exceptions.StorageInternalError,
-    OSError,
-)
-"""What writing to an opened storage raises when it is read-only, locked or damaged."""
+
+def _write_errors() -> tuple[type[Exception], ...]:
+    """What writing to an opened storage raises when it is read-only, locked or damaged."""
+    return (*storage_failures(), OSError)
 
 
 def register(subparsers: Any) -> None:
@@ -74,45 +68,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """A request handler that does not log each request to stderr."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _IPv6Server(WSGIServer):
-    address_family = socket.AF_INET6
-
-
-def _is_ipv6(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).version == 6
-    except ValueError:
-        return False
-
-
-def make_dashboard_server(
-    storage: optuna.storages.BaseStorage, host: str, port: int, *, quiet: bool = False
-) -> WSGIServer:
-    """A ``wsgiref`` server of optuna-dashboard's WSGI app over ``storage``, bound, not started.
-
-    Call ``serve_forever()`` on it; ``server_port`` is the port bound (useful with ``port=0``).
-
-    Raises:
-        CLIError: ``host`` cannot be resolved or ``host:port`` cannot be bound.
-    """
-    import optuna_dashboard
-
-    app = optuna_dashboard.wsgi(storage)
-    server_class = _IPv6Server if _is_ipv6(host) else WSGIServer
-    handler_class = _QuietHandler if quiet else WSGIRequestHandler
-    try:
-        return make_server(host, port, app, server_class=server_class, handler_class=handler_class)
-    except OSError as exc:
-        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-
-
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -128,12 +83,13 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")
 
 
-def _url(host: str, port: int, path: str) -> str:
-    shown = f"[{host}]" if _is_ipv6(host) else host
-    return f"http://{shown}:{port}{path}"
-
-
 def run(args: argparse.Namespace) -> int:
+    from optuna_sm2.cli._dashboard_server import (
+        dashboard_url,
+        make_dashboard_server,
+        serve_until_interrupted,
+    )
+
     _check_args(args)
     storage = open_storage(args.storage)
     names = study_names(storage, args.storage)
@@ -154,38 +110,24 @@ def run(args: argparse.Namespace) -> int:
             )
         port = server.server_port
         for name, study_id in attached:
-            print(f"study {name!r}: {_url(args.host, port, f'/dashboard/studies/{study_id}')}")
-        print(f"serving optuna-dashboard on {_url(args.host, port, '/dashboard')} (Ctrl-C stops)")
+            link = dashboard_url(args.host, port, f"/dashboard/studies/{study_id}")
+            print(f"study {name!r}: {link}")
+        home = dashboard_url(args.host, port, "/dashboard")
+        print(f"serving optuna-dashboard on {home} (Ctrl-C stops)")
         sys.stdout.flush()
-        _serve_until_interrupted(server)
+        serve_until_interrupted(server)
         return 0
     finally:
         if server is not None:
             server.server_close()
 
 
-def _serve_until_interrupted(server: WSGIServer) -> None:
-    """Serve in a thread until Ctrl-C reaches this (main) thread, then stop cleanly.
-
-    ``wsgiref`` catches everything raised while it answers a request, ``KeyboardInterrupt``
-    included, and would print it and keep serving; serving off the main thread keeps the
-    interrupt out of request handling.
-    """
-    thread = threading.Thread(target=server.serve_forever, name="optuna-sm2-dashboard")
-    thread.daemon = True
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.5)
-    finally:
-        server.shutdown()
-        thread.join()
-
-
 def _attach_all(
     storage: optuna.storages.BaseStorage, names: list[str], args: argparse.Namespace
 ) -> list[tuple[str, int]]:
     """Attach to ``--study`` or to every SM² study; ``(name, study id)`` of each attached."""
+    from optuna_sm2.visualization import attach_to_dashboard
+
     attached: list[tuple[str, int]] = []
     for name in [args.study] if args.study is not None else names:
         study = optuna.load_study(study_name=name, storage=storage)
@@ -196,7 +138,7 @@ def _attach_all(
                 raise
             print(f"skipped study {name!r}: {exc}")
             continue
-        except _WRITE_ERRORS as exc:
+        except _write_errors() as exc:
             raise storage_failure("attach the figures to", args.storage, exc) from exc
         attached.append((name, _compat.study_id(study)))
         print(

@@ -17,12 +17,12 @@ from optuna.trial import TrialState
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.cli._common import (
-    STORAGE_FAILURES,
     CLIError,
     load_study,
     make_sqlite_parent,
     open_storage,
     storage_failure,
+    storage_failures,
 )
 from optuna_sm2.cli._options import add_schedule_options, add_text
 from optuna_sm2.cli._report import format_report
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if plan.stored is not None and args.fresh:
         try:
             optuna.delete_study(study_name=args.study, storage=storage)
-        except STORAGE_FAILURES as exc:
+        except storage_failures() as exc:
             raise storage_failure("delete the study from", args.storage, exc) from exc
         print(f"deleted the existing study {args.study!r}; starting over")
     study = create_study(args.storage, storage, args.study, objective, plan.pruner, "maximize")
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     with _progress_to_stdout():
         try:
             optimize_synchronous(study, objective)
-        except STORAGE_FAILURES as exc:
+        except storage_failures() as exc:
             raise storage_failure("write to", args.storage, exc) from exc
         except KeyboardInterrupt:
             print(
@@ -166,7 +166,7 @@ def _unfinished(study: optuna.Study, url: str) -> str:
     """What is unfinished in ``study`` (RUNNING or WAITING trials), in words; ``""`` if nothing."""
     try:
         trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-    except STORAGE_FAILURES as exc:
+    except storage_failures() as exc:
         raise storage_failure("read", url, exc) from exc
     counts = [
         f"{n} {state.name}"

@@ -11,8 +11,6 @@ overwritten.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,14 +20,15 @@ from optuna.study import StudyDirection
 
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.cli._common import (
-    STORAGE_FAILURES,
     CLIError,
     holds_studies,
     open_storage,
     storage_failure,
+    storage_failures,
     study_names,
 )
 from optuna_sm2.cli._options import PAPER_PRUNER
+from optuna_sm2.pruners import PrunerSettings
 
 if TYPE_CHECKING:
     from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner
@@ -68,8 +67,8 @@ class StoredStudy:
     """``None`` for a multi-objective study."""
     n_trials: int
     schedule: dict[str, Any] | None
-    pruner: dict[str, Any] | None
-    """The readable part of ``sm2.pruner`` (absent, or not JSON of a mapping: ``None``)."""
+    pruner: PrunerSettings | None
+    """``sm2.pruner`` (absent or unreadable: ``None``)."""
 
     @property
     def where(self) -> str:
@@ -79,8 +78,8 @@ class StoredStudy:
         """The study's value of each setting an option sets, where it has one."""
         schedule = self.schedule or {}
         values = {k: schedule[k] for k in SCHEDULE_SETTINGS if _is_int(schedule.get(k))}
-        pruner = self.pruner or {}
-        values.update({k: pruner[k] for k in PRUNER_SETTINGS if k in pruner})
+        if self.pruner is not None:
+            values.update({k: getattr(self.pruner, k) for k in PRUNER_SETTINGS})
         return values
 
 
@@ -156,7 +155,7 @@ def find_study(url: str, name: str) -> StoredStudy | None:
         directions = study.directions
         n_trials = len(study.get_trials(deepcopy=False))
         user_attrs = study.user_attrs
-    except STORAGE_FAILURES as exc:
+    except storage_failures() as exc:
         raise storage_failure("read", url, exc) from exc
     schedule = user_attrs.get(_attrs.SCHEDULE)
     if schedule is not None and not isinstance(schedule, Mapping):
@@ -177,43 +176,21 @@ def find_study(url: str, name: str) -> StoredStudy | None:
     )
 
 
-def read_pruner_settings(value: Any) -> dict[str, Any] | None:
-    """The settings in a stored ``sm2.pruner`` (a mapping, or JSON text of one) that are well
-    formed; ``None`` when there is none or it cannot be read."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    if not isinstance(value, Mapping):
+def read_pruner_settings(value: Any) -> PrunerSettings | None:
+    """The settings in a stored ``sm2.pruner``, read as the pruner and the report read them
+    (:meth:`PrunerSettings.from_json <optuna_sm2.pruners.PrunerSettings.from_json>`); ``None``
+    when there is none or it cannot be read, where they raise: a run then joins with its own
+    options, and its pruner warns that the stored settings are unreadable and leaves them."""
+    if value is None:
         return None
-    settings: dict[str, Any] = {}
-    for key in PRUNER_SETTINGS:
-        x = value.get(key)
-        if isinstance(x, (int, float)) and _is_number(x) and 0.0 <= x <= 1.0:
-            settings[key] = float(x)
-    steps = value.get("rung_steps")
-    if steps is None or (isinstance(steps, list) and all(_is_int(s) for s in steps)):
-        settings["rung_steps"] = steps
-    if value.get("lr_scale") in ("log", "linear"):
-        settings["lr_scale"] = value["lr_scale"]
-    for key in ("reduction_factor", "bootstrap_count"):
-        if _is_int(value.get(key)):
-            settings[key] = value[key]
-    if value.get("ranking") in ("robust", "paper"):
-        settings["ranking"] = value["ranking"]
-    tolerance: Any = value.get("performance_tolerance")
-    if _is_number(tolerance) and 0.0 <= tolerance < 1.0:
-        settings["performance_tolerance"] = float(tolerance)
-    return settings
+    try:
+        return PrunerSettings.from_json(value)
+    except ValueError:
+        return None
 
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def check_sm2(stored: StoredStudy, hint: str) -> None:
@@ -294,18 +271,16 @@ def make_pruner(
 ) -> SuccessiveHalvingEnergyPruner:
     """The objective's pruner with the run's α and β and the stored pruner's other settings,
     so that every process of a study decides alike."""
-    pruner = (stored.pruner if stored is not None else None) or {}
-    steps = pruner.get("rung_steps", objective.rung_steps)
-    if steps != objective.rung_steps:
-        assert stored is not None
-        raise CLIError(
-            f"{stored.where} has a pruner deciding at steps {steps} ({_attrs.PRUNER}); this "
-            f"run's objective reaches its rungs at {objective.rung_steps}: choose another --study"
-        )
-    adopted = {k: pruner[k] for k in _ADOPTED_PRUNER_SETTINGS if k in pruner}
-    if pruner and "ranking" not in pruner:
-        # Settings stored before the robust ranking existed were decided by the paper's Eq. 2.
-        adopted["ranking"] = "paper"
+    adopted: dict[str, Any] = {}
+    if stored is not None and stored.pruner is not None:
+        steps = stored.pruner.rung_steps
+        if steps is None or list(steps) != objective.rung_steps:
+            raise CLIError(
+                f"{stored.where} has a pruner deciding at steps "
+                f"{None if steps is None else list(steps)} ({_attrs.PRUNER}); this run's "
+                f"objective reaches its rungs at {objective.rung_steps}: choose another --study"
+            )
+        adopted = {k: getattr(stored.pruner, k) for k in _ADOPTED_PRUNER_SETTINGS}
     return objective.make_pruner(alpha=settings["alpha"], beta=settings["beta"], **adopted)
 
 
@@ -335,7 +310,7 @@ def create_study(
         )
         if _attrs.SCHEDULE not in study.user_attrs:
             study.set_user_attr(_attrs.SCHEDULE, objective_schedule(objective))
-    except STORAGE_FAILURES as exc:
+    except storage_failures() as exc:
         raise storage_failure("write to", url, exc) from exc
     return study
 

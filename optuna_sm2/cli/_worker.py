@@ -13,11 +13,11 @@ from optuna.trial import TrialState
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.cli._common import (
-    STORAGE_FAILURES,
     CLIError,
     make_sqlite_parent,
     open_storage,
     storage_failure,
+    storage_failures,
 )
 from optuna_sm2.cli._options import add_int, add_schedule_options, add_text
 from optuna_sm2.cli._study import FLAGS, Direction, create_study, plan_run, unchecked
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     _optimize(study, objective, args.n_trials, args.storage)
     try:
         done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-    except STORAGE_FAILURES as exc:
+    except storage_failures() as exc:
         raise storage_failure("read", args.storage, exc) from exc
     print(f"worker pid {os.getpid()}: done; the study holds {len(done)} finished trials")
     return 0
@@ -198,7 +198,7 @@ def _optimize(study: optuna.Study, objective: SM2Objective, n_trials: int, url: 
         if current:
             _queue_again(study, current[0])
         raise
-    except STORAGE_FAILURES as exc:
+    except storage_failures() as exc:
         raise storage_failure("write to", url, exc) from exc
 
 
@@ -209,7 +209,7 @@ def _queue_again(study: optuna.Study, number: int) -> None:
         if trial.state != TrialState.FAIL:
             return  # interrupted outside the objective: its heartbeat or lease will tell
         _compat.queue_retry(study, trial)
-    except STORAGE_FAILURES:
+    except storage_failures():
         return  # the storage failed too: the interrupt is what to report
     print(
         f"worker pid {os.getpid()}: interrupted; trial {number} failed and is queued again, "

@@ -18,7 +18,7 @@ from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from optuna_sm2 import weighted_objective
 from optuna_sm2.analysis import RungSummary, summarize_study
-from optuna_sm2.cli._dashboard import make_dashboard_server
+from optuna_sm2.cli._dashboard_server import make_dashboard_server
 from optuna_sm2.pruners import RankedRecord
 from optuna_sm2.visualization import (
     FIGURE_IDS,
