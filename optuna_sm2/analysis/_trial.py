@@ -101,6 +101,12 @@ class TrialSummary:
             return "unmeasured"
         return "partly measured" if self.energy_invalid_windows else "measured"
 
+    @property
+    def title(self) -> str:
+        """``trial <number>`` and its parameters, e.g. ``trial 3 (batch_size 64)``."""
+        params = ", ".join(f"{k} {v}" for k, v in self.params.items())
+        return f"trial {self.number}" + (f" ({params})" if params else "")
+
     def to_json(self) -> dict[str, Any]:
         """The summary as a dict of JSON values (NaN and infinities become ``None``)."""
         return {

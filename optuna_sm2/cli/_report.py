@@ -241,11 +241,8 @@ def format_report(summary: StudyReport) -> str:
         ]
     if summary.best_trial is not None:
         best = summary.trial(summary.best_trial)
-        params = ", ".join(f"{k} {v}" for k, v in best.params.items())
         lines.append(
-            f"best configuration: trial {best.number}"
-            + (f" ({params})" if params else "")
-            + f", {summary.metric_name} {format_number(best.value)}"
+            f"best configuration: {best.title}, {summary.metric_name} {format_number(best.value)}"
         )
     lines += ["", *format_rungs(summary)]
     if summary.notes:

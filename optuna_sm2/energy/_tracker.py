@@ -32,6 +32,24 @@ class EnergyWindow:
     window (a read failed while it was open, or its reading is impossible: negative, not finite,
     or above the meter's power bound) has ``joules`` and ``mean_power_w`` NaN and says why in
     ``invalid_reason``; ``seconds`` is always measured.
+
+    A tracker creates the window open and fills it with :meth:`close` when the block exits. A
+    tracker of your own does the same: :class:`~optuna_sm2.integration.DistributedEnergyTracker`
+    yields ``EnergyWindow(source, is_estimate)`` and, on exit, closes it with the figures summed
+    over the ranks.
+
+    Args:
+        source: The meter's label.
+        is_estimate: Whether the figures will be an estimate.
+
+    Example:
+        .. code-block:: python
+
+            from optuna_sm2.energy import EnergyWindow
+
+            window = EnergyWindow("nvml-counter", is_estimate=False)
+            window.close(seconds=2.0, joules=300.0)
+            print(window.mean_power_w)  # 150.0
     """
 
     __slots__ = ("_joules", "_reason", "_seconds", "is_estimate", "source")
@@ -45,8 +63,36 @@ class EnergyWindow:
         self._joules = math.nan
         self._reason: str | None = None
 
-    def _close(self, seconds: float, joules: float, reason: str | None) -> None:
-        self._seconds, self._joules, self._reason = seconds, joules, reason
+    def close(self, seconds: float, joules: float, invalid_reason: str | None = None) -> None:
+        """Fill the figures of the open window: what its tracker does when the block exits.
+
+        Args:
+            seconds: The block's wall time, a finite number >= 0.
+            joules: The block's energy, a finite number >= 0 for a valid window; ignored (the
+                window's ``joules`` is NaN) when ``invalid_reason`` is given.
+            invalid_reason: Why the window is invalid, or ``None`` when it is valid.
+
+        Raises:
+            ValueError: ``seconds``, ``joules`` or ``invalid_reason`` is not one of the above.
+            RuntimeError: The window is already closed.
+        """
+        if not (is_real(seconds) and 0.0 <= float(seconds) < math.inf):
+            raise ValueError(f"`seconds` must be a finite number >= 0, got {seconds!r}.")
+        if invalid_reason is not None and not (isinstance(invalid_reason, str) and invalid_reason):
+            raise ValueError(
+                f"`invalid_reason` must be None or a non-empty str, got {invalid_reason!r}."
+            )
+        valid = invalid_reason is None
+        if valid and not (is_real(joules) and 0.0 <= float(joules) < math.inf):
+            raise ValueError(
+                "`joules` must be a finite number >= 0 for a valid window (give an "
+                f"`invalid_reason` otherwise), got {joules!r}."
+            )
+        if self.closed:
+            raise RuntimeError(f"the energy window is already closed: {self!r}")
+        self._seconds = float(seconds)
+        self._joules = float(joules) if valid else math.nan
+        self._reason = invalid_reason
 
     def _closed_seconds(self) -> float:
         if self._seconds is None:
@@ -235,7 +281,7 @@ class EnergyTracker:
             if reason is None:
                 joules = joules_end - joules_start
                 reason = self._implausible(joules, end - start)
-            window._close(end - start, math.nan if reason is not None else joules, reason)
+            window.close(end - start, joules, reason)
 
 
 _shared: EnergyTracker | None = None

@@ -195,52 +195,130 @@ def run_grid(
     )
 
 
-class _PlainTraining:
-    """One configuration trained the ordinary way: plain SGD at a fixed LR, the scenario's
-    batches in a seeded order, one evaluation after every epoch. Each epoch and evaluation is an
-    energy window of ``tracker`` booked in :attr:`book` (on ``trial``, or on a ``FixedTrial``
-    when there is none), and each epoch a :class:`StepRecord`."""
+class _PlainArm:
+    """What the vanilla and the TPE + Hyperband arms share: ``scenario``'s data on ``device``,
+    one energy tracker of ``meter``, every configuration trained so far (:meth:`train`, up to
+    ``epochs`` epochs each), the notes, and the clock, started once the data is in place."""
 
     def __init__(
         self,
         scenario: Scenario,
-        data: ObjectiveData,
-        tracker: EnergyTracker,
+        meter: EnergyMeter,
         *,
+        epochs: int,
+        device: str,
+        progress: Progress,
+    ) -> None:
+        self.scenario = scenario
+        self.epochs = epochs
+        self.progress = progress
+        self.tracker = EnergyTracker(meter)
+        self.device = torch.device(device)
+        self.data = ObjectiveData(
+            check_data("train_data", scenario.train_data),
+            check_data("valid_data", scenario.valid_data),
+            device=self.device,
+        )
+        self.runs: list[_PlainTraining] = []
+        self.notes: list[str] = []
+        self._start = time.perf_counter()
+
+    def train(
+        self, trial: optuna.trial.Trial | None, *, batch_size: int, lr: float, seed: int
+    ) -> _PlainTraining:
+        """A new configuration, seeded with ``seed``, kept in :attr:`runs`."""
+        run = _PlainTraining(self, trial, batch_size=batch_size, lr=lr, seed=seed)
+        self.runs.append(run)
+        return run
+
+    def result(
+        self,
+        arm: str,
+        *,
+        seed: int,
+        final: float,
+        params: dict[str, Any],
+        chosen: int | None,
+        n_trials: int,
+    ) -> ArmResult:
+        """The arm's result: its total energy is :meth:`measured_total`'s, its steps every
+        run's records."""
+        return ArmResult(
+            arm=arm,
+            seed=seed,
+            total_energy_j=self.measured_total(),
+            final_metric=final,
+            best_params=params,
+            n_trials=n_trials,
+            wall_s=time.perf_counter() - self._start,
+            energy_source=self.tracker.source,
+            chosen_trial=chosen,
+            steps=tuple(r for run in self.runs for r in run.records),
+            notes=tuple(self.notes),
+        )
+
+    def measured_total(self) -> float:
+        """The joules of every measured window of :attr:`runs`; NaN when none was measured. A
+        note says how many windows (an epoch and its evaluation each) could not be measured."""
+        totals = [run.book.total_j for run in self.runs]
+        windows = sum(2 * len(run.records) for run in self.runs)
+        invalid = sum(run.book.invalid_windows for run in self.runs)
+        if all(total is None for total in totals):
+            self.notes.append(
+                f"none of the {windows} energy windows could be measured: energy unmeasured"
+            )
+            return math.nan
+        if invalid:
+            self.notes.append(
+                f"{invalid} of {windows} energy windows could not be measured: the total is of "
+                f"the other {windows - invalid}"
+            )
+        return math.fsum(total for total in totals if total is not None)
+
+
+class _PlainTraining:
+    """One configuration of a :class:`_PlainArm` trained the ordinary way: plain SGD at a fixed
+    LR, the scenario's batches in a seeded order, one evaluation after every epoch. Each epoch
+    and evaluation is an energy window of the arm's tracker booked in :attr:`book` (on
+    ``trial``, or on a ``FixedTrial`` when there is none), each epoch a :class:`StepRecord` and
+    a line to the arm's progress callback."""
+
+    def __init__(
+        self,
+        arm: _PlainArm,
         trial: optuna.trial.Trial | None,
+        *,
         batch_size: int,
         lr: float,
         seed: int,
-        device: torch.device,
     ) -> None:
         torch.manual_seed(seed)
-        self.model = scenario.build_model(trial).to(device)
+        self.model = arm.scenario.build_model(trial).to(arm.device)
         self._optimizer = sgd(self.model.parameters(), lr)
-        self._loss = Loss.checked(scenario.loss_fn, None)
-        self._scenario = scenario
-        self._data = data
-        self._train = data.for_trial(seed)
-        self._tracker = tracker
+        self._loss = Loss.checked(arm.scenario.loss_fn, None)
+        self._arm = arm
+        self._train = arm.data.for_trial(seed)
         self._trial = 0 if trial is None else trial.number
         self._batch_size = batch_size
         self._lr = lr
-        self.book = TrialEnergy(optuna.trial.FixedTrial({}) if trial is None else trial, tracker)
+        self.book = TrialEnergy(
+            optuna.trial.FixedTrial({}) if trial is None else trial, arm.tracker
+        )
         self.records: list[StepRecord] = []
         self.diverged_loss: float | None = None
         """The non-finite training loss that stopped the latest epoch, if any."""
 
     def epoch(self) -> float:
-        """Train one epoch, evaluate, book both; the metric after it."""
+        """Train one epoch, evaluate, book both, say so; the metric after it."""
+        arm = self._arm
         trained = train_epoch(
             self.model,
             self._optimizer,
             self._train.batches(self._batch_size),
             self._loss,
-            self._tracker,
+            arm.tracker,
         )
-        value, evaluation = evaluate(
-            self.model, self._scenario.metric, self._data.valid, self._tracker
-        )
+        value, evaluation = evaluate(self.model, arm.scenario.metric, arm.data.valid, arm.tracker)
         energy = self.book.add("train", trained.window)
         self.book.add("eval", evaluation)
         self.diverged_loss = trained.diverged_loss
@@ -248,32 +326,11 @@ class _PlainTraining:
         self.records.append(
             StepRecord(self._trial, self._batch_size, step, "train", value, energy, self._lr)
         )
-        return value
-
-
-def _plain_data(scenario: Scenario, device: torch.device) -> ObjectiveData:
-    return ObjectiveData(
-        check_data("train_data", scenario.train_data),
-        check_data("valid_data", scenario.valid_data),
-        device=device,
-    )
-
-
-def _measured_total(runs: list[_PlainTraining], notes: list[str]) -> float:
-    """The joules of every measured window of ``runs``; NaN when none was measured. A note says
-    how many windows (an epoch and its evaluation each) could not be measured."""
-    totals = [run.book.total_j for run in runs]
-    windows = sum(2 * len(run.records) for run in runs)
-    invalid = sum(run.book.invalid_windows for run in runs)
-    if all(total is None for total in totals):
-        notes.append(f"none of the {windows} energy windows could be measured: energy unmeasured")
-        return math.nan
-    if invalid:
-        notes.append(
-            f"{invalid} of {windows} energy windows could not be measured: the total is of the "
-            f"other {windows - invalid}"
+        arm.progress(
+            f"trial {self._trial} batch {self._batch_size:4d} lr={self._lr:.3g} epoch "
+            f"{step + 1}/{arm.epochs} {arm.scenario.metric_name}={value:.4f}"
         )
-    return math.fsum(total for total in totals if total is not None)
+        return value
 
 
 def run_vanilla(
@@ -296,44 +353,29 @@ def run_vanilla(
     """
     budget = scenario.budget
     epochs = budget.schedule.train_epochs_total if epochs is None else epochs
-    tracker = EnergyTracker(meter)
-    target = torch.device(device)
-    data = _plain_data(scenario, target)
+    arm = _PlainArm(scenario, meter, epochs=epochs, device=device, progress=progress)
     batch_size, lr = budget.default_batch_size, scenario.conventional_lr
-    run = _PlainTraining(
-        scenario, data, tracker, trial=None, batch_size=batch_size, lr=lr, seed=seed, device=target
-    )
-    notes: list[str] = []
+    run = arm.train(None, batch_size=batch_size, lr=lr, seed=seed)
     best, since_best, value = math.nan, 0, math.nan
-    start = time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(1, epochs + 1):
         value = run.epoch()
-        progress(
-            f"epoch {epoch + 1}/{epochs} batch {batch_size} lr={lr:g} "
-            f"{scenario.metric_name}={value:.4f}"
-        )
         if run.diverged_loss is not None:
-            notes.append(f"the loss diverged in epoch {epoch + 1}")
+            arm.notes.append(f"the loss diverged in epoch {epoch}")
             break
         if math.isnan(best) or scenario.better(value, best):
             best, since_best = value, 0
         else:
             since_best += 1
-            if since_best >= budget.patience and epoch + 1 < epochs:
-                notes.append(f"early stop after epoch {epoch + 1} of {epochs}")
+            if since_best >= budget.patience and epoch < epochs:
+                arm.notes.append(f"early stop after epoch {epoch} of {epochs}")
                 break
-    return ArmResult(
-        arm="vanilla",
+    return arm.result(
+        "vanilla",
         seed=seed,
-        total_energy_j=_measured_total([run], notes),
-        final_metric=value,
-        best_params={"batch_size": batch_size, "lr": lr},
+        final=value,
+        params={"batch_size": batch_size, "lr": lr},
+        chosen=0,
         n_trials=1,
-        wall_s=time.perf_counter() - start,
-        energy_source=tracker.source,
-        chosen_trial=0,
-        steps=tuple(run.records),
-        notes=tuple(notes),
     )
 
 
@@ -360,40 +402,23 @@ def run_tpe_hyperband(
     """
     budget = scenario.budget
     epochs = budget.schedule.train_epochs_total
-    tracker = EnergyTracker(meter)
-    target = torch.device(device)
-    data = _plain_data(scenario, target)
+    arm = _PlainArm(scenario, meter, epochs=epochs, device=device, progress=progress)
     study = optuna.create_study(
         study_name=f"{scenario.name}-tpe_hyperband",
         direction=scenario.direction,
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
     )
-    runs: dict[int, _PlainTraining] = {}
-    notes: list[str] = []
 
     def objective(trial: optuna.trial.Trial) -> float:
         batch_size = int(trial.suggest_categorical("batch_size", list(budget.batch_sizes)))
         lr = trial.suggest_float("lr", budget.lr_min, budget.lr_max, log=True)
-        run = runs[trial.number] = _PlainTraining(
-            scenario,
-            data,
-            tracker,
-            trial=trial,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed + trial.number,
-            device=target,
-        )
+        run = arm.train(trial, batch_size=batch_size, lr=lr, seed=seed + trial.number)
         value = math.nan
         for epoch in range(1, epochs + 1):
             value = run.epoch()
-            progress(
-                f"trial {trial.number} batch {batch_size:4d} lr={lr:.3g} epoch {epoch}/{epochs} "
-                f"{scenario.metric_name}={value:.4f}"
-            )
             if run.diverged_loss is not None or not math.isfinite(value):
-                notes.append(
+                arm.notes.append(
                     f"trial {trial.number} (batch {batch_size}, lr {lr:.3g}) diverged in epoch "
                     f"{epoch}: pruned"
                 )
@@ -403,20 +428,13 @@ def run_tpe_hyperband(
                 raise optuna.TrialPruned(f"pruned by Hyperband after epoch {epoch}")
         return value
 
-    start = time.perf_counter()
     study.optimize(objective, n_trials=2 * len(budget.batch_sizes))
-    wall = time.perf_counter() - start
-    final, params, chosen = _best(study, notes)
-    return ArmResult(
-        arm="tpe_hyperband",
+    final, params, chosen = _best(study, arm.notes)
+    return arm.result(
+        "tpe_hyperband",
         seed=seed,
-        total_energy_j=_measured_total(list(runs.values()), notes),
-        final_metric=final,
-        best_params=params,
+        final=final,
+        params=params,
+        chosen=chosen,
         n_trials=len(study.trials),
-        wall_s=wall,
-        energy_source=tracker.source,
-        chosen_trial=chosen,
-        steps=tuple(r for run in runs.values() for r in run.records),
-        notes=tuple(notes),
     )

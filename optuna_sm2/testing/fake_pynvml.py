@@ -124,9 +124,21 @@ def reset(devices: list[FakeGpu], *, fail_init: int | None = None) -> None:
     init_error = fail_init
 
 
-def _gpu(handle: _Handle) -> FakeGpu:
+def _check_initialized() -> None:
+    """UNINITIALIZED before ``nvmlInit`` (or after the last ``nvmlShutdown``)."""
     if init_count == 0:
         raise NVMLError(NVML_ERROR_UNINITIALIZED)
+
+
+def _supported(value: int | None) -> int:
+    """``value``, or NOT_SUPPORTED where the GPU does not report it (``None``)."""
+    if value is None:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    return value
+
+
+def _gpu(handle: _Handle) -> FakeGpu:
+    _check_initialized()
     gpu = gpus[handle.index]
     if gpu.error is not None:
         raise NVMLError(gpu.error)
@@ -144,28 +156,24 @@ def nvmlInit() -> None:
 def nvmlShutdown() -> None:
     global init_count
     with _lock:
-        if init_count == 0:
-            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+        _check_initialized()
         init_count -= 1
 
 
 def nvmlDeviceGetCount() -> int:
-    if init_count == 0:
-        raise NVMLError(NVML_ERROR_UNINITIALIZED)
+    _check_initialized()
     return len(gpus)
 
 
 def nvmlDeviceGetHandleByIndex(index: int) -> _Handle:
-    if init_count == 0:
-        raise NVMLError(NVML_ERROR_UNINITIALIZED)
+    _check_initialized()
     if not 0 <= index < len(gpus):
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
     return _Handle(index)
 
 
 def nvmlDeviceGetHandleByUUID(uuid: str) -> _Handle:
-    if init_count == 0:
-        raise NVMLError(NVML_ERROR_UNINITIALIZED)
+    _check_initialized()
     for index, gpu in enumerate(gpus):
         if gpu.uuid == uuid:
             return _Handle(index)
@@ -173,16 +181,12 @@ def nvmlDeviceGetHandleByUUID(uuid: str) -> _Handle:
 
 
 def nvmlDeviceGetUUID(handle: _Handle) -> str:
-    if init_count == 0:
-        raise NVMLError(NVML_ERROR_UNINITIALIZED)
+    _check_initialized()
     return gpus[handle.index].uuid
 
 
 def nvmlDeviceGetTotalEnergyConsumption(handle: _Handle) -> int:
-    gpu = _gpu(handle)
-    if gpu.energy_mj is None:
-        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-    return gpu.energy_mj
+    return _supported(_gpu(handle).energy_mj)
 
 
 def nvmlDeviceGetPowerUsage(handle: _Handle) -> int:
@@ -192,29 +196,19 @@ def nvmlDeviceGetPowerUsage(handle: _Handle) -> int:
 
 
 def nvmlDeviceGetEnforcedPowerLimit(handle: _Handle) -> int:
-    gpu = _gpu(handle)
-    if gpu.enforced_power_limit_mw is None:
-        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-    return gpu.enforced_power_limit_mw
+    return _supported(_gpu(handle).enforced_power_limit_mw)
 
 
 def nvmlDeviceGetPowerManagementLimit(handle: _Handle) -> int:
-    gpu = _gpu(handle)
-    if gpu.power_limit_mw is None:
-        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-    return gpu.power_limit_mw
+    return _supported(_gpu(handle).power_limit_mw)
 
 
 def nvmlDeviceIsMigDeviceHandle(handle: _Handle) -> ctypes.c_uint:
-    if init_count == 0:
-        raise NVMLError(NVML_ERROR_UNINITIALIZED)
+    _check_initialized()
     return ctypes.c_uint(int(gpus[handle.index].is_mig_instance))
 
 
 def nvmlDeviceGetMigMode(handle: _Handle) -> list[int]:
-    if init_count == 0:
-        raise NVMLError(NVML_ERROR_UNINITIALIZED)
-    mode = gpus[handle.index].mig_mode
-    if mode is None:
-        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    _check_initialized()
+    mode = _supported(gpus[handle.index].mig_mode)
     return [mode, mode]

@@ -154,7 +154,7 @@ class DistributedEnergyTracker(EnergyTracker):
         finally:
             if own is not None:
                 joules, seconds, reason = ranks.sum(own)
-                summed._close(seconds, joules, reason)
+                summed.close(seconds, joules, reason)
 
     def _current_ranks(self) -> _Ranks | None:
         """The group summed over, gathered at the first window of each process group;

@@ -129,12 +129,9 @@ def study_note(summary: StudyReport) -> str:
         lines.append("- best configuration: none yet (no trial completed)")
     else:
         best = summary.trial(summary.best_trial)
-        params = ", ".join(f"{k} {v}" for k, v in best.params.items())
         lines.append(
-            f"- best configuration: trial {best.number}"
-            + (f" ({params})" if params else "")
-            + f", stable LR {format_number(best.stable_lr)}: {summary.metric_name} "
-            f"{format_number(best.value)}, {_joules(best.energy_total_j)}"
+            f"- best configuration: {best.title}, stable LR {format_number(best.stable_lr)}: "
+            f"{summary.metric_name} {format_number(best.value)}, {_joules(best.energy_total_j)}"
         )
     lines.append(f"- pruner: {summary.describe_pruner()}")
     lines += [f"- note: {note}" for note in summary.notes]

@@ -13,6 +13,7 @@ from optuna_sm2.energy import (
     WATTS_PER_CORE,
     CpuTimeMeter,
     EnergyReadError,
+    EnergyWindow,
     SimulatedMeter,
     SumMeter,
     _tracker,
@@ -89,6 +90,44 @@ def test_figures_exist_only_after_the_block() -> None:
             with pytest.raises(RuntimeError, match="still open"):
                 getattr(window, name)
     assert window.closed and "J in" in repr(window)
+
+
+def test_a_window_closed_by_hand_holds_its_figures() -> None:
+    """What a tracker of one's own (the distributed one) does: open a window, close it later."""
+    window = EnergyWindow("nvml-counter", is_estimate=False)
+    assert not window.closed
+    window.close(2.0, 300.0)
+    assert window.closed and window.valid and window.invalid_reason is None
+    assert (window.seconds, window.joules, window.mean_power_w) == (2.0, 300.0, 150.0)
+    invalid = EnergyWindow("rapl", is_estimate=True)
+    invalid.close(seconds=1.5, joules=-4.0, invalid_reason="rank 1 failed")
+    assert not invalid.valid and invalid.invalid_reason == "rank 1 failed"
+    assert math.isnan(invalid.joules) and invalid.seconds == 1.5 and invalid.is_estimate
+    with pytest.raises(RuntimeError, match="already closed"):
+        window.close(1.0, 1.0)
+    assert window.joules == 300.0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "joules", "reason", "argument"),
+    [
+        (-1.0, 1.0, None, "`seconds`"),
+        (math.inf, 1.0, None, "`seconds`"),
+        ("1", 1.0, None, "`seconds`"),
+        (1.0, math.nan, None, "`joules`"),
+        (1.0, -0.5, None, "`joules`"),
+        (1.0, True, None, "`joules`"),
+        (1.0, 1.0, "", "`invalid_reason`"),
+        (1.0, 1.0, 3, "`invalid_reason`"),
+    ],
+)
+def test_closing_with_bad_figures_is_refused(
+    seconds: object, joules: object, reason: object, argument: str
+) -> None:
+    window = EnergyWindow("simulated", is_estimate=False)
+    with pytest.raises(ValueError, match=argument):
+        window.close(seconds, joules, reason)  # type: ignore[arg-type]
+    assert not window.closed
 
 
 def test_exception_in_block_closes_the_window_and_propagates() -> None:
