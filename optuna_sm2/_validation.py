@@ -82,6 +82,12 @@ def check_callable(name: str, value: Any, signature: str) -> Any:
     return value
 
 
+def first_line(exc: BaseException) -> str:
+    """``ExceptionType: first line of its message``, for one-line errors and warnings."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def _range_text(
     low: float | None, high: float | None, low_inclusive: bool, high_inclusive: bool
 ) -> str:

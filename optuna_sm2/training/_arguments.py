@@ -1,6 +1,7 @@
 """Checks of ``SM2Objective``'s arguments that the shared ``_validation`` module lacks: the
-device, the checkpoint directory, the callbacks and the options of the data loaders. Each raises
-one ``ValueError`` naming the argument and what is accepted."""
+checkpoint directory, the callbacks and the options of the data loaders (the device is checked
+by :mod:`optuna_sm2.lr._device`, shared with ``explore_lr``). Each raises one ``ValueError``
+naming the argument and what is accepted."""
 
 from __future__ import annotations
 
@@ -9,42 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from optuna_sm2 import _validation as _check
-from optuna_sm2.training._checkpoint import first_line
 from optuna_sm2.training._loop import PhaseCallback
-
-
-def check_device(device: object) -> torch.device:
-    """The training device; CUDA when available for ``None``, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    accepted = "accepted: 'cpu', 'cuda' or 'cuda:K' where torch sees a GPU, or None"
-    if not isinstance(device, (str, torch.device)):
-        raise ValueError(f"`device` must be a str or torch.device, got {device!r}; {accepted}.")
-    try:
-        target = torch.device(device)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise ValueError(
-            f"`device` {device!r} is not a torch device ({exc}); {accepted}."
-        ) from None
-    if target.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f"`device` is {device!r}, but torch sees no CUDA device; {accepted}.")
-        if target.index is not None and target.index >= count:
-            raise ValueError(
-                f"`device` is {device!r}, but torch sees {count} CUDA device(s); {accepted}."
-            )
-    elif target.type != "cpu":
-        try:
-            torch.empty(0, device=target)
-        except Exception as exc:  # a backend this torch build or machine lacks
-            raise ValueError(
-                f"`device` {device!r} cannot be used here ({first_line(exc)}); {accepted}."
-            ) from None
-    return target
 
 
 def check_checkpoint_dir(checkpoint_dir: object) -> Path | None:

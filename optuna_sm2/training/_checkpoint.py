@@ -109,12 +109,6 @@ def save_checkpoint(path: Path, key: CheckpointKey, content: dict[str, Any]) -> 
         raise
 
 
-def first_line(exc: BaseException) -> str:
-    """``ExceptionType: first line of its message``, for one-line warnings."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
 def ignore_checkpoint(path: Path, why: str) -> None:
     """Warn that the checkpoint at ``path`` is not used, and why."""
     warnings.warn(
@@ -133,7 +127,7 @@ def read_checkpoint(path: Path, key: CheckpointKey, device: torch.device) -> dic
     try:
         content = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # corrupt, truncated, unreadable, or refused by weights_only
-        ignore_checkpoint(path, f"it cannot be read ({first_line(exc)})")
+        ignore_checkpoint(path, f"it cannot be read ({_check.first_line(exc)})")
         return None
     if not isinstance(content, dict) or not all(entry in content for entry in CONTENT):
         ignore_checkpoint(path, f"it is not a checkpoint holding {', '.join(CONTENT)}")

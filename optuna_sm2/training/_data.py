@@ -27,9 +27,9 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
+from optuna_sm2._validation import first_line
 from optuna_sm2.training import _samples
 from optuna_sm2.training._batches import PreloadedBatches, ShuffledEpochs
-from optuna_sm2.training._checkpoint import first_line
 from optuna_sm2.training._samples import Tree
 from optuna_sm2.training._streamed import StreamedBatches
 

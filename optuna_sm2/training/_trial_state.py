@@ -23,7 +23,6 @@ from optuna_sm2 import _validation as _check
 from optuna_sm2.training._checkpoint import (
     CheckpointKey,
     checkpoint_file,
-    first_line,
     ignore_checkpoint,
     read_checkpoint,
     save_checkpoint,
@@ -89,7 +88,7 @@ class TrainingState:
         except Exception as exc:  # another architecture, another optimizer
             self.model.load_state_dict(model_before)
             self.optimizer.load_state_dict(optimizer_before)
-            return f"its state does not fit this model or optimizer ({first_line(exc)})"
+            return f"its state does not fit this model or optimizer ({_check.first_line(exc)})"
         self.lr = lr
         self.next_step, self.epochs_trained, self.explorations = counts
         return None
