@@ -199,13 +199,17 @@ def eq2(
 
 
 def _vector(name: str, seq: Any, n: int | None = None) -> npt.NDArray[np.float64]:
-    """``seq`` as a 1-D float array; it must be a sequence of real numbers (of length ``n``)."""
+    """``seq`` as a 1-D float array; it must be a sequence of real numbers (of length ``n``).
+
+    The entries are checked before ``np.ndim``, which raises numpy's own error (not naming
+    the argument) for a ragged list such as ``[[1, 2], [3]]``.
+    """
     floats = isinstance(seq, np.ndarray) and seq.dtype == np.float64 and seq.ndim == 1
     if not floats and (
         isinstance(seq, (str, bytes, Mapping))
         or not isinstance(seq, (Sequence, np.ndarray))
-        or np.ndim(seq) != 1
         or not all(is_real(x) for x in seq)
+        or np.ndim(seq) != 1
     ):
         raise ValueError(
             f"`{name}` must be a one-dimensional sequence of numbers, got {_short(seq)}."

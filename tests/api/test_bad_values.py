@@ -131,8 +131,9 @@ def not_callable(*, optional: bool = False) -> Bad:
 
 
 def bad_numbers(entries: Bad, *, optional: bool) -> Bad:
-    """No sequence of numbers (a scalar, a string, a 2-D list), or one with a bad entry."""
-    examples: list[Any] = [1.0, "abc", [[1.0, 2.0], [3.0, 4.0]], np.float64(1.0)]
+    """No sequence of numbers (a scalar, a string, a 2-D or ragged list), or one with a bad
+    entry."""
+    examples: list[Any] = [1.0, "abc", [[1.0, 2.0], [3.0, 4.0]], [[1, 2], [3]], np.float64(1.0)]
     examples += [] if optional else [None]
     examples += [[1.0, x] for x in entries.examples if x is not None]
     more = None if entries.more is None else st.tuples(st.just(1.0), entries.more).map(list)
@@ -275,15 +276,8 @@ ARGUMENTS: list[tuple[str, str, Bad]] = [
 ]
 
 
-_RAGGED = (
-    "pruners/_weighted_objective.py (issue 14, item 7): a ragged list such as [1.0, []] is "
-    "numpy's ValueError, which does not name the argument"
-)
 _LR = "lr/_sweep.py checks only loss_fn, lr_min, lr_max and n_lrs (issue 14, item 7): "
 KNOWN_GAPS: dict[str, str] = {
-    "weighted_objective-values": _RAGGED,
-    "weighted_objective-energies": _RAGGED,
-    "weighted_objective-lrs": _RAGGED,
     "explore_lr-model": _LR + "a non-module is an AttributeError",
     "explore_lr-optimizer_factory": _LR + "a non-callable is a TypeError",
     "explore_lr-tracker": _LR + "a non-tracker is an AttributeError",

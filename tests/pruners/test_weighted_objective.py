@@ -119,6 +119,14 @@ def test_bad_arguments(kwargs, match):
         weighted_objective([1.0, 2.0], **kwargs)
 
 
+@pytest.mark.parametrize("name", ["values", "energies", "lrs"])
+@pytest.mark.parametrize("ragged", [[[1.0, 2.0], [3.0]], [1.0, [2.0]], [[1.0], 2.0]])
+def test_a_ragged_list_is_refused_naming_its_argument(name, ragged):
+    kwargs = {"values": [0.5, 0.7], name: ragged}
+    with pytest.raises(ValueError, match=rf"`{name}` must be a one-dimensional sequence"):
+        weighted_objective(**kwargs)
+
+
 def test_empty_values():
     with pytest.raises(ValueError, match="`values` is empty"):
         weighted_objective([])
