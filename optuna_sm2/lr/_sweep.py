@@ -16,6 +16,7 @@ from torch import nn
 
 from optuna_sm2._validation import check_callable, check_int, check_real, is_int
 from optuna_sm2.lr import _selection as sel
+from optuna_sm2.lr._device import check_device
 from optuna_sm2.lr._plan import CHECK_STEPS, RUN_STEPS_MIN, SweepPlan
 
 if TYPE_CHECKING:
@@ -145,6 +146,21 @@ def _check_arguments(
         raise ValueError(f"`batches` must be an iterable of batches, got {batches!r}.")
     low = check_real("lr_min", lr_min, low=0.0, low_inclusive=False)
     return low, check_real("lr_max", lr_max, low=low, low_inclusive=False)
+
+
+def _check_parts(model: object, optimizer_factory: object, tracker: object) -> None:
+    """Raise one clear ``ValueError`` for a bad ``model``, ``optimizer_factory`` or ``tracker``."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"`model` must be a torch.nn.Module, got {model!r}.")
+    if optimizer_factory is not None:
+        check_callable(
+            "optimizer_factory", optimizer_factory, "(params, lr) -> torch optimizer, or None"
+        )
+    if tracker is not None and not callable(getattr(tracker, "window", None)):
+        raise ValueError(
+            "`tracker` must have a callable window() returning a context manager (an "
+            f"EnergyTracker), or be None, got {tracker!r}."
+        )
 
 
 def _check_plan(plan: object, n_lrs: int) -> SweepPlan | None:
@@ -590,10 +606,13 @@ def explore_lr(
         An :class:`LRExploration`.
 
     Raises:
-        ValueError: For neither or both of ``loss_fn`` and ``batch_loss``, a non-callable
-            one, missing ``batches``, ``lr_min <= 0``, ``lr_max <= lr_min``, ``n_lrs < 3``,
-            a plan for another grid, fewer batches than swept LRs, or a batch that is not a
-            pair (with ``loss_fn``) or holds no tensor.
+        ValueError: Before anything trains, for a ``model`` that is not an ``nn.Module``,
+            neither or both of ``loss_fn`` and ``batch_loss``, a non-callable one, missing
+            ``batches``, ``lr_min <= 0``, ``lr_max <= lr_min``, ``n_lrs < 3``, a plan for
+            another grid, a non-callable ``optimizer_factory``, a ``tracker`` without a
+            callable ``window()``, a ``device`` that is not a torch device this machine has
+            (``"cuda"`` where torch sees no GPU); while sweeping, for fewer batches than
+            swept LRs or a batch that is not a pair (with ``loss_fn``) or holds no tensor.
 
     Example:
         .. code-block:: python
@@ -608,15 +627,16 @@ def explore_lr(
             result = explore_lr(model, torch.nn.functional.mse_loss, batches)
             print(result.selected_lr, result.window, result.samples_processed)
     """
+    _check_parts(model, optimizer_factory, tracker)
     low, high = _check_arguments(loss_fn, batch_loss, batches, lr_min, lr_max)
     n = check_int("n_lrs", n_lrs, minimum=sel.MIN_LRS)
+    dev = _model_device(model) if device is None else check_device(device)
     checked_plan = _check_plan(plan, n)
     sweep_lrs = n if checked_plan is None else checked_plan.sweep_lrs
     assert batches is not None
     if isinstance(batches, Sized) and len(batches) < sweep_lrs:
         raise ValueError(_too_few(len(batches), sweep_lrs, plan is not None))
     started = time.perf_counter()
-    dev = torch.device(device) if device is not None else _model_device(model)
     lrs = sel.lr_grid(low, high, n)
     pairs = batch_loss is None
     loss = _pair_loss(loss_fn) if batch_loss is None else batch_loss  # type: ignore[arg-type]

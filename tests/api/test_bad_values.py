@@ -268,7 +268,7 @@ ARGUMENTS: list[tuple[str, str, Bad]] = [
     ("explore_lr", "batches", Bad([None, 5, 1.5, True])),
     ("explore_lr", "optimizer_factory", not_callable(optional=True)),
     ("explore_lr", "tracker", not_callable(optional=True)),
-    ("explore_lr", "device", Bad([5, True, "gpu0", ""])),
+    ("explore_lr", "device", Bad([5, True, "gpu0", "", "cuda:99", 1.5])),
     ("optimize_synchronous", "study", not_callable()),
     ("optimize_synchronous", "objective", not_callable()),
     ("optimize_synchronous", "n_trials", bad_int(1, optional=True)),
@@ -276,13 +276,7 @@ ARGUMENTS: list[tuple[str, str, Bad]] = [
 ]
 
 
-_LR = "lr/_sweep.py checks only loss_fn, lr_min, lr_max and n_lrs (issue 14, item 7): "
-KNOWN_GAPS: dict[str, str] = {
-    "explore_lr-model": _LR + "a non-module is an AttributeError",
-    "explore_lr-optimizer_factory": _LR + "a non-callable is a TypeError",
-    "explore_lr-tracker": _LR + "a non-tracker is an AttributeError",
-    "explore_lr-device": _LR + "torch's RuntimeError or TypeError",
-}
+KNOWN_GAPS: dict[str, str] = {}
 """Cases that fail today, with why: strict xfails, so that a fix makes them fail until removed."""
 
 

@@ -300,6 +300,46 @@ def test_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
         explore_lr(model, F.mse_loss, batches, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": "linear"}, r"`model` must be a torch.nn.Module, got 'linear'"),
+        ({"model": None}, r"`model` must be a torch.nn.Module, got None"),
+        ({"optimizer_factory": "sgd"}, r"`optimizer_factory` must be a callable \(params, lr\)"),
+        ({"tracker": object()}, r"`tracker` must have a callable window\(\)"),
+        ({"tracker": "energy"}, r"`tracker` must have a callable window\(\)"),
+        ({"device": 5}, r"`device` must be a str or torch.device, got 5"),
+        ({"device": "gpu0"}, r"`device` 'gpu0' is not a torch device"),
+        ({"device": "cuda:99"}, r"`device` is 'cuda:99', but torch sees"),
+    ],
+)
+def test_bad_parts_are_refused_before_anything_trains(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    model, batches, _ = quadratic(20.0)
+    tracker = FakeTracker()
+    stream = iter(batches)
+    arguments: dict[str, Any] = {
+        "model": model,
+        "loss_fn": F.mse_loss,
+        "batches": stream,
+        "tracker": tracker,
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=message):
+        explore_lr(**arguments)
+    assert tracker.opened == 0
+    assert len(list(stream)) == len(batches)  # no batch drawn
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", torch.device("cuda", 1)])
+def test_cuda_without_cuda_is_refused(device: str | torch.device) -> None:
+    model, batches, _ = quadratic(20.0)
+    with pytest.raises(ValueError, match=r"`device` .* torch sees no CUDA device"):
+        explore_lr(model, F.mse_loss, batches, device=device)
+
+
 def test_bad_loss_and_too_few_batches() -> None:
     model, batches, _ = quadratic(20.0)
     with pytest.raises(ValueError, match="loss_fn"):
