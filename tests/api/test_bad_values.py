@@ -276,17 +276,8 @@ ARGUMENTS: list[tuple[str, str, Bad]] = [
 ]
 
 
-KNOWN_GAPS: dict[str, str] = {}
-"""Cases that fail today, with why: strict xfails, so that a fix makes them fail until removed."""
-
-
 def _cases(cases: list[tuple[Any, ...]], ids: list[str]) -> list[Any]:
-    return [
-        pytest.param(*case, id=id_, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[id_])])
-        if id_ in KNOWN_GAPS
-        else pytest.param(*case, id=id_)
-        for case, id_ in zip(cases, ids, strict=True)
-    ]
+    return [pytest.param(*case, id=id_) for case, id_ in zip(cases, ids, strict=True)]
 
 
 @pytest.fixture(autouse=True, scope="module")
