@@ -148,10 +148,17 @@ def _check_arguments(
     return low, check_real("lr_max", lr_max, low=low, low_inclusive=False)
 
 
-def _check_parts(model: object, optimizer_factory: object, tracker: object) -> None:
-    """Raise one clear ``ValueError`` for a bad ``model``, ``optimizer_factory`` or ``tracker``."""
+def _check_parts(
+    model: object, optimizer_factory: object, optimizer: object, tracker: object
+) -> None:
+    """Raise one clear ``ValueError`` for a bad ``model``, ``optimizer_factory``,
+    ``optimizer`` or ``tracker``."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"`model` must be a torch.nn.Module, got {model!r}.")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"`optimizer` must be a torch.optim.Optimizer of `model`, or None, got {optimizer!r}."
+        )
     if optimizer_factory is not None:
         check_callable(
             "optimizer_factory", optimizer_factory, "(params, lr) -> torch optimizer, or None"
@@ -609,7 +616,8 @@ def explore_lr(
         ValueError: Before anything trains, for a ``model`` that is not an ``nn.Module``,
             neither or both of ``loss_fn`` and ``batch_loss``, a non-callable one, missing
             ``batches``, ``lr_min <= 0``, ``lr_max <= lr_min``, ``n_lrs < 3``, a plan for
-            another grid, a non-callable ``optimizer_factory``, a ``tracker`` without a
+            another grid, a non-callable ``optimizer_factory``, an ``optimizer`` that is not a
+            ``torch.optim.Optimizer``, a ``tracker`` without a
             callable ``window()``, a ``device`` that is not a torch device this machine has
             (``"cuda"`` where torch sees no GPU); while sweeping, for fewer batches than
             swept LRs or a batch that is not a pair (with ``loss_fn``) or holds no tensor.
@@ -627,7 +635,7 @@ def explore_lr(
             result = explore_lr(model, torch.nn.functional.mse_loss, batches)
             print(result.selected_lr, result.window, result.samples_processed)
     """
-    _check_parts(model, optimizer_factory, tracker)
+    _check_parts(model, optimizer_factory, optimizer, tracker)
     low, high = _check_arguments(loss_fn, batch_loss, batches, lr_min, lr_max)
     n = check_int("n_lrs", n_lrs, minimum=sel.MIN_LRS)
     dev = _model_device(model) if device is None else check_device(device)

@@ -175,12 +175,14 @@ def eq2(
     if energies is not None:
         e = _vector("energies", energies, n)
         if not np.isfinite(e).all() or (e < 0).any():
-            raise ValueError("`energies` must be finite and >= 0 (joules per epoch).")
+            raise ValueError(
+                f"`energies` must be finite and >= 0 (joules per epoch), got {e.tolist()!r}."
+            )
         normalized.append(("energy", w_e, _min_max_best_is_one(-e)))
     if lrs is not None:
         lr = _vector("lrs", lrs, n)
         if not np.isfinite(lr).all() or (lr <= 0).any():
-            raise ValueError("`lrs` must be finite and > 0.")
+            raise ValueError(f"`lrs` must be finite and > 0, got {lr.tolist()!r}.")
         lr_score = _min_max_best_is_one(np.log(lr) if lr_scale == "log" else lr)
         normalized.append(("lr", w_lr, lr_score))
 

@@ -267,6 +267,7 @@ ARGUMENTS: list[tuple[str, str, Bad]] = [
     ("explore_lr", "model", not_callable()),
     ("explore_lr", "batches", Bad([None, 5, 1.5, True])),
     ("explore_lr", "optimizer_factory", not_callable(optional=True)),
+    ("explore_lr", "optimizer", Bad([5, "sgd", True, object()])),
     ("explore_lr", "tracker", not_callable(optional=True)),
     ("explore_lr", "device", Bad([5, True, "gpu0", "", "cuda:99", 1.5])),
     ("optimize_synchronous", "study", not_callable()),
