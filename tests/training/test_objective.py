@@ -13,6 +13,7 @@ from optuna_sm2.energy import EnergyMeter, SimulatedMeter
 from optuna_sm2.lr import sweep_plan
 from optuna_sm2.lr._plan import FLOOR
 from optuna_sm2.training._checkpoint import study_directory
+from tests.support.meters import StepMeter
 from tests.support.tiny import accuracy, die_past_first_rung, tiny_data, tiny_objective
 
 
@@ -101,8 +102,27 @@ def test_energy_per_epoch_is_one_full_pass(tmp_path):
     assert [e for kind, e in per_epoch if kind == "explore"] == [n, n]
 
 
+def _negative_loss(model, valid):
+    inputs, targets = valid
+    return -float(torch.nn.functional.cross_entropy(model(inputs), targets))
+
+
 def test_synchronous_eight_become_one(tmp_path):
-    objective = tiny_objective()
+    # Every window the same energy and a metric that does not tie (accuracy on the tiny
+    # validation set does): the decisions depend on neither the machine's load nor ties.
+    train, valid = tiny_data()
+    objective = SM2Objective(
+        lambda trial: torch.nn.Linear(4, 2),
+        train,
+        valid,
+        torch.nn.functional.cross_entropy,
+        _negative_loss,
+        batch_sizes=(4, 8, 12, 16, 24, 32, 48, 72),
+        n_lrs=6,
+        epochs_per_rung=1,
+        final_epochs=1,
+        meter=StepMeter(50.0),
+    )
     study = _sqlite_study(tmp_path, objective)
     optimize_synchronous(study, objective)
     states = [t.state for t in study.trials]
