@@ -17,8 +17,9 @@ from torch import nn
 
 from optuna_sm2 import _validation as _check
 from optuna_sm2.lr._plan import SweepPlan, sweep_plan
+from optuna_sm2.lr._result import LRExploration
 from optuna_sm2.lr._selection import MIN_LRS
-from optuna_sm2.lr._sweep import LRExploration, explore_lr
+from optuna_sm2.lr._sweep import explore_lr
 from optuna_sm2.training._data import DataPair, TrialBatches, ValidBatches
 from optuna_sm2.training._loss import Loss
 from optuna_sm2.training._optimizer import PlainFactory
