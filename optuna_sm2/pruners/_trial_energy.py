@@ -35,6 +35,17 @@ _KEYS = (
 """Every user attr the book owns."""
 
 
+def measured(joules: float | None) -> float | None:
+    """``joules``, a sum of valid windows, or ``None`` when there is none or it is 0 J: a meter
+    that did not advance over the windows was too coarse to measure them (unmeasured, not free).
+
+    Example:
+        >>> measured(3.5), measured(0.0), measured(None)
+        (3.5, None, None)
+    """
+    return joules if joules is not None and joules > 0.0 else None
+
+
 def per_epoch_and_spread(joules: Sequence[float]) -> tuple[float | None, float | None]:
     """The figure to rank a block of epochs by, and how much its epochs varied.
 
@@ -60,8 +71,8 @@ def per_epoch_and_spread(joules: Sequence[float]) -> tuple[float | None, float |
     if not joules:
         return None, None
     coarse = min(joules) <= 0.0
-    figure = float(statistics.fmean(joules) if coarse else statistics.median(joules))
-    if figure <= 0.0:
+    figure = measured(float(statistics.fmean(joules) if coarse else statistics.median(joules)))
+    if figure is None:
         return None, None
     if len(joules) == 1:
         return figure, None
@@ -181,14 +192,14 @@ class TrialEnergy:
     def part_j(self, part: str) -> float | None:
         """Joules of ``part``'s valid windows; ``None`` before one, and while they sum to 0 J:
         a meter that did not advance over them was too coarse to measure them (unmeasured,
-        not free)."""
-        return self._joules[check_choice("part", part, PARTS)] or None
+        not free; see :func:`measured`)."""
+        return measured(self._joules[check_choice("part", part, PARTS)])
 
     @property
     def total_j(self) -> float | None:
         """Joules of every valid window; ``None`` (unmeasured, not 0 J) before one, and while
         they sum to 0 J."""
-        return sum(j for j in self._joules.values() if j is not None) or None
+        return measured(sum(j for j in self._joules.values() if j is not None))
 
     @property
     def invalid_windows(self) -> int:

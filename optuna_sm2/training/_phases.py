@@ -20,6 +20,7 @@ from optuna_sm2.lr._plan import SweepPlan, sweep_plan
 from optuna_sm2.lr._result import LRExploration
 from optuna_sm2.lr._selection import MIN_LRS
 from optuna_sm2.lr._sweep import explore_lr
+from optuna_sm2.pruners._trial_energy import measured
 from optuna_sm2.training._data import DataPair, TrialBatches, ValidBatches
 from optuna_sm2.training._loss import Loss
 from optuna_sm2.training._optimizer import PlainFactory
@@ -79,9 +80,8 @@ class Exploration:
         """``joules`` of the sweep scaled to one full pass over ``n_train`` samples; ``None``
         when unmeasured, or when the meter did not advance over the sweep (0 J: shorter than
         its counter's step, not free)."""
-        if joules is None or joules <= 0.0:
-            return None
-        return joules * n_train / self.result.samples_processed
+        spent = measured(joules)
+        return None if spent is None else spent * n_train / self.result.samples_processed
 
 
 def exploration_batches(
