@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from optuna_sm2.cli import _doctor, main
-from optuna_sm2.energy import EnergyMeter, EnergyReadError, RaplMeter, _auto, _nvml
+from optuna_sm2.energy import EnergyReadError, RaplMeter, _auto, _nvml
 from optuna_sm2.testing import fake_pynvml
 from optuna_sm2.testing.fake_powercap import Zone, make_powercap
 from optuna_sm2.testing.fake_pynvml import FakeGpu
-from tests.support.meters import ScriptedMeter
+from tests.support.meters import ScriptedMeter, SteppingMeter
 
 
 @pytest.fixture
@@ -103,20 +103,12 @@ def test_doctor_rejects_bad_arguments(
     assert capsys.readouterr().err.strip() == f"optuna-sm2 doctor: error: {message}"
 
 
-class _SteppingClockMeter(EnergyMeter):
-    """A counter that advances by 0.5 J every 10 ms of wall time."""
-
-    source = "simulated"
-    is_estimate = False
-
-    def read(self) -> float:
-        return 0.5 * (time.perf_counter() // 0.01)
-
-
 def test_doctor_measures_how_often_the_reading_advances(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(_doctor, "auto_meter", _SteppingClockMeter)
+    monkeypatch.setattr(
+        _doctor, "auto_meter", lambda: SteppingMeter(time.perf_counter, power_w=50.0, period=0.01)
+    )
     monkeypatch.setattr(_doctor, "LOOP_STEPS", 10)
     assert main(["doctor", "--seconds", "0.3", "--windows", "2"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("resolution"))

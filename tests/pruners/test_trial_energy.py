@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from optuna_sm2 import EnergyMeter, EnergyTracker, TrialEnergy, attrs, report
 from optuna_sm2.energy import EnergyReadError, SimulatedMeter, _tracker
 from optuna_sm2.pruners import per_epoch_and_spread
+from tests.support.meters import SteppingMeter
 
 
 class Clock:
@@ -172,21 +173,6 @@ def test_per_epoch_and_spread() -> None:
     assert per_epoch_and_spread([0.0, 0.0, 3.0]) == (1.0, 1.5)
     assert per_epoch_and_spread([0.0]) == (None, None)  # below resolution, not 0 J
     assert per_epoch_and_spread([0.0, 0.0]) == (None, None)
-
-
-class SteppingMeter(EnergyMeter):
-    """A counter that advances only every ``period`` seconds, like NVML's (about 50 ms on an
-    H100): it reads the energy spent up to its last update."""
-
-    def __init__(self, clock: Clock, power_w: float, period: float) -> None:
-        self.clock, self.power_w, self.period = clock, power_w, period
-
-    @property
-    def source(self) -> str:
-        return "stepping"
-
-    def read(self) -> float:
-        return (self.clock.now // self.period) * self.period * self.power_w
 
 
 @pytest.mark.parametrize("epoch_s", [0.013, 0.021, 0.037, 0.049])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from optuna_sm2.energy import EnergyMeter
 
 
@@ -54,3 +56,18 @@ class StepMeter(EnergyMeter):
     def read(self) -> float:
         self.reads += 1
         return self.rank_power_w() * self.reads
+
+
+class SteppingMeter(EnergyMeter):
+    """A counter that advances only every ``period`` seconds of ``clock``, like NVML's (every 50
+    to 100 ms on an H100): it reads the energy ``power_w`` spent up to its last update."""
+
+    def __init__(self, clock: Callable[[], float], power_w: float, period: float) -> None:
+        self.clock, self.power_w, self.period = clock, power_w, period
+
+    @property
+    def source(self) -> str:
+        return "simulated"
+
+    def read(self) -> float:
+        return (self.clock() // self.period) * self.period * self.power_w
