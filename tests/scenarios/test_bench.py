@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 from optuna_sm2.cli import _bench as cli_bench
 from optuna_sm2.energy import SimulatedMeter
@@ -25,10 +24,7 @@ from optuna_sm2.scenarios._results import (
 )
 from tests.support.cli import assert_refused, run_cli
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,7 @@ from optuna_sm2.scenarios import (
 from optuna_sm2.scenarios._arms import run_vanilla
 from optuna_sm2.scenarios._bench import run_bench
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

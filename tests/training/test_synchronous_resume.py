@@ -13,14 +13,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState
 
 from optuna_sm2 import SM2Objective, _compat, attrs, optimize_synchronous
@@ -48,13 +46,7 @@ def _study(storage: Any, objective: SM2Objective, name: str = "sync") -> optuna.
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One torch thread: on a shared, loaded machine the tiny model trains ten times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
