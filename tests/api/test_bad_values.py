@@ -37,7 +37,7 @@ from optuna_sm2 import (
 from optuna_sm2.energy import CpuTimeMeter, RaplMeter, SimulatedMeter
 from optuna_sm2.testing.fake_powercap import Zone, make_powercap
 from tests.support.cli import fingerprint
-from tests.support.tiny import accuracy, tiny_data
+from tests.support.tiny import tiny_data, tiny_objective
 
 EXAMPLES = settings(max_examples=25)
 
@@ -144,21 +144,7 @@ def bad_numbers(entries: Bad, *, optional: bool) -> Bad:
 
 
 def _objective(**override: Any) -> SM2Objective:
-    train, valid = tiny_data()
-    kwargs: dict[str, Any] = {
-        "build_model": lambda trial: nn.Linear(4, 2),
-        "train_data": train,
-        "valid_data": valid,
-        "loss_fn": nn.functional.cross_entropy,
-        "metric": accuracy,
-        "batch_sizes": (8, 16),
-        "n_lrs": 6,
-        "epochs_per_rung": 1,
-        "final_epochs": 1,
-        "meter": SimulatedMeter(),
-        **override,
-    }
-    return SM2Objective(**kwargs)
+    return tiny_objective(**{"batch_sizes": (8, 16), "meter": SimulatedMeter(), **override})
 
 
 def _trial() -> optuna.trial.Trial:

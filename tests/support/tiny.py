@@ -28,8 +28,15 @@ def accuracy(model: nn.Module, data) -> float:
 
 
 def tiny_objective(**kwargs) -> SM2Objective:
+    """``SM2Objective`` on :func:`tiny_data` with a linear model; every argument by keyword, so
+    that any of them can be replaced."""
     train, valid = tiny_data()
-    options = {
+    arguments = {
+        "build_model": lambda trial: nn.Linear(4, 2),
+        "train_data": train,
+        "valid_data": valid,
+        "loss_fn": nn.functional.cross_entropy,
+        "metric": accuracy,
         "batch_sizes": (4, 8, 12, 16, 24, 32, 48, 72),
         "n_lrs": 6,
         "epochs_per_rung": 1,
@@ -37,15 +44,8 @@ def tiny_objective(**kwargs) -> SM2Objective:
         "meter": SimulatedMeter(power_w=50.0),
         "metric_name": "accuracy",
     }
-    options.update(kwargs)
-    return SM2Objective(
-        lambda trial: nn.Linear(4, 2),
-        train,
-        valid,
-        nn.functional.cross_entropy,
-        accuracy,
-        **options,
-    )
+    arguments.update(kwargs)
+    return SM2Objective(**arguments)
 
 
 def die_past_first_rung(study: optuna.Study, objective: SM2Objective) -> optuna.trial.Trial:

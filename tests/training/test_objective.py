@@ -110,18 +110,8 @@ def _negative_loss(model, valid):
 def test_synchronous_eight_become_one(tmp_path):
     # Every window the same energy and a metric that does not tie (accuracy on the tiny
     # validation set does): the decisions depend on neither the machine's load nor ties.
-    train, valid = tiny_data()
-    objective = SM2Objective(
-        lambda trial: torch.nn.Linear(4, 2),
-        train,
-        valid,
-        torch.nn.functional.cross_entropy,
-        _negative_loss,
-        batch_sizes=(4, 8, 12, 16, 24, 32, 48, 72),
-        n_lrs=6,
-        epochs_per_rung=1,
-        final_epochs=1,
-        meter=StepMeter(50.0),
+    objective = tiny_objective(
+        metric=_negative_loss, metric_name="negative loss", meter=StepMeter(50.0)
     )
     study = _sqlite_study(tmp_path, objective)
     optimize_synchronous(study, objective)

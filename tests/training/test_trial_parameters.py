@@ -16,7 +16,7 @@ from torch import nn
 from optuna_sm2 import SM2Objective, attrs, optimize_synchronous
 from optuna_sm2.energy import SimulatedMeter
 from optuna_sm2.training import _optimizer
-from tests.support.tiny import accuracy, tiny_data
+from tests.support.tiny import tiny_data, tiny_objective
 
 
 def test_docstring_examples_run() -> None:
@@ -29,21 +29,7 @@ def test_docstring_examples_run() -> None:
 
 
 def _objective(**kwargs: Any) -> SM2Objective:
-    train, valid = tiny_data()
-    arguments: dict[str, Any] = {
-        "build_model": lambda trial: nn.Linear(4, 2),
-        "train_data": train,
-        "valid_data": valid,
-        "loss_fn": nn.functional.cross_entropy,
-        "metric": accuracy,
-        "batch_sizes": (8, 16),
-        "n_lrs": 6,
-        "epochs_per_rung": 1,
-        "final_epochs": 1,
-        "meter": SimulatedMeter(power_w=50.0),
-    }
-    arguments.update(kwargs)
-    return SM2Objective(**arguments)
+    return tiny_objective(**{"batch_sizes": (8, 16), **kwargs})
 
 
 def _study(objective: SM2Objective) -> optuna.Study:
