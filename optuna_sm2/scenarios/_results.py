@@ -375,6 +375,7 @@ class ScenarioResult:
         return {
             "less_energy_than_tpe_hyperband": cheaper("tpe_hyperband"),
             "less_energy_than_grid": cheaper("grid"),
+            "less_energy_than_zeus_cost": cheaper("zeus_cost"),
             "metric_within_2pct_of_best_arm": close(self.best_arm),
             "metric_within_2pct_of_alpha1": close("alpha1"),
         }
