@@ -24,6 +24,7 @@ from optuna_sm2.scenarios._arms import (
 )
 from optuna_sm2.scenarios._bench import run_bench, zeus_target
 from optuna_sm2.scenarios._replay import ALPHA1, RULES, Rule, replay
+from optuna_sm2.scenarios._results import ScenarioResult
 from optuna_sm2.scenarios._store import BenchStore
 from optuna_sm2.scenarios._table import GridTable, load_tables
 from tests.support.cli import assert_refused, run_cli
@@ -191,6 +192,7 @@ def test_zeus_arm_stops_at_the_target_and_chooses_the_cheapest(
     # Every job reaches a target any model meets after its first epoch: one epoch each.
     assert {t["last_step"] for t in easy.trials_run} == {0}
     assert easy.n_trials == len(household.budget.batch_sizes)
+    assert [t["batch_size"] for t in easy.trials_run] == [32, 16, 64, 128]  # Zeus's order
     first = easy.trials_run[0]["batch_size"]
     assert first == household.budget.default_batch_size
     assert (
@@ -198,7 +200,8 @@ def test_zeus_arm_stops_at_the_target_and_chooses_the_cheapest(
         and easy.best_params["batch_size"] in household.budget.batch_sizes
     )
     hard = run_zeus_cost(household, meter, target=2.0, seed=2)  # R² never reaches 2
-    assert hard.n_trials == 2  # the default fails, so does the next smaller; larger: none tried
+    # The default (32) fails, which ends the downward direction; upward, 64 fails and ends it.
+    assert [t["batch_size"] for t in hard.trials_run] == [32, 64]
     assert any("no batch size reached the target" in n for n in hard.notes)
     assert math.isfinite(hard.final_metric)
     target = zeus_target(table)
@@ -208,28 +211,25 @@ def test_zeus_arm_stops_at_the_target_and_chooses_the_cheapest(
 def test_bench_stores_each_run_and_skips_it_when_run_again(tmp_path: Path) -> None:
     out = tmp_path / "out"
     said: list[str] = []
-    first = run_bench(
-        ["household"],
-        "tiny",
-        out,
-        meter=SimulatedMeter(),
-        arms=("grid", "zeus_cost"),
-        progress=said.append,
-    )
+
+    def bench() -> dict[str, ScenarioResult]:
+        return run_bench(
+            ["household"],
+            "tiny",
+            out,
+            meter=SimulatedMeter(),
+            arms=("grid", "zeus_cost"),
+            progress=said.append,
+        )
+
+    first = bench()
     store = BenchStore(out, "tiny")
     assert store.run("household", "grid", 0) is not None
     assert store.run("household", "zeus_cost", 0) is not None
     table = store.table("household", 0)
     assert table is not None and table.complete and table.resolution is not None
     said.clear()
-    again = run_bench(
-        ["household"],
-        "tiny",
-        out,
-        meter=SimulatedMeter(),
-        arms=("grid", "zeus_cost"),
-        progress=said.append,
-    )
+    again = bench()
     assert sum("stored: skipped" in m for m in said) == 2
     assert not any("configuration" in m for m in said)
     assert again["household"].to_json() == first["household"].to_json()
