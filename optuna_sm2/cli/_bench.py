@@ -30,10 +30,14 @@ def register(subparsers: Any) -> None:
             "size at a conventional LR with early stopping), alpha1 (SM² with alpha=1), sm2 "
             "(SM² with alpha=0.75, beta=0.5), tpe_hyperband (Optuna's TPESampler over batch "
             "size and a log-uniform LR with HyperbandPruner, plain training, twice as many "
-            "trials as batch sizes) and grid (every batch size through the whole SM² schedule, "
-            "no pruning). Writes DIR/results.json (means over seeds and each seed), "
+            "trials as batch sizes), grid (every batch size through the whole SM² schedule, "
+            "no pruning, its measurements stored as tables for --replay) and zeus_cost (Zeus's "
+            "batch-size optimizer, eta 0.5, beta 2, target the grid's best metric - 2%). Writes "
+            "DIR/results.json (means over seeds and each seed), "
             "DIR/results.md (tables and targets), DIR/<scenario>.png (the paper's Fig. 2) and "
-            "DIR/arms.png. Needs the data packages: pip install 'optuna-sm2[scenarios]'."
+            "DIR/arms.png; each arm and seed is stored as it finishes, and the same command run "
+            "again goes on from there. Needs the data packages: pip install "
+            "'optuna-sm2[scenarios]'."
         ),
     )
     parser.add_argument(
@@ -106,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
     if args.replay is not None:
         return _replay(args.replay, args.out or args.replay)
     if args.out is None:
-        raise CLIError("--out DIR is required (unless --replay)")
+        raise CLIError(
+            "the following arguments are required: --out (unless --replay) "
+            "(see optuna-sm2 bench --help)"
+        )
     import optuna
     import torch
 
@@ -145,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ScenarioDataMissing as exc:
         raise CLIError(str(exc)) from exc
-    if not results:
+    if not results and not Path(args.out, "results.md").is_file():
         print(f"nothing finished yet: run the same command again to go on ({args.out})")
         return 0
     print(Path(args.out, "results.md").read_text())

@@ -282,7 +282,7 @@ def test_cli_replay_and_its_bad_input(tmp_path: Path, table: GridTable) -> None:
         "bench",
         "unknown: 'zeus'",
     )
-    assert_refused(*run_cli(argv), "bench", "--out DIR is required")
+    assert_refused(*run_cli(argv), "bench", "required: --out (unless --replay)")
     assert_refused(
         *run_cli(["bench", "--replay", str(tmp_path / "r")]), "bench", "no complete grid table"
     )
