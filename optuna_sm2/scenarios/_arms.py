@@ -405,7 +405,8 @@ class _PlainTraining:
     LR, the scenario's batches in a seeded order, one evaluation after every epoch. Each epoch
     and evaluation is an energy window of the arm's tracker booked in :attr:`book` (on
     ``trial``, or on a ``FixedTrial`` when there is none), each epoch a :class:`StepRecord` and
-    a line to the arm's progress callback."""
+    a line to the arm's progress callback. Its records carry the trial's number, or without a
+    trial its place among the arm's runs (vanilla's one run is 0; Zeus's jobs 0, 1, ...)."""
 
     def __init__(
         self,
