@@ -291,7 +291,7 @@ def grid_result(table: GridTable) -> ArmResult:
         for note in c.notes
     ]
     steps = [s for c in table.configurations for s in c.steps]
-    spent = [c.joules_to(table.last_step) for c in table.configurations]
+    spent = [c.joules_to(table.last_step, tail=True) for c in table.configurations]
     joules, unmeasured = math.fsum(j for j, _ in spent), sum(n for _, n in spent)
     if unmeasured:
         notes.append(f"{unmeasured} of {len(steps)} steps not measured: left out of the total")

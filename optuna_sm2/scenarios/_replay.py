@@ -116,6 +116,8 @@ class _Replay:
         self.study = optuna.create_study(direction=table.direction, pruner=pruner)
         self.trials: dict[int, optuna.trial.Trial] = {}
         self.reached: dict[int, int] = {}
+        self.ran_out: set[int] = set()
+        """Configurations the rule trained on past their last step (into the diverged epoch)."""
 
     def start(self, configuration: TableConfiguration) -> optuna.trial.Trial:
         self.study.enqueue_trial({"batch_size": configuration.batch_size})
@@ -140,6 +142,7 @@ class _Replay:
             return True
         if to_step is not None and self.reached[configuration.trial] >= to_step:
             return True
+        self.ran_out.add(configuration.trial)
         self.study.tell(trial, state=TrialState.PRUNED)
         return False
 
@@ -150,7 +153,7 @@ class _Replay:
             last = self.reached.get(c.trial, -1)
             if last < 0:
                 continue
-            spent, missing = c.joules_to(last)
+            spent, missing = c.joules_to(last, tail=c.trial in self.ran_out)
             joules += spent
             unmeasured += missing
             measured = measured or missing < sum(1 for s in c.steps if s.step <= last)
@@ -204,7 +207,7 @@ def _synchronous(table: GridTable, rule: Rule) -> Replayed:
         alpha=rule.alpha, beta=rule.beta, ranking=rule.ranking, rung_steps=table.rung_steps
     )
     run = _Replay(table, pruner)
-    live = [c for c in table.configurations]
+    live = list(table.configurations)
     for c in live:
         run.start(c)
     for rung, step in enumerate(table.rung_steps):

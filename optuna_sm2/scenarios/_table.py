@@ -82,14 +82,12 @@ class TableConfiguration:
     notes: tuple[str, ...] = ()
     tail_j: float = 0.0
 
-    def joules_to(self, last_step: int) -> tuple[float, int]:
-        """The joules of its steps up to ``last_step`` (its tail too when that is its last), and
-        how many of those steps were not measured."""
-        steps = [s for s in self.steps if s.step <= last_step]
-        joules, unmeasured = sum_joules(steps)
-        if self.steps and last_step >= self.steps[-1].step:
-            joules += self.tail_j
-        return joules, unmeasured
+    def joules_to(self, last_step: int, *, tail: bool) -> tuple[float, int]:
+        """The joules of its steps up to ``last_step`` (and its :attr:`tail_j` with ``tail``:
+        when it was trained on past its last step, into the epoch that diverged), and how many of
+        those steps were not measured."""
+        joules, unmeasured = sum_joules([s for s in self.steps if s.step <= last_step])
+        return joules + (self.tail_j if tail else 0.0), unmeasured
 
     @property
     def seconds(self) -> float:

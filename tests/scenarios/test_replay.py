@@ -26,7 +26,7 @@ from optuna_sm2.scenarios._bench import run_bench, zeus_target
 from optuna_sm2.scenarios._replay import ALPHA1, RULES, Rule, replay
 from optuna_sm2.scenarios._results import ScenarioResult
 from optuna_sm2.scenarios._store import BenchStore
-from optuna_sm2.scenarios._table import GridTable, load_tables
+from optuna_sm2.scenarios._table import GridTable, TableConfiguration, load_tables
 from tests.support.cli import assert_refused, run_cli
 from tests.support.meters import PlaybackMeter
 
@@ -300,3 +300,36 @@ def test_replay_of_the_committed_cpu_tables() -> None:
             replayed = replay(table, rule)
             assert replayed.energy_j <= grid.total_energy_j
             assert math.isfinite(replayed.final_metric)
+
+
+def test_a_diverged_epoch_costs_only_the_rules_that_trained_into_it(table: GridTable) -> None:
+    decided = dict(replay(table, ALPHA1).decisions)
+    winner = replay(table, ALPHA1).chosen_batch_size
+    loser = next(b for b, last in decided.items() if last == table.rung_steps[0])
+
+    def diverged(c: TableConfiguration, after: int) -> TableConfiguration:
+        kept = tuple(s for s in c.steps if s.step <= after)
+        return dataclasses.replace(c, steps=kept, notes=("pruned",), tail_j=5.0)
+
+    cut = {winner: table.rung_steps[1], loser: table.rung_steps[0]}
+    changed = dataclasses.replace(
+        table,
+        configurations=tuple(
+            diverged(c, cut[c.batch_size]) if c.batch_size in cut else c
+            for c in table.configurations
+        ),
+    )
+    again = replay(changed, ALPHA1)
+    steps_j = math.fsum(
+        c.joules_to(dict(again.decisions)[c.batch_size], tail=False)[0]
+        for c in changed.configurations
+    )
+    # The winner was trained on into its diverged epoch (5 J); the loser, pruned at the rung
+    # it diverged after, never was.
+    assert dict(again.decisions)[winner] == table.rung_steps[1]
+    assert dict(again.decisions)[loser] == table.rung_steps[0]
+    assert again.energy_j == pytest.approx(steps_j + 5.0)
+    assert grid_result(changed).total_energy_j == pytest.approx(
+        math.fsum(c.joules_to(table.last_step, tail=True)[0] for c in changed.configurations)
+    )
+    assert any("pruned at step" in note for note in grid_result(changed).notes)
