@@ -89,8 +89,8 @@ class SM2PruningCallback(_Callback):
     Example:
         .. code-block:: python
 
-            import optuna
             import lightning.pytorch as pl
+            import optuna
             import torch
             from torch.utils.data import DataLoader, TensorDataset
 

@@ -28,7 +28,7 @@ def installed() -> tuple[ModuleType, ...]:
         try:
             found.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
+            if exc.name not in (name, name.split(".")[0]):
                 raise  # a namespace that is there but misses one of its own dependencies
     if not found:
         raise ModuleNotFoundError("No module named 'lightning'", name="lightning")
