@@ -1,6 +1,7 @@
 """SM² inside the training code people already have: PyTorch Lightning, several GPUs (DDP).
 
-``SM2PruningCallback`` (a Lightning ``Callback``, extra ``[lightning]``) runs the SM² schedule
+``SM2PruningCallback`` (a Lightning ``Callback`` of ``lightning.pytorch`` and of
+``pytorch_lightning``, extra ``[lightning]``) runs the SM² schedule
 inside ``Trainer.fit``; ``DistributedEnergyTracker`` sums each energy window over the ranks of
 ``torch.distributed``. Importing this package imports neither torch nor Lightning: each name
 loads what it needs when first used. See ``docs/your-training-code.md`` and
@@ -23,7 +24,7 @@ _LAZY = {
 """Name -> its module, imported when the name is first used."""
 
 _INSTALL = {
-    "pytorch_lightning": "pip install 'optuna-sm2[lightning]'",
+    "lightning": "pip install 'optuna-sm2[lightning]'",
     "torch": "install the build for your hardware (https://pytorch.org), or `pip install "
     "'optuna-sm2[torch]'`",
 }
