@@ -146,7 +146,7 @@ class DistributedEnergyTracker(EnergyTracker):
             with self._inner.window() as alone:
                 yield alone
             return
-        summed = EnergyWindow(ranks.source, ranks.is_estimate)
+        summed = EnergyWindow(ranks.source, ranks.is_estimate, self._inner.meter.update_period_s)
         own: EnergyWindow | None = None
         try:
             with self._inner.window() as own:

@@ -21,6 +21,11 @@ from optuna_sm2.testing.fake_pynvml import FakeGpu
 
 UUIDS = ["GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111", "GPU-cccccccc-2222"]
 
+BY_HAND = 1e-9
+"""A ``counter_period_s`` for the counters these tests move by hand between reads: every
+window is longer than its step, so the tracker books the counter's reading, never an estimate
+from power (that is tested with the stepping counter in ``test_resolution.py``)."""
+
 
 @pytest.fixture
 def nvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakeGpu]]:
@@ -90,7 +95,7 @@ def test_method_forces_counter_or_power(nvml: list[FakeGpu]) -> None:
 
 
 def test_counter_error_mid_run_invalidates_windows_not_training(nvml: list[FakeGpu]) -> None:
-    tracker = EnergyTracker(NvmlMeter([0]))
+    tracker = EnergyTracker(NvmlMeter([0], counter_period_s=BY_HAND))
     with tracker.window() as outer:
         with tracker.window() as inner:
             nvml[0].error = fake_pynvml.NVML_ERROR_GPU_IS_LOST
@@ -195,7 +200,7 @@ def test_parse_visible_devices() -> None:
 
 
 def test_counter_going_backwards_is_never_booked(nvml: list[FakeGpu]) -> None:
-    tracker = EnergyTracker(NvmlMeter([0, 1]))
+    tracker = EnergyTracker(NvmlMeter([0, 1], counter_period_s=BY_HAND))
     with tracker.window() as before:
         nvml[0].energy_mj += 4_000
     with tracker.window() as across:
@@ -219,7 +224,7 @@ def test_power_bound_is_twice_the_enforced_limit(nvml: list[FakeGpu]) -> None:
     with NvmlMeter([0, 1, 2]) as meter:
         assert meter.power_limits_w == (250.0, 300.0, None)
         assert meter.max_power_w == pytest.approx(2 * 250 + 2 * 300 + _nvml.GPU_POWER_CAP_W)
-    with NvmlMeter([0]) as meter:
+    with NvmlMeter([0], counter_period_s=BY_HAND) as meter:
         tracker = EnergyTracker(meter)
         with tracker.window() as plausible:
             nvml[0].energy_mj += 20_000  # 20 J: within 500 W x (t + 0.1 s)
