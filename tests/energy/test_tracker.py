@@ -19,7 +19,7 @@ from optuna_sm2.energy import (
     SumMeter,
     _tracker,
 )
-from tests.support.meters import ScriptedMeter
+from tests.support.meters import CoarseMeter, ScriptedMeter
 
 
 class Clock:
@@ -145,28 +145,6 @@ def test_a_window_estimated_from_power_is_relabeled_when_it_closes() -> None:
         with pytest.raises(ValueError, match="`estimated_as`"):
             unlabeled.close(1.0, 1.0, estimated_as=label)  # type: ignore[arg-type]
         assert not unlabeled.closed
-
-
-class CoarseMeter(ScriptedMeter):
-    """Scripted readings of a meter advancing every 100 ms; ``power`` is what
-    ``instant_power_w`` returns (or raises), ``None`` for a meter that cannot tell."""
-
-    def __init__(self, *readings: object, power: object = None) -> None:
-        super().__init__(*readings)
-        self.power = power
-
-    @property
-    def update_period_s(self) -> float:
-        return 0.1
-
-    def instant_power_w(self) -> float | None:
-        if isinstance(self.power, BaseException):
-            raise self.power
-        return self.power  # type: ignore[return-value]
-
-    @property
-    def estimate_source(self) -> str | None:
-        return None if self.power is None else "nvml-power-estimate"
 
 
 @pytest.mark.parametrize(
