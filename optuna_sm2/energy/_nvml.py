@@ -27,6 +27,7 @@ GPU's board power (700 W for an H100 SXM, 1000 W for a B200)."""
 POWER_LIMIT_HEADROOM = 2.0
 """A GPU is taken to draw at most this times its enforced power limit: the limit holds the
 average power, short peaks may pass it."""
+
 NVML_COUNTER_PERIOD_S = 0.1
 """Seconds between two advances of NVML's energy counter, the default ``counter_period_s``: the
 H100s of ``docs/gpu-validation.md`` advanced every 100 ms (every 50 ms on another machine; the
