@@ -248,6 +248,12 @@ class EnergyTracker:
                 f"{type(meter).__name__}.max_power_w must be a finite number of watts > 0 or "
                 f"None, got {bound!r}."
             )
+        period = meter.update_period_s
+        if not (is_real(period) and 0.0 <= float(period) < math.inf):
+            raise ValueError(
+                f"{type(meter).__name__}.update_period_s must be a finite number of seconds "
+                f">= 0, got {period!r}."
+            )
         if not isinstance(sync_cuda, bool):
             raise ValueError(f"`sync_cuda` must be True or False, got {sync_cuda!r}.")
         check_callable("clock", clock, "clock() -> seconds")

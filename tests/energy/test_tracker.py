@@ -368,6 +368,23 @@ def test_a_bad_power_bound_is_refused() -> None:
             EnergyTracker(ScriptedMeter(bound=bad))
 
 
+def test_a_bad_update_period_is_refused() -> None:
+    class BadPeriod(ScriptedMeter):
+        period: object = None
+
+        @property
+        def update_period_s(self) -> float:
+            return self.period  # type: ignore[return-value]
+
+    for bad in (-0.1, math.inf, math.nan, "0.1", None):
+        meter = BadPeriod()
+        meter.period = bad
+        with pytest.raises(ValueError, match=r"BadPeriod\.update_period_s must be"):
+            EnergyTracker(meter)
+    with pytest.raises(ValueError, match="`clock` must be"):
+        EnergyTracker(ScriptedMeter(), clock="now")  # type: ignore[arg-type]
+
+
 def test_power_bounds_of_the_meters() -> None:
     assert SimulatedMeter().max_power_w is None  # nothing physical: no bound
     cpu = CpuTimeMeter(watts_per_core=5.0)
