@@ -118,7 +118,7 @@ class StudyReport:
 
     @property
     def is_estimate(self) -> bool:
-        """Whether any figure comes from an estimating meter (``cpu-time-estimate``)."""
+        """Whether any figure is an estimate (``cpu-time-estimate``, ``nvml-power-estimate``)."""
         return "estimate" in self.energy_kinds
 
     @property

@@ -237,7 +237,8 @@ def rank_rung(
     3. **Scores.** :func:`optuna_sm2.weighted_objective` over the records: each attribute
        min-max rescaled over the competitors, 1 best, weighted, summed. A NaN or infinite
        value scores 0 and stays out of the others' rescaling. With ``"robust"``, energies
-       within their combined spread and LRs within a factor 1.5 are made equal first
+       within their combined spread and resolution (how far the meter's steps may have moved
+       them, ``energy_per_epoch_resolution``) and LRs within a factor 1.5 are made equal first
        (:func:`~optuna_sm2.pruners._robust.tie_energies`,
        :func:`~optuna_sm2.pruners._robust.tie_lrs`), so that noise does not decide.
     4. **Order.** ``"paper"``: by ``(score, value oriented so that larger is better)``: equal
@@ -307,7 +308,11 @@ def rank_rung(
     columns, left_out = _components(kept, alpha, beta)
     energies, lrs = columns["energy"], columns["lr"]
     if robust and energies is not None:
-        energies = _robust.tie_energies(energies, [r.energy_per_epoch_spread for r in kept])
+        energies = _robust.tie_energies(
+            energies,
+            [r.energy_per_epoch_spread for r in kept],
+            [r.energy_per_epoch_resolution for r in kept],
+        )
     if robust and lrs is not None:
         lrs = _robust.tie_lrs(lrs)
     scored = eq2(values[counted], _array(energies), _array(lrs), alpha, beta, direction, lr_scale)

@@ -306,6 +306,9 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
             energy_per_epoch_j=finite_or_none(attrs.get(_attrs.ENERGY_PER_EPOCH_J)),
             stable_lr=finite_or_none(attrs.get(_attrs.STABLE_LR)),
             energy_per_epoch_spread=finite_or_none(attrs.get(_attrs.ENERGY_PER_EPOCH_SPREAD)),
+            energy_per_epoch_resolution=finite_or_none(
+                attrs.get(_attrs.ENERGY_PER_EPOCH_RESOLUTION)
+            ),
         )
         cache = self._cache(study)
         if not cache.settings_checked:

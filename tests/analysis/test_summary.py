@@ -189,8 +189,10 @@ def test_source_kinds_come_from_energy_sources() -> None:
         "measured",
         "measured",
         "estimate",
+        "estimate",
         "simulated",
     ]
+    assert source_kind("nvml-counter+nvml-power-estimate") == "estimate"
     assert source_kind("nvml-counter+cpu-time-estimate") == "estimate"
     assert source_kind("simulated+cpu-time-estimate") == "simulated"
     # A label that merely contains a known word is not taken for it.

@@ -32,6 +32,7 @@ def test_windows_hold_the_sum_over_two_ranks(tmp_path: Path) -> None:
         assert not valid
         assert "rank 1 of 2" in reason
         assert ("counter gone" in reason) == (rank == 1)
+        assert out["estimated"] == [True, "simulated+nvml-power-estimate", True]
         assert out["book"] == [pytest.approx(4 * total), pytest.approx(total)]
     assert len(ranks[0]["host_warnings"]) == 1
     assert "ranks 0, 1 on host" in ranks[0]["host_warnings"][0]
