@@ -143,6 +143,17 @@ class SM2TrainerCallback(TrainerCallback):
         self._explorations = 0
         self._own_report = False
 
+    def __getattr__(self, name: str) -> Any:
+        """A hook this callback lacks was asked for: another framework's Trainer (Lightning's
+        calls ``setup``, ``on_fit_start``, ...) was given the callback."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(
+            f"SM2TrainerCallback has no {name!r}: it is a transformers TrainerCallback, for "
+            "transformers.Trainer(callbacks=[...]); for a Lightning Trainer use "
+            "optuna_sm2.integration.SM2PruningCallback."
+        )
+
     @property
     def trial(self) -> optuna.trial.Trial | None:
         """The trial the callback writes to: the one given, or the search's current one."""
