@@ -32,6 +32,8 @@ from tests.support.cli import run_cli  # noqa: E402
 from tests.support.meters import StepMeter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 WATTS = 10.0
 """Every window of a StepMeter(WATTS) holds WATTS joules."""
 
@@ -338,12 +340,12 @@ def test_the_documented_example_runs(
 def test_the_ported_hyperparameter_search_script_runs(tmp_path: Path) -> None:
     (tmp_path / "studies").mkdir()
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "transformers_hyperparameter_search.py")],
+        [sys.executable, str(ROOT / "examples" / "transformers_hyperparameter_search.py"), "--tiny"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     _check_study_file(f"sqlite:///{tmp_path / 'studies' / 'transformers.db'}", "hf-search")
