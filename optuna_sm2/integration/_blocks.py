@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from optuna.pruners import BasePruner
+
+from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner
+
 DEFAULT_BLOCK_EPOCHS = 5
 """Epochs per block when neither ``explore_every`` nor the pruner's rung steps say (the
 paper's epochs per rung)."""
@@ -43,3 +47,23 @@ class Blocks:
     def starts(self, n_epochs: int) -> list[int]:
         """The epochs below ``n_epochs`` that start a block."""
         return [epoch for epoch in range(n_epochs) if self.starts_block(epoch)]
+
+
+def blocks_of(explore_every: int | None, pruner: BasePruner) -> Blocks:
+    """A callback's blocks: ``explore_every`` epochs each when given; else ending at the rungs
+    of ``pruner`` when it is a :class:`~optuna_sm2.SuccessiveHalvingEnergyPruner` with
+    ``rung_steps``; else :data:`DEFAULT_BLOCK_EPOCHS` epochs each.
+
+    Example:
+        >>> blocks_of(None, SuccessiveHalvingEnergyPruner(rung_steps=[1, 3])).starts(6)
+        [0, 2, 4]
+        >>> blocks_of(2, SuccessiveHalvingEnergyPruner(rung_steps=[1, 3])).starts(6)
+        [0, 2, 4]
+        >>> blocks_of(None, SuccessiveHalvingEnergyPruner()).starts(6)
+        [0, 5]
+    """
+    if explore_every is not None:
+        return Blocks(every=explore_every)
+    if isinstance(pruner, SuccessiveHalvingEnergyPruner) and pruner.rung_steps:
+        return Blocks(rung_steps=pruner.rung_steps)
+    return Blocks()

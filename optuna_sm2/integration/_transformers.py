@@ -18,9 +18,9 @@ from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2._validation import check_int
 from optuna_sm2.energy import EnergyTracker
-from optuna_sm2.integration._blocks import Blocks
+from optuna_sm2.integration._blocks import Blocks, blocks_of
 from optuna_sm2.lr import explore_lr, sweep_plan
-from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner, TrialEnergy, report
+from optuna_sm2.pruners import TrialEnergy, report
 from optuna_sm2.training._phases import SweepSettings
 
 HpSpace = Callable[[optuna.trial.Trial], dict[str, Any]]
@@ -216,18 +216,12 @@ class SM2TrainerCallback(TrainerCallback):
                 f"single-objective study only; this one has {len(trial.study.directions)} "
                 "directions: pass one `direction`."
             )
-        self._windows.close()
+        self._windows.pop_all()  # a window a failed train left open: its trial has ended
         self._book = TrialEnergy(trial, self._tracker)
         self._lr = None
         self._epoch = self._ended = self._pruned_at = None
         self._epochs = self._explorations = 0
-        pruner = trial.study.pruner
-        if self._explore_every is not None:
-            self._blocks = Blocks(every=self._explore_every)
-        elif isinstance(pruner, SuccessiveHalvingEnergyPruner) and pruner.rung_steps:
-            self._blocks = Blocks(rung_steps=pruner.rung_steps)
-        else:
-            self._blocks = Blocks()
+        self._blocks = blocks_of(self._explore_every, trial.study.pruner)
         if self._searched:
             self._answer_the_trainer(trial)
 

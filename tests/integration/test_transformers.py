@@ -207,6 +207,7 @@ def test_an_objective_that_calls_train_explores_and_prunes(tmp_path: Path) -> No
         assert 1e-5 <= user[attrs.STABLE_LR] <= 1e-1
     code, out, err = run_cli(["report", "--storage", storage, "--study", "own", "--json"])
     assert code == 0, err
+    assert json.loads(out)["total_energy_j"] > 0.0
 
 
 def test_without_exploration_the_trainer_keeps_its_learning_rate(tmp_path: Path) -> None:
@@ -278,7 +279,7 @@ def test_a_lightning_trainer_is_told_which_callback_it_needs() -> None:
     from tests.support.lightning import TinyClassifier, loaders, trainer
 
     callback = SM2TrainerCallback(optuna.create_study().ask())
-    with pytest.raises(AttributeError, match="use optuna_sm2.integration.SM2PruningCallback"):
+    with pytest.raises(AttributeError, match=r"use optuna_sm2\.integration\.SM2PruningCallback"):
         trainer(callback, max_epochs=1).fit(TinyClassifier(lr=0.1), *loaders())
     assert isinstance(callback, transformers.TrainerCallback)
     assert not isinstance(callback, pl.Callback)
@@ -337,10 +338,17 @@ def test_the_documented_example_runs(
     _check_study_file(storage, names[0])
 
 
+SCRIPT = "transformers_hyperparameter_search.py"
+
+
 def test_the_ported_hyperparameter_search_script_runs(tmp_path: Path) -> None:
     (tmp_path / "studies").mkdir()
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "transformers_hyperparameter_search.py"), "--tiny"],
+        [
+            sys.executable,
+            str(ROOT / "examples" / "transformers_hyperparameter_search.py"),
+            "--tiny",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
