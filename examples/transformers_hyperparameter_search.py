@@ -77,11 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a few trials, for smoke tests")
     args = parser.parse_args()
-    n_train, n_trials = (600, 6) if args.tiny else (1400, 20)
+    n_train, n_valid, n_trials = (300, 100, 6) if args.tiny else (1400, 397, 20)
 
     digits = load_digits()
     train = Digits(digits.images[:n_train], digits.target[:n_train])
-    valid = Digits(digits.images[1400:], digits.target[1400:])
+    valid = Digits(digits.images[-n_valid:], digits.target[-n_valid:])
 
     training_args = TrainingArguments(
         output_dir="hf-search",

@@ -32,7 +32,10 @@ from tests.support.cli import run_cli  # noqa: E402
 from tests.support.meters import StepMeter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+]
 
 WATTS = 10.0
 """Every window of a StepMeter(WATTS) holds WATTS joules."""
