@@ -128,6 +128,7 @@ class SM2TrainerCallback(TrainerCallback):
         self._sweep = SweepSettings.checked(lr_min, lr_max, n_lrs, explore_fraction)
         self._trial = trial
         self._searched = False
+        self._captured = False
         self._metric = metric
         self._explore = explore
         self._explore_every = explore_every
@@ -179,7 +180,7 @@ class SM2TrainerCallback(TrainerCallback):
 
         def captured(trial: optuna.trial.Trial) -> dict[str, Any]:
             self._trial = trial
-            self._searched = True
+            self._searched = self._captured = True
             return chosen(trial)
 
         return captured
@@ -201,7 +202,13 @@ class SM2TrainerCallback(TrainerCallback):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        """Check the setup, then make the trial's energy book and find the blocks."""
+        """Check the setup, then make the trial's energy book and find the blocks. After a
+        search, a ``train`` that is no trial of it (the final model) is left alone."""
+        self._windows.pop_all()  # a window a failed train left open: its trial has ended
+        self._book = None
+        captured, self._captured = self._captured, False
+        if self._searched and not captured:
+            return
         _check_arguments(args)
         trial = self._trial
         if trial is None:
@@ -216,7 +223,6 @@ class SM2TrainerCallback(TrainerCallback):
                 f"single-objective study only; this one has {len(trial.study.directions)} "
                 "directions: pass one `direction`."
             )
-        self._windows.pop_all()  # a window a failed train left open: its trial has ended
         self._book = TrialEnergy(trial, self._tracker)
         self._lr = None
         self._epoch = self._ended = self._pruned_at = None
@@ -230,6 +236,7 @@ class SM2TrainerCallback(TrainerCallback):
     ) -> None:
         """Close the open window; the trial answers for itself again."""
         self._windows.close()
+        self._book = None
         if self._trial is not None:
             for name in ("report", "should_prune"):
                 vars(self._trial).pop(name, None)
@@ -241,7 +248,9 @@ class SM2TrainerCallback(TrainerCallback):
     ) -> None:
         """At a block's start: a new block and, with ``explore``, the sweep; then the epoch's
         training window opens."""
-        book = self._open_book()
+        book = self._book
+        if book is None:
+            return
         self._windows.close()
         self._epoch = round(state.epoch or 0.0)
         if self._blocks.starts_block(self._epoch):
@@ -254,7 +263,9 @@ class SM2TrainerCallback(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         """The epoch's training ends; its evaluation has a window of its own."""
-        book = self._open_book()
+        book = self._book
+        if book is None:
+            return
         self._windows.close()
         self._ended = self._epoch
         self._epochs += 1
@@ -295,11 +306,6 @@ class SM2TrainerCallback(TrainerCallback):
             control.should_training_stop = True
 
     # --- parts -----------------------------------------------------------------------------
-
-    def _open_book(self) -> TrialEnergy:
-        if self._book is None:
-            raise RuntimeError("SM2TrainerCallback's hooks ran before on_train_begin.")
-        return self._book
 
     def _open_trial(self) -> optuna.trial.Trial:
         if self._trial is None:

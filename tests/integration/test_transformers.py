@@ -161,6 +161,8 @@ def test_hyperparameter_search_books_energy_counts_rungs_in_epochs_and_prunes(
             assert trial.user_attrs[attrs.EPOCHS_TRAINED] == 3
             assert trial.value == trial.intermediate_values[2]  # the Trainer's objective
     assert best.objective == study.best_value
+    trainer.train()  # the final model, after the search: no trial, nothing written
+    assert optuna.load_study(study_name="hf", storage=storage).trials == study.trials
     code, out, err = run_cli(["report", "--storage", storage, "--study", "hf", "--json"])
     assert code == 0, err
     summary = json.loads(out)
