@@ -85,14 +85,34 @@ class SM2TrainerCallback(TrainerCallback):
     Example:
         .. code-block:: python
 
-            callback = SM2TrainerCallback(metric="eval_accuracy")
-            trainer = Trainer(model_init=..., args=TrainingArguments(eval_strategy="epoch", ...),
-                              callbacks=[callback], ...)
+            import optuna
+            import torch
+            from transformers import (
+                BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+            )
+
+            from optuna_sm2 import SuccessiveHalvingEnergyPruner
+            from optuna_sm2.integration import SM2TrainerCallback
+
+            ids = torch.randint(1, 50, (128, 8))
+            data = [{"input_ids": x, "labels": int(x[0] > 25)} for x in ids]
+            config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=32, num_labels=2)
+
+            callback = SM2TrainerCallback()
+            trainer = Trainer(
+                model_init=lambda: BertForSequenceClassification(config),
+                args=TrainingArguments("out", eval_strategy="epoch", num_train_epochs=3,
+                                       save_strategy="no", report_to="none"),
+                train_dataset=data,
+                eval_dataset=data[:32],
+                callbacks=[callback],
+            )
             trainer.hyperparameter_search(
-                hp_space=callback.hp_space(my_hp_space),
+                hp_space=callback.hp_space(),  # the Trainer's default space
                 backend="optuna",
-                direction="maximize",
-                pruner=SuccessiveHalvingEnergyPruner(rung_steps=[0, 2], beta=1.0),
+                n_trials=4,
+                pruner=SuccessiveHalvingEnergyPruner(rung_steps=[0, 1], beta=1.0),
             )
 
         ``docs/your-training-code.md`` runs both ways in full.

@@ -231,6 +231,39 @@ def test_without_exploration_the_trainer_keeps_its_learning_rate(tmp_path: Path)
     assert reported == {0: pytest.approx(evaluated[0]["eval_accuracy"])}
 
 
+def test_an_evaluation_before_training_is_neither_booked_nor_reported(tmp_path: Path) -> None:
+    trial = optuna.create_study(direction="maximize").ask()
+    callback = SM2TrainerCallback(trial, tracker=EnergyTracker(StepMeter(WATTS)))
+    trainer = make_trainer(tmp_path, callback, num_train_epochs=2, eval_on_start=True)
+    trainer.train(trial=trial)
+    assert len([entry for entry in trainer.state.log_history if "eval_loss" in entry]) == 3
+    assert list(trial.study.trials[0].intermediate_values) == [0, 1]
+    assert trial.user_attrs[attrs.ENERGY_TOTAL_J] == pytest.approx(4 * WATTS)
+
+
+def test_the_selected_lr_becomes_the_peak_of_the_schedule() -> None:
+    from transformers import get_linear_schedule_with_warmup
+
+    from optuna_sm2.integration._transformers import _set_peak_lr
+
+    weights = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))]
+    optimizer = torch.optim.AdamW([{"params": weights[:1]}, {"params": weights[1:]}], lr=1e-3)
+    schedule = get_linear_schedule_with_warmup(optimizer, 4, 20)  # warm-up, then decay
+    for _ in range(2):
+        optimizer.step()
+        schedule.step()
+    assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([5e-4] * 2)
+    _set_peak_lr(optimizer, schedule, 0.04)
+    assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.02] * 2)
+    for _ in range(2):
+        optimizer.step()
+        schedule.step()
+    assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.04] * 2)
+    without = torch.optim.SGD(weights, lr=1e-3)
+    _set_peak_lr(without, None, 0.04)
+    assert without.param_groups[0]["lr"] == 0.04
+
+
 @pytest.mark.parametrize("strategy", ["no", "steps"])
 def test_evaluation_not_per_epoch_is_refused_as_the_trainer_is_made(
     tmp_path: Path, strategy: str
