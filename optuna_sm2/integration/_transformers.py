@@ -19,7 +19,7 @@ from optuna_sm2 import attrs as _attrs
 from optuna_sm2._validation import check_int
 from optuna_sm2.energy import EnergyTracker
 from optuna_sm2.integration._blocks import Blocks, blocks_of
-from optuna_sm2.lr import explore_lr, sweep_plan
+from optuna_sm2.lr import SweepPlan, explore_lr, sweep_plan
 from optuna_sm2.pruners import TrialEnergy, report
 from optuna_sm2.training._phases import SweepSettings
 
@@ -378,10 +378,8 @@ class SM2TrainerCallback(TrainerCallback):
         optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
         scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)
         with book.window("explore"):
-            per_epoch = len(train_dataloader)
-            plan = sweep_plan(per_epoch, 1, self._sweep.explore_fraction, self._sweep.n_lrs)
+            plan, batches = _sweep_batches(train_dataloader, self._sweep, args.seed + self._epochs)
             device = next(model.parameters()).device
-            batches = _shuffled_batches(train_dataloader, plan.n_batches, args.seed + self._epochs)
             found = explore_lr(
                 model,
                 batches=[send_to_device(batch, device) for batch in batches],
@@ -419,22 +417,26 @@ def _check_arguments(args: TrainingArguments) -> None:
         )
 
 
-def _shuffled_batches(loader: Any, wanted: int, seed: int) -> list[Any]:
-    """``wanted`` batches of the Trainer's batch size from its training set, shuffled from
-    ``seed`` (the set is cycled when it has fewer): drawn with the loader's collator, without
-    touching the loader or torch's random stream."""
+def _sweep_batches(loader: Any, settings: SweepSettings, seed: int) -> tuple[SweepPlan, list[Any]]:
+    """The plan of a sweep over an epoch of the Trainer's batches, and its ``n_batches``
+    batches of the Trainer's batch size from its training set, shuffled from ``seed`` (the
+    set is cycled when it has fewer): drawn with the loader's collator, without touching the
+    loader or torch's random stream."""
     dataset, collate = loader.dataset, loader.collate_fn
-    size = loader.total_batch_size if hasattr(loader, "total_batch_size") else loader.batch_size
-    if not isinstance(size, int) or not hasattr(dataset, "__len__") or len(dataset) == 0:
+    size = loader.batch_size or getattr(loader, "total_batch_size", None)  # accelerate's shard
+    sized = hasattr(dataset, "__len__") and hasattr(loader, "__len__") and len(dataset) > 0
+    if not (sized and isinstance(size, int)):
         raise ValueError(
             "SM2TrainerCallback(explore=True) draws its sweep's batches from a map-style "
             "training set of known length and a fixed batch size; pass explore=False."
         )
+    plan = sweep_plan(len(loader), 1, settings.explore_fraction, settings.n_lrs)
     generator = torch.Generator().manual_seed(seed)
     order: list[int] = []
-    while len(order) < wanted * size:
+    while len(order) < plan.n_batches * size:
         order += torch.randperm(len(dataset), generator=generator).tolist()
-    return [collate([dataset[i] for i in order[k * size : (k + 1) * size]]) for k in range(wanted)]
+    starts = range(0, plan.n_batches * size, size)
+    return plan, [collate([dataset[i] for i in order[k : k + size]]) for k in starts]
 
 
 def _model_loss(model: nn.Module, batch: Any) -> torch.Tensor:

@@ -264,6 +264,32 @@ def test_the_selected_lr_becomes_the_peak_of_the_schedule() -> None:
     assert without.param_groups[0]["lr"] == 0.04
 
 
+def test_the_sweep_draws_its_planned_batches_from_the_training_set() -> None:
+    from optuna_sm2.integration._transformers import _sweep_batches
+    from optuna_sm2.lr import sweep_plan
+    from optuna_sm2.training._phases import SweepSettings
+
+    settings = SweepSettings(1e-5, 1e-1, 5, 0.25)
+    loader = torch.utils.data.DataLoader(Tokens(40, 0), batch_size=16, shuffle=True)
+    state = torch.random.get_rng_state()
+    plan, batches = _sweep_batches(loader, settings, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # torch's stream untouched
+    assert plan == sweep_plan(len(loader), 1, 0.25, 5)
+    assert len(batches) == plan.n_batches > len(loader)  # the set is cycled
+    assert all(batch["input_ids"].shape == (16, 8) for batch in batches)
+    again = _sweep_batches(loader, settings, seed=3)[1]
+    pairs = zip(batches, again, strict=True)
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in pairs)
+
+    class Stream(torch.utils.data.IterableDataset[dict[str, torch.Tensor]]):
+        def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+            return iter(Tokens(40, 0))
+
+    streamed = torch.utils.data.DataLoader(Stream(), batch_size=16)
+    with pytest.raises(ValueError, match=r"map-style training set.*pass explore=False"):
+        _sweep_batches(streamed, settings, seed=3)
+
+
 @pytest.mark.parametrize("strategy", ["no", "steps"])
 def test_evaluation_not_per_epoch_is_refused_as_the_trainer_is_made(
     tmp_path: Path, strategy: str
