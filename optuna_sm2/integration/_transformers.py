@@ -16,9 +16,8 @@ from transformers.trainer_utils import default_compute_objective, default_hp_spa
 
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
-from optuna_sm2._validation import check_int
 from optuna_sm2.energy import EnergyTracker
-from optuna_sm2.integration._blocks import Blocks, blocks_of
+from optuna_sm2.integration._blocks import Blocks, ScheduleSettings
 from optuna_sm2.lr import SweepPlan, explore_lr, sweep_plan
 from optuna_sm2.pruners import TrialEnergy, report
 from optuna_sm2.training._phases import SweepSettings
@@ -139,20 +138,13 @@ class SM2TrainerCallback(TrainerCallback):
                 "`metric` must be None, a metric's name or a function of the metrics dict, "
                 f"got {metric!r}."
             )
-        if not isinstance(explore, bool):
-            raise ValueError(f"`explore` must be True or False, got {explore!r}.")
-        if explore_every is not None:
-            explore_every = check_int("explore_every", explore_every, minimum=1)
-        if tracker is not None and not isinstance(tracker, EnergyTracker):
-            raise ValueError(f"`tracker` must be an EnergyTracker or None, got {tracker!r}.")
-        self._sweep = SweepSettings.checked(lr_min, lr_max, n_lrs, explore_fraction)
+        self._settings = ScheduleSettings.checked(
+            explore, explore_every, tracker, lr_min, lr_max, n_lrs, explore_fraction
+        )
         self._trial = trial
         self._searched = False
         self._captured = False
         self._metric = metric
-        self._explore = explore
-        self._explore_every = explore_every
-        self._tracker = tracker
         self._book: TrialEnergy | None = None
         self._blocks = Blocks()
         self._windows = contextlib.ExitStack()
@@ -243,11 +235,11 @@ class SM2TrainerCallback(TrainerCallback):
                 f"single-objective study only; this one has {len(trial.study.directions)} "
                 "directions: pass one `direction`."
             )
-        self._book = TrialEnergy(trial, self._tracker)
+        self._book = TrialEnergy(trial, self._settings.tracker)
         self._lr = None
         self._epoch = self._ended = self._pruned_at = None
         self._epochs = self._explorations = 0
-        self._blocks = blocks_of(self._explore_every, trial.study.pruner)
+        self._blocks = self._settings.blocks(trial.study.pruner)
         if self._searched:
             self._answer_the_trainer(trial)
 
@@ -274,7 +266,7 @@ class SM2TrainerCallback(TrainerCallback):
         self._windows.close()
         self._epoch = round(state.epoch or 0.0)
         if self._blocks.starts_block(self._epoch):
-            if self._explore:
+            if self._settings.explore:
                 self._explore_lr(args, book, **kwargs)
             book.start_block()
         self._windows.enter_context(book.window("train"))
@@ -377,16 +369,17 @@ class SM2TrainerCallback(TrainerCallback):
         """The sweep, in an exploration window; its LR becomes the schedule's peak."""
         optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
         scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)
+        sweep = self._settings.sweep
         with book.window("explore"):
-            plan, batches = _sweep_batches(train_dataloader, self._sweep, args.seed + self._epochs)
+            plan, batches = _sweep_batches(train_dataloader, sweep, args.seed + self._epochs)
             device = next(model.parameters()).device
             found = explore_lr(
                 model,
                 batches=[send_to_device(batch, device) for batch in batches],
                 batch_loss=_model_loss,
-                lr_min=self._sweep.lr_min,
-                lr_max=self._sweep.lr_max,
-                n_lrs=self._sweep.n_lrs,
+                lr_min=sweep.lr_min,
+                lr_max=sweep.lr_max,
+                n_lrs=sweep.n_lrs,
                 plan=plan,
                 optimizer=optimizer,
                 device=device,
