@@ -47,7 +47,8 @@ class SM2TrainerCallback(TrainerCallback):
     ``train`` the Trainer's way: ``on_train_end`` for every callback, then
     :class:`optuna.TrialPruned`. In an objective of your own, the callback stops the Trainer
     (``control.should_training_stop``) and :meth:`check_pruned`, called right after
-    ``trainer.train``, raises :class:`optuna.TrialPruned`.
+    ``trainer.train``, raises :class:`optuna.TrialPruned`. After a search, a ``train`` that is
+    no trial of it (the final model) is left alone.
 
     **Exploration** (``explore=True``; off by default, so the Trainer trains at the
     ``learning_rate`` and schedule you gave it): at the start of each block SM²'s sweep
@@ -55,9 +56,9 @@ class SM2TrainerCallback(TrainerCallback):
     (``model(**batch).loss``) and the Trainer's optimizer (its class and parameter groups),
     over shuffled training batches of the Trainer's batch size drawn from the training set
     (``explore_fraction`` of an epoch, as :func:`optuna_sm2.lr.sweep_plan` plans it). The LR
-    it selects becomes the peak of the Trainer's schedule: every parameter group's LR and the
-    scheduler's base LR are set to it, scaled by where the schedule stands (warm-up, decay).
-    It is reported as ``sm2.stable_lr``; the sweep's energy is booked as exploration.
+    it selects becomes the peak of the Trainer's schedule: the scheduler's base LR is set to
+    it, and every parameter group's LR to it times the schedule's current factor (warm-up,
+    decay). It is reported as ``sm2.stable_lr``; the sweep's energy is booked as exploration.
 
     Blocks: ``explore_every`` epochs each; by default they end at the rungs of the study's
     pruner when it is a :class:`~optuna_sm2.SuccessiveHalvingEnergyPruner` with
