@@ -1,11 +1,12 @@
 """SM² inside the training code people already have: PyTorch Lightning, the Hugging Face
 Trainer, several GPUs (DDP).
 
-``SM2PruningCallback`` (a Lightning ``Callback``, extra ``[lightning]``) runs the SM² schedule
-inside ``Trainer.fit``; ``SM2TrainerCallback`` (a ``transformers.TrainerCallback``, extra
-``[transformers]``) inside ``transformers.Trainer.train``; ``DistributedEnergyTracker`` sums
-each energy window over the ranks of ``torch.distributed``. Importing this package imports
-neither torch, Lightning nor transformers: each name loads what it needs when first used. See
+``SM2PruningCallback`` (a Lightning ``Callback`` of ``lightning.pytorch`` and of
+``pytorch_lightning``, extra ``[lightning]``) runs the SM² schedule inside ``Trainer.fit``;
+``SM2TrainerCallback`` (a ``transformers.TrainerCallback``, extra ``[transformers]``) inside
+``transformers.Trainer.train``; ``DistributedEnergyTracker`` sums each energy window over the
+ranks of ``torch.distributed``. Importing this package imports neither torch, Lightning nor
+transformers: each name loads what it needs when first used. See
 ``docs/your-training-code.md`` and ``docs/distributed.md``.
 """
 
@@ -27,7 +28,7 @@ _LAZY = {
 """Name -> its module, imported when the name is first used."""
 
 _INSTALL = {
-    "pytorch_lightning": "pip install 'optuna-sm2[lightning]'",
+    "lightning": "pip install 'optuna-sm2[lightning]'",
     "transformers": "pip install 'optuna-sm2[transformers]'",
     "accelerate": "pip install 'optuna-sm2[transformers]'",
     "torch": "install the build for your hardware (https://pytorch.org), or `pip install "

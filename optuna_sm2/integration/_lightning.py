@@ -1,13 +1,13 @@
-"""``SM2PruningCallback``: the SM² schedule inside PyTorch Lightning's ``Trainer.fit``."""
+"""``SM2PruningCallback``: the SM² schedule inside PyTorch Lightning's ``Trainer.fit``, with a
+``lightning.pytorch`` or a ``pytorch_lightning`` Trainer."""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import optuna
-import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
@@ -17,12 +17,20 @@ from optuna_sm2._validation import check_int
 from optuna_sm2.energy import EnergyTracker
 from optuna_sm2.integration._blocks import Blocks
 from optuna_sm2.integration._module_sweep import sweep_module
+from optuna_sm2.integration._namespaces import callback_base
 from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner, TrialEnergy, report
 from optuna_sm2.training._distributed import DistributedEnergyTracker
 from optuna_sm2.training._phases import SweepSettings
 
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
 
-class SM2PruningCallback(pl.Callback):
+    _Callback = pl.Callback
+else:
+    _Callback = callback_base()
+
+
+class SM2PruningCallback(_Callback):
     """Run a trial the SM² way inside ``Trainer.fit``: energy-tracked epochs, an LR sweep at the
     start of each block, the energy-aware pruner's decisions at its rungs.
 
@@ -53,6 +61,12 @@ class SM2PruningCallback(pl.Callback):
     its LR is broadcast; only rank 0 writes to the study, whose storage must be shared between
     processes (not in memory). See ``docs/distributed.md``.
 
+    One class serves both of Lightning's import names: the callback is a ``Callback`` of
+    ``lightning.pytorch`` and of ``pytorch_lightning``, whichever are installed, so a Trainer of
+    either accepts it (Lightning refuses a callback of the other namespace). Given to a
+    ``transformers.Trainer`` it raises a ``TypeError`` naming
+    ``optuna_sm2.integration.SM2TrainerCallback``.
+
     Args:
         trial: The running trial.
         monitor: The metric to report, a key of ``trainer.callback_metrics`` at the end of a
@@ -75,8 +89,8 @@ class SM2PruningCallback(pl.Callback):
     Example:
         .. code-block:: python
 
+            import lightning.pytorch as pl
             import optuna
-            import pytorch_lightning as pl
             import torch
             from torch.utils.data import DataLoader, TensorDataset
 
@@ -125,7 +139,10 @@ class SM2PruningCallback(pl.Callback):
     ) -> None:
         super().__init__()
         if not isinstance(trial, optuna.trial.Trial):
-            raise ValueError(f"`trial` must be an optuna.trial.Trial, got {trial!r}.")
+            raise ValueError(
+                f"`trial` must be the optuna.trial.Trial the objective receives, got {trial!r}: "
+                "make the callback inside the objective, SM2PruningCallback(trial, monitor=...)."
+            )
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"`monitor` must be a non-empty metric name, got {monitor!r}.")
         if not isinstance(explore, bool):
@@ -157,6 +174,14 @@ class SM2PruningCallback(pl.Callback):
     def energy(self) -> TrialEnergy | None:
         """The trial's energy book in this process, from the start of ``fit``."""
         return self._book
+
+    def on_init_end(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """The first event of a ``transformers.Trainer`` (Lightning has no such hook): this
+        callback was given to the wrong framework's Trainer."""
+        raise TypeError(
+            "SM2PruningCallback is a PyTorch Lightning callback, given to a transformers.Trainer: "
+            "pass optuna_sm2.integration.SM2TrainerCallback in Trainer(callbacks=[...]) instead."
+        )
 
     # --- fit -------------------------------------------------------------------------------
 

@@ -90,7 +90,8 @@ class RungRanking:
         weights: The renormalized weight (summing to 1) of each component that entered the
             scores.
         left_out: Each component with a non-zero weight that some competitor lacks, with the
-            trials lacking it; such a component is left out for every competitor.
+            trials lacking it; such a component is left out for every competitor. See
+            :attr:`unreported` for those that no competitor reports.
         promote_count: ``k = max(n // reduction_factor, 1)``: a competitor is promoted when it
             ranks at least as well as the k-th best.
         bootstrapping: ``n <= bootstrap_count``: too few competitors, nobody is promoted yet.
@@ -116,6 +117,14 @@ class RungRanking:
     def promoted(self) -> tuple[int, ...]:
         """Numbers of the promoted trials, in the order of :attr:`records`."""
         return tuple(r.trial for r, p in zip(self.records, self.promoted_mask, strict=True) if p)
+
+    @property
+    def unreported(self) -> tuple[str, ...]:
+        """The components of :attr:`left_out` that no competitor reports (diverged ones
+        aside): left out by how the trials were run (a loop that searches the LR itself has no
+        stable LR to report), rather than missing from some trial by mistake."""
+        counted = len(self.records) - int(self.diverged_mask.sum())
+        return tuple(name for name, lacking in self.left_out.items() if len(lacking) == counted)
 
     @property
     def diverged(self) -> tuple[int, ...]:

@@ -66,7 +66,8 @@ def test_bad_trackers_are_refused() -> None:
 def test_lightning_ddp_spawn_sums_ranks_and_prunes_from_a_worker(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     storage = f"sqlite:///{tmp_path / 'ddp.db'}"
     study = optuna.create_study(
         study_name="ddp",

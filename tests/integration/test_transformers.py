@@ -4,7 +4,6 @@ config (nothing downloaded), on the CPU, with SQLite studies in ``tmp_path``."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import runpy
 import subprocess
@@ -400,24 +399,3 @@ def test_the_documented_example_runs(
     names = optuna.get_all_study_names(storage)
     assert len(names) == 1
     _check_study_file(storage, names[0])
-
-
-SCRIPT = "transformers_hyperparameter_search.py"
-
-
-def test_the_ported_hyperparameter_search_script_runs(tmp_path: Path) -> None:
-    (tmp_path / "studies").mkdir()
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "transformers_hyperparameter_search.py"),
-            "--tiny",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    _check_study_file(f"sqlite:///{tmp_path / 'studies' / 'transformers.db'}", "hf-search")

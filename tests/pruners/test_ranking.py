@@ -140,6 +140,21 @@ def test_missing_components_and_zero_weights():
     assert ranking.left_out == {} and ranking.weights == {"performance": 1.0}
 
 
+def test_unreported_components_are_those_no_counted_competitor_has():
+    # Nobody reports an LR: left out and unreported (a loop that chooses its own LR).
+    records = [RungRecord(0, 0.5, 10.0, None), RungRecord(1, 0.4, 1.0, None)]
+    ranking = rank_rung(records, direction="maximize")
+    assert ranking.left_out == {"lr": (0, 1)} and ranking.unreported == ("lr",)
+    # One trial reports it: left out, but a lack to fix, not unreported.
+    records.append(RungRecord(2, 0.45, 2.0, 0.1))
+    ranking = rank_rung(records, direction="maximize")
+    assert ranking.left_out == {"lr": (0, 1)} and ranking.unreported == ()
+    # The one reporting it diverged: the others, who count, report none.
+    records = [*records[:2], RungRecord(2, -1e9, 2.0, 0.1), RungRecord(3, 0.45, 2.0, None)]
+    ranking = rank_rung(records, direction="maximize")
+    assert ranking.diverged == (2,) and ranking.unreported == ("lr",)
+
+
 def test_bootstrapping_promotes_nobody():
     records = _records_of([(1.0, None, None), (2.0, None, None)])
     assert rank_rung(records, direction="maximize", bootstrap_count=2).promoted == ()
