@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import optuna
 import torch
@@ -157,16 +157,23 @@ class SM2TrainerCallback(TrainerCallback):
         self._explorations = 0
         self._own_report = False
 
-    def __getattr__(self, name: str) -> Any:
-        """A hook this callback lacks was asked for: another framework's Trainer (Lightning's
-        calls ``setup``, ``on_fit_start``, ...) was given the callback."""
-        if name.startswith("_"):
-            raise AttributeError(name)
-        raise AttributeError(
-            f"SM2TrainerCallback has no {name!r}: it is a transformers TrainerCallback, for "
-            "transformers.Trainer(callbacks=[...]); for a Lightning Trainer use "
-            "optuna_sm2.integration.SM2PruningCallback."
+    # --- given to a Lightning Trainer by mistake: what Lightning calls first -----------------
+
+    @property
+    def state_key(self) -> str:
+        """The name a Lightning ``Trainer`` reads before each hook (transformers never does)."""
+        return type(self).__name__
+
+    def setup(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """The first hook a Lightning ``Trainer`` calls (transformers has no such event): this
+        callback was given to the wrong framework's Trainer."""
+        raise TypeError(
+            "SM2TrainerCallback is a transformers TrainerCallback, given to a Lightning Trainer: "
+            "pass optuna_sm2.integration.SM2PruningCallback in Trainer(callbacks=[...]) instead."
         )
+
+    def on_exception(self, *args: Any, **kwargs: Any) -> None:
+        """Lightning's hook after the error of :meth:`setup`: nothing to add to it."""
 
     @property
     def trial(self) -> optuna.trial.Trial | None:

@@ -337,15 +337,17 @@ def test_an_unknown_metric_lists_the_evaluation_metrics(tmp_path: Path) -> None:
         trainer.train(trial=trial)
 
 
-def test_a_lightning_trainer_is_told_which_callback_it_needs() -> None:
-    pl = pytest.importorskip("pytorch_lightning")
-    from tests.support.lightning import TinyClassifier, loaders, trainer
+@pytest.mark.parametrize("namespace", ["lightning.pytorch", "pytorch_lightning"])
+def test_a_lightning_trainer_is_told_which_callback_it_needs(namespace: str) -> None:
+    pytest.importorskip(namespace)
+    from tests.support.lightning import NAMESPACES, loaders, trainer
 
+    module, classifier = NAMESPACES[namespace]
     callback = SM2TrainerCallback(optuna.create_study().ask())
-    with pytest.raises(AttributeError, match=r"use optuna_sm2\.integration\.SM2PruningCallback"):
-        trainer(callback, max_epochs=1).fit(TinyClassifier(lr=0.1), *loaders())
-    assert isinstance(callback, transformers.TrainerCallback)
-    assert not isinstance(callback, pl.Callback)
+    fit = trainer(callback, max_epochs=1, namespace=module)
+    with pytest.raises(TypeError, match=r"pass optuna_sm2\.integration\.SM2PruningCallback"):
+        fit.fit(classifier(lr=0.1), *loaders())
+    assert callback.trial is not None and callback.trial.user_attrs == {}
 
 
 def test_importing_the_integration_loads_neither_torch_nor_transformers() -> None:
