@@ -104,7 +104,7 @@ if __name__ == "__main__":
         hp_space=callback.hp_space(optuna_hp_space),  # SM²
         n_trials=N_TRIALS,
         compute_objective=compute_objective,
-        pruner=SuccessiveHalvingEnergyPruner(rung_steps=[0, 1], beta=1.0),  # SM²
+        pruner=SuccessiveHalvingEnergyPruner(rung_steps=[0, 1]),  # SM²
         storage="sqlite:///transformers_hyperparameter_search.db",  # SM²
         study_name="transformers_hyperparameter_search",  # SM²
         sampler=optuna.samplers.TPESampler(seed=0),  # CI: a repeatable run

@@ -112,7 +112,7 @@ class SM2TrainerCallback(TrainerCallback):
                 hp_space=callback.hp_space(),  # the Trainer's default space
                 backend="optuna",
                 n_trials=4,
-                pruner=SuccessiveHalvingEnergyPruner(rung_steps=[0, 1], beta=1.0),
+                pruner=SuccessiveHalvingEnergyPruner(rung_steps=[0, 1]),
             )
 
         ``docs/your-training-code.md`` runs both ways in full.

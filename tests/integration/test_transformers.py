@@ -143,7 +143,7 @@ def test_hyperparameter_search_books_energy_counts_rungs_in_epochs_and_prunes(
         n_trials=4,
         direction="maximize",
         compute_objective=lambda metrics: metrics["eval_accuracy"],
-        pruner=SuccessiveHalvingEnergyPruner(rung_steps=[0, 1], beta=1.0),
+        pruner=SuccessiveHalvingEnergyPruner(rung_steps=[0, 1]),
         sampler=optuna.samplers.BruteForceSampler(seed=0),
         storage=storage,
         study_name="hf",
