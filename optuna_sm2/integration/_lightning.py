@@ -13,14 +13,12 @@ import torch.distributed as dist
 
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
-from optuna_sm2._validation import check_int
 from optuna_sm2.energy import EnergyTracker
-from optuna_sm2.integration._blocks import Blocks
+from optuna_sm2.integration._blocks import Blocks, ScheduleSettings
 from optuna_sm2.integration._module_sweep import sweep_module
 from optuna_sm2.integration._namespaces import callback_base
-from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner, TrialEnergy, report
+from optuna_sm2.pruners import TrialEnergy, report
 from optuna_sm2.training._distributed import DistributedEnergyTracker
-from optuna_sm2.training._phases import SweepSettings
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -145,18 +143,11 @@ class SM2PruningCallback(_Callback):
             )
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"`monitor` must be a non-empty metric name, got {monitor!r}.")
-        if not isinstance(explore, bool):
-            raise ValueError(f"`explore` must be True or False, got {explore!r}.")
-        if explore_every is not None:
-            explore_every = check_int("explore_every", explore_every, minimum=1)
-        if tracker is not None and not isinstance(tracker, EnergyTracker):
-            raise ValueError(f"`tracker` must be an EnergyTracker or None, got {tracker!r}.")
-        self._sweep = SweepSettings.checked(lr_min, lr_max, n_lrs, explore_fraction)
+        self._settings = ScheduleSettings.checked(
+            explore, explore_every, tracker, lr_min, lr_max, n_lrs, explore_fraction
+        )
         self._trial = trial
         self.monitor = monitor
-        self._explore = explore
-        self._explore_every = explore_every
-        self._tracker = tracker
         self._book: TrialEnergy | None = None
         self._blocks = Blocks()
         self._windows = contextlib.ExitStack()
@@ -188,21 +179,17 @@ class SM2PruningCallback(_Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Check the setup, make the energy book and find the blocks."""
         self._check_validation(trainer)
-        if self._explore:
+        if self._settings.explore:
             self._check_explorable(trainer, pl_module)
         if trainer.world_size > 1:
             self._check_distributed()
         if self._book is None:
-            tracker = DistributedEnergyTracker(self._tracker)
+            tracker = DistributedEnergyTracker(self._settings.tracker)
             writer: optuna.trial.BaseTrial = self._trial
             if not trainer.is_global_zero:  # books the same sums, writes nothing to the study
                 writer = optuna.trial.FixedTrial({}, number=self._trial.number)
             self._book = TrialEnergy(writer, tracker)
-        pruner = self._trial.study.pruner
-        if self._explore_every is not None:
-            self._blocks = Blocks(every=self._explore_every)
-        elif isinstance(pruner, SuccessiveHalvingEnergyPruner) and pruner.rung_steps:
-            self._blocks = Blocks(rung_steps=pruner.rung_steps)
+        self._blocks = self._settings.blocks(self._trial.study.pruner)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
@@ -225,7 +212,7 @@ class SM2PruningCallback(_Callback):
         book = self._open_book()
         self._windows.close()
         if self._blocks.starts_block(trainer.current_epoch):
-            if self._explore:
+            if self._settings.explore:
                 self._explore_lr(trainer, pl_module, book)
             book.start_block()
         self._windows.enter_context(book.window("train"))
@@ -304,7 +291,7 @@ class SM2PruningCallback(_Callback):
             outcome: Any = None
             if trainer.is_global_zero:
                 try:
-                    found = sweep_module(trainer, pl_module, optimizer, self._sweep)
+                    found = sweep_module(trainer, pl_module, optimizer, self._settings.sweep)
                     outcome = (found.selected_lr, found.window, found.diverged_at)
                 except Exception as exc:  # every rank raises it, none waits for the LR
                     outcome = exc

@@ -1,4 +1,5 @@
-"""optuna-examples' PyTorch and Lightning simple scripts, ported to SM² with only the changes
+"""optuna-examples' PyTorch and Lightning simple scripts and the Transformers docs'
+``hyperparameter_search`` example, ported to SM² with only the changes
 docs/your-training-code.md lists (examples/ported/), run as a user runs them: each study ends
 with energy on every trial, pruned trials among them, and ``optuna-sm2 report`` reads it."""
 
@@ -83,6 +84,21 @@ def test_pytorch_lightning_simple(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert trial.user_attrs[attrs.ENERGY_EXPLORE_J] > 0.0
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     assert all(attrs.PRUNED_AT_EPOCH in t.system_attrs for t in pruned)
+
+
+@pytest.mark.slow
+def test_transformers_hyperparameter_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``trainer.hyperparameter_search`` searches its own LR: the callback reports at epoch
+    indices (every batch size meets the rungs after the same epochs), no stable LR."""
+    pytest.importorskip("transformers")
+    _run("transformers_hyperparameter_search.py", tmp_path)
+    trials, _ = _check_study(tmp_path, "transformers_hyperparameter_search", capsys)
+    for trial in trials:
+        epochs = trial.user_attrs[attrs.EPOCHS_TRAINED]
+        assert sorted(trial.intermediate_values) == list(range(epochs)), trial.number
+        assert attrs.STABLE_LR not in trial.user_attrs
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in PORTED.glob("*.py")))
