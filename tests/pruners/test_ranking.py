@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -15,10 +14,6 @@ from optuna.trial import TrialState
 from optuna_sm2 import SuccessiveHalvingEnergyPruner, report, weighted_objective
 from optuna_sm2.pruners import (
     RungRecord,
-    _ranking,
-    _records,
-    _robust,
-    _settings,
     rank_rung,
     weighted_components,
 )
@@ -36,11 +31,6 @@ records_strategy = st.lists(
 
 def _records_of(rows):
     return [RungRecord(i, v, e, lr) for i, (v, e, lr) in enumerate(rows)]
-
-
-def test_doctests():
-    for module in (_ranking, _records, _robust, _settings):
-        assert doctest.testmod(module, raise_on_error=True).failed == 0
 
 
 @settings(max_examples=200, deadline=None)

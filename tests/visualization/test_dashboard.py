@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import doctest
 import json
 import math
 import threading
@@ -52,20 +51,6 @@ def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.status == 200
         return json.loads(response.read())
-
-
-def test_doctests() -> None:
-    from optuna_sm2 import visualization
-
-    for module in (
-        visualization._attach,
-        visualization._cumulative,
-        visualization._energy_split,
-        visualization._notes,
-        visualization._pareto,
-        visualization._rung_scores,
-    ):
-        assert doctest.testmod(module, raise_on_error=True).failed == 0
 
 
 def _scores(rungs: tuple[RungSummary, ...]) -> list[tuple[RungSummary, RankedRecord]]:
