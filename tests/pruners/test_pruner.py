@@ -174,6 +174,16 @@ def test_records_are_written_once_and_hold_what_was_ranked():
         "value": 0.5,
         "energy_per_epoch_j": 12.0,
         "stable_lr": 0.05,
+        # What the pruner decided, when it decided: alone at the rung, promoted.
+        "decision": {
+            "promoted": True,
+            "rank": 1,
+            "competitors": 1,
+            "promote_count": 1,
+            "score": 1.0,
+            "terms": {"performance": 0.75, "energy": 0.125, "lr": 0.125},
+            "diverged": False,
+        },
     }
     assert 0 not in _records(study, 1)
     assert not any(k.startswith("completed_rung") for k in study.trials[0].system_attrs)
@@ -206,7 +216,7 @@ def test_bootstrap_count_as_optuna():
     assert first.should_prune()  # too few competitors yet, as in Optuna
 
 
-def test_retried_trial_competes_for_its_rungs_again(tmp_path):
+def test_retried_trial_takes_its_configurations_rungs_and_earns_the_next(tmp_path):
     storage = optuna.storages.RDBStorage(
         f"sqlite:///{tmp_path / 's.db'}",
         heartbeat_interval=60,
@@ -238,15 +248,14 @@ def test_retried_trial_competes_for_its_rungs_again(tmp_path):
     assert retry.number == 3
     inherited = storage.get_trial_system_attrs(retry._trial_id)
     assert inherited["sm2:rung_0"]["trial"] == doomed.number
-    # The retry goes on and does worse this time: it must earn each rung itself.
+    # The retry goes on and does worse this time. Rung 0 (step 1) is its configuration's:
+    # the failed trial recorded it and was promoted there, so the retry is not ranked there
+    # again (against its own predecessor); it must earn rung 1 (step 2) itself.
     report(retry, 0.1, 2)
     assert retry.should_prune()
-    records = _records(study, 0)
-    assert sorted(records) == [0, 1, 2, 3]  # the failed trial counted once, the retry once
-    # Rung 0 (step 1) ranks the value at its own step, inherited from the failed trial; the
-    # later 0.1 is what rung 1 (step 2) ranks, where the retry is pruned.
-    assert records[3]["value"] == 0.95
+    assert sorted(_records(study, 0)) == [0, 1, 2]  # the configuration counted once
     assert _records(study, 1)[3]["value"] == 0.1
+    assert _records(study, 1)[3]["decision"]["rank"] == 3  # after 0.81 and 0.91
 
 
 def test_retry_ranks_the_value_at_the_rungs_step_not_a_later_inherited_one(tmp_path):
