@@ -10,6 +10,7 @@ and cost-driven promotions over clearly better performers are handled by the ste
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -286,6 +287,48 @@ def rank_rung(
     check_choice("direction", direction, DIRECTIONS)
     if not records:
         raise ValueError("`records` is empty: a rung needs at least one competitor.")
+    _check_figures(records)
+    return rank_checked(
+        records,
+        direction=direction,
+        alpha=alpha,
+        beta=beta,
+        lr_scale=lr_scale,
+        reduction_factor=reduction_factor,
+        bootstrap_count=bootstrap_count,
+        ranking=ranking,
+        performance_tolerance=performance_tolerance,
+    )
+
+
+def _check_figures(records: Sequence[RungRecord]) -> None:
+    """``ValueError`` for a record whose energy is not finite and >= 0 or whose LR is not
+    finite and > 0 (a record built by hand; stored ones read such figures as unknown)."""
+    for r in records:
+        e, lr = r.energy_per_epoch_j, r.stable_lr
+        if e is not None and not (math.isfinite(e) and e >= 0):
+            raise ValueError(
+                f"`energies` must be finite and >= 0 (joules per epoch), got {e!r} for "
+                f"trial {r.trial}."
+            )
+        if lr is not None and not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"`lrs` must be finite and > 0, got {lr!r} for trial {r.trial}.")
+
+
+def rank_checked(
+    records: Sequence[RungRecord],
+    *,
+    direction: Direction,
+    alpha: float,
+    beta: float,
+    lr_scale: LRScale,
+    reduction_factor: int,
+    bootstrap_count: int,
+    ranking: Ranking,
+    performance_tolerance: float,
+) -> RungRanking:
+    """:func:`rank_rung` over checked arguments: the private kernel each decision runs, which
+    trusts them (settings in range, at least one record, figures in range)."""
     robust = ranking == "robust"
     n = len(records)
     values = np.array([r.value for r in records], dtype=np.float64)

@@ -58,17 +58,17 @@ class RungDecision:
     diverged: bool = False
 
     @classmethod
-    def of(cls, ranking: RungRanking, trial: int) -> RungDecision:
-        """The decision ``ranking`` takes for trial number ``trial`` (one of its competitors)."""
-        entry = ranking.entry(trial)
+    def at(cls, ranking: RungRanking, index: int) -> RungDecision:
+        """The decision ``ranking`` takes for its competitor at ``index`` (in the order of
+        ``ranking.records``)."""
         return cls(
-            promoted=entry.promoted,
-            rank=entry.rank,
+            promoted=bool(ranking.promoted_mask[index]),
+            rank=int(ranking.ranks[index]),
             competitors=len(ranking.records),
             promote_count=ranking.promote_count,
-            score=entry.score,
-            terms=dict(entry.terms),
-            diverged=entry.diverged,
+            score=float(ranking.scores[index]),
+            terms={name: float(ranking.terms[name][index]) for name in _TERMS},
+            diverged=bool(ranking.diverged_mask[index]),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -90,25 +90,26 @@ class RungDecision:
         if not isinstance(data, Mapping):
             return None
         promoted, diverged = data.get("promoted"), data.get("diverged", False)
-        counts = [data.get(k) for k in ("rank", "competitors", "promote_count")]
-        terms = data.get("terms")
+        counts: list[Any] = [data.get(k) for k in ("rank", "competitors", "promote_count")]
+        score, terms = finite_or_none(data.get("score")), data.get("terms")
         if (
             not isinstance(promoted, bool)
             or not isinstance(diverged, bool)
             or not all(is_int(c) and c >= 1 for c in counts)
-            or finite_or_none(data.get("score")) is None
+            or score is None
             or not isinstance(terms, Mapping)
-            or not all(finite_or_none(terms.get(name, 0.0)) is not None for name in _TERMS)
         ):
             return None
-        rank, competitors, promote_count = (int(c) for c in counts)  # type: ignore[call-overload]
+        figures = {name: finite_or_none(terms.get(name, 0.0)) for name in _TERMS}
+        if any(x is None for x in figures.values()):
+            return None
         return cls(
             promoted=promoted,
-            rank=rank,
-            competitors=competitors,
-            promote_count=promote_count,
-            score=float(data["score"]),
-            terms={name: float(terms.get(name, 0.0)) for name in _TERMS},
+            rank=int(counts[0]),
+            competitors=int(counts[1]),
+            promote_count=int(counts[2]),
+            score=score,
+            terms={name: x for name, x in figures.items() if x is not None},
             diverged=diverged,
         )
 

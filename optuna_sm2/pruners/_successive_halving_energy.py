@@ -15,7 +15,12 @@ from optuna.trial import TrialState
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2._validation import finite_or_none, is_int
-from optuna_sm2.pruners._ranking import PERFORMANCE_TOLERANCE, Ranking, RungRanking
+from optuna_sm2.pruners._ranking import (
+    PERFORMANCE_TOLERANCE,
+    Ranking,
+    RungRanking,
+    rank_checked,
+)
 from optuna_sm2.pruners._records import RungDecision, RungRecord, read_records, rung_key
 from optuna_sm2.pruners._settings import PrunerSettings, library_version
 from optuna_sm2.pruners._weighted_objective import Direction, LRScale
@@ -197,6 +202,7 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
                 "`min_early_stopping_rate` at their defaults (1 and 0) when passing it."
             )
         self._settings = settings
+        self._ranking_arguments = settings.ranking_arguments()  # checked once, here
         self._min_resource: int | None = (
             None if settings.min_resource == "auto" else settings.min_resource
         )
@@ -233,7 +239,7 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
                 return True
             others = self._rung_records(study, cache, rung, without=trial.number)
             ranking = self._rank(cache, [*others, record])
-            decision = RungDecision.of(ranking, trial.number)
+            decision = RungDecision.at(ranking, len(others))
             self._write_record(study, cache, trial, rung, replace(record, decision=decision))
             if not decision.promoted:
                 return True
@@ -278,7 +284,7 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         return self._rank(self._cache(study), records)
 
     def _rank(self, cache: _StudyCache, records: list[RungRecord]) -> RungRanking:
-        ranking = self._settings.rank(records, direction=cache.direction)
+        ranking = rank_checked(records, direction=cache.direction, **self._ranking_arguments)
         if ranking.left_out and not self._warned_missing:
             self._warned_missing = True
             component, missing = next(iter(ranking.left_out.items()))
@@ -358,12 +364,14 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
             trial,
         )
         attrs = source.user_attrs
-        return RungRecord(
-            trial=trial.number,
-            value=value,
-            energy_per_epoch_j=finite_or_none(attrs.get(_attrs.ENERGY_PER_EPOCH_J)),
-            stable_lr=finite_or_none(attrs.get(_attrs.STABLE_LR)),
-            energy_per_epoch_spread=finite_or_none(attrs.get(_attrs.ENERGY_PER_EPOCH_SPREAD)),
+        return RungRecord.from_json(  # a figure out of its range reads as unknown
+            {
+                "trial": trial.number,
+                "value": value,
+                "energy_per_epoch_j": attrs.get(_attrs.ENERGY_PER_EPOCH_J),
+                "stable_lr": attrs.get(_attrs.STABLE_LR),
+                "energy_per_epoch_spread": attrs.get(_attrs.ENERGY_PER_EPOCH_SPREAD),
+            }
         )
 
     def _write_record(
