@@ -162,12 +162,13 @@ def _components(
     columns: dict[str, list[float] | None] = {}
     left_out: dict[str, tuple[int, ...]] = {}
     for component, field in _ATTRIBUTES.items():
+        columns[component] = None
+        if weights[component] == 0.0:
+            continue  # not read: alpha=1 ranks by performance alone
         column = [getattr(r, field) for r in records]
         missing = tuple(r.trial for r, x in zip(records, column, strict=True) if x is None)
-        if weights[component] == 0.0 or missing:
-            columns[component] = None
-            if missing and weights[component] != 0.0:
-                left_out[component] = missing
+        if missing:
+            left_out[component] = missing
         else:
             columns[component] = [float(x) for x in column if x is not None]
     return columns, left_out
