@@ -338,7 +338,7 @@ def rank_checked(
     tie_breaks = np.where(finite, oriented, -np.inf)
     diverged = _robust.diverged_mask(oriented) if robust else np.zeros(n, dtype=np.bool_)
     counted = np.flatnonzero(~diverged)
-    kept = [records[int(i)] for i in counted]
+    kept = [records[i] for i in counted.tolist()]
     columns, left_out = _components(kept, alpha, beta)
     energies, lrs = columns["energy"], columns["lr"]
     if robust and energies is not None:
@@ -356,9 +356,9 @@ def rank_checked(
         protected = _robust.protected_order(
             scores[ranked], oriented[ranked], performance_tolerance
         )
-        order = [int(ranked[i]) for i in protected]
+        order = ranked[protected].tolist()
         tail = np.flatnonzero(~finite | diverged)
-        order += [int(tail[i]) for i in np.argsort(-tie_breaks[tail], kind="stable")]
+        order += tail[np.argsort(-tie_breaks[tail], kind="stable")].tolist()
     else:
         order = np.lexsort((-tie_breaks, -scores)).tolist()
     promote_count = max(n // reduction_factor, 1)
