@@ -10,29 +10,17 @@ inherited.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import optuna
 import pytest
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from optuna_sm2 import SuccessiveHalvingEnergyPruner, _compat, attrs, report
 from optuna_sm2.pruners import read_records
-from tests.support.storages import make_storage
+from tests.support.storages import fail_and_retry, make_storage
 
 KINDS = ("sqlite", "journal")
-
-
-def _kill(study: optuna.Study, trial: optuna.trial.Trial) -> None:
-    """What the heartbeat does to a dead worker's trial: FAIL, and a retry queued."""
-    storage = _compat.storage_of(study)
-    storage.set_trial_state_values(_compat.trial_id(trial), TrialState.FAIL)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        callback = RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)
-    callback(study, storage.get_trial(_compat.trial_id(trial)))
 
 
 def _study(tmp_path: Path, kind: str) -> optuna.Study:
@@ -61,7 +49,7 @@ def test_the_retry_of_a_killed_trial_is_not_pruned_by_its_predecessor(
     assert not killed.should_prune()  # alone at rung 0: promoted
     # A re-exploration's figures (another LR, the sweep's energy), then the kill.
     report(killed, 0.91, 1, energy_per_epoch_j=400.0, stable_lr=0.001)
-    _kill(study, killed)
+    fail_and_retry(study, killed)
 
     def resumed(trial: optuna.trial.Trial) -> float:
         assert _compat.frozen(trial).system_attrs["failed_trial"] == killed.number
@@ -107,7 +95,7 @@ def test_a_rung_the_predecessor_reached_is_ranked_with_its_figures_then(
     assert not killed.should_prune()
     # Rung 1's step is reported, and the worker dies before asking should_prune().
     report(killed, 0.7, 2, energy_per_epoch_j=150.0, stable_lr=0.05)
-    _kill(study, killed)
+    fail_and_retry(study, killed)
     retry = study.ask()
     # The retry goes on past the inherited steps with other figures (a later block).
     report(retry, 0.72, 3, energy_per_epoch_j=900.0, stable_lr=0.5)
@@ -137,7 +125,7 @@ def test_optuna_compares_a_retry_with_its_predecessor_where_sm2_does_not(tmp_pat
     killed = theirs.ask()
     killed.report(0.9, 1)
     assert not killed.should_prune()
-    _kill(theirs, killed)
+    fail_and_retry(theirs, killed)
     retry = theirs.ask()
     assert (
         "completed_rung_0" in _compat.frozen(retry).system_attrs
