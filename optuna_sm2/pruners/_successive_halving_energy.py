@@ -279,12 +279,18 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         return self._rank(cache, records).is_promoted(trial.number)
 
     def rank(self, study: optuna.study.Study, records: list[RungRecord]) -> RungRanking:
-        """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` with this pruner's settings
-        and the study's direction; warns once per pruner when a component is left out."""
-        return self._rank(self._cache(study), records)
+        """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` (checked) with this pruner's
+        settings and the study's direction; warns once per pruner when a component is left
+        out."""
+        cache = self._cache(study)
+        return self._warn_left_out(self._settings.rank(records, direction=cache.direction))
 
     def _rank(self, cache: _StudyCache, records: list[RungRecord]) -> RungRanking:
+        """:meth:`rank` over records this pruner read or made (the kernel: nothing checked)."""
         ranking = rank_checked(records, direction=cache.direction, **self._ranking_arguments)
+        return self._warn_left_out(ranking)
+
+    def _warn_left_out(self, ranking: RungRanking) -> RungRanking:
         if ranking.left_out and not self._warned_missing:
             self._warned_missing = True
             component, missing = next(iter(ranking.left_out.items()))
@@ -292,7 +298,7 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
                 f"The {_WHAT[component]} is missing for trial(s) {list(missing)}; it is left "
                 "out of this rung's ranking and the remaining weights are renormalized. Report "
                 "it with optuna_sm2.report(...) to rank by it. (Warned once per pruner.)",
-                stacklevel=4,
+                stacklevel=5,
             )
         return ranking
 
