@@ -12,7 +12,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from optuna_sm2 import SuccessiveHalvingEnergyPruner, attrs, report
-from optuna_sm2.pruners import own_records
+from optuna_sm2.pruners import RungDecision, RungRecord, own_records
 from tests.pruners.test_weighted_objective import _brute_force
 
 
@@ -417,3 +417,39 @@ def test_numpy_arguments_are_accepted():
     )
     assert pruner.settings.min_resource == 2 and type(pruner.settings.min_resource) is int
     assert pruner.settings.alpha == 0.5 and type(pruner.settings.alpha) is float
+
+
+def test_records_without_or_with_a_malformed_decision_still_read():
+    old = {"trial": 2, "value": 0.5, "energy_per_epoch_j": 3.0, "stable_lr": 0.1}
+    record = RungRecord.from_json(old)
+    assert record is not None and record.decision is None and record.to_json() == old
+    decided = RungDecision(False, 3, 4, 2, 0.25, {"performance": 0.25, "energy": 0.0, "lr": 0.0})
+    stored = {**old, "decision": decided.to_json()}
+    assert RungRecord.from_json(stored) == RungRecord(2, 0.5, 3.0, 0.1, decision=decided)
+    for bad in (
+        {"promoted": 1},
+        {**decided.to_json(), "rank": 0},
+        {**decided.to_json(), "terms": []},
+    ):
+        again = RungRecord.from_json({**old, "decision": bad})
+        assert again is not None and again.decision is None  # read as undecided, not dropped
+
+
+def test_record_rung_stores_no_decision_and_prune_stores_one():
+    study = _study(alpha=1.0, rung_steps=[0])
+    pruner = study.pruner
+    a, b = study.ask(), study.ask()
+    report(a, 0.3, 0)
+    pruner.record_rung(study, study._storage.get_trial(a._trial_id))
+    report(b, 0.9, 0)
+    assert not b.should_prune()
+    assert "decision" not in _records(study, 0)[0]
+    assert _records(study, 0)[1]["decision"] == {
+        "promoted": True,
+        "rank": 1,
+        "competitors": 2,
+        "promote_count": 1,
+        "score": 1.0,
+        "terms": {"performance": 1.0, "energy": 0.0, "lr": 0.0},
+        "diverged": False,
+    }
