@@ -106,6 +106,16 @@ class _TrialAttrs:
                 self._written[key] = value
 
 
+def _figures(energy: float | None, lr: float, spread: float | None) -> dict[str, Any]:
+    """The user attrs :func:`~optuna_sm2.report` writes for a step, those known."""
+    figures = {
+        _attrs.ENERGY_PER_EPOCH_J: energy,
+        _attrs.STABLE_LR: lr,
+        _attrs.ENERGY_PER_EPOCH_SPREAD: spread,
+    }
+    return {key: value for key, value in figures.items() if value is not None}
+
+
 _REFUSED_BY_OPTUNA = ("does not support dynamic value space", "Cannot set different")
 """Optuna's words when a parameter is suggested again with another distribution."""
 
@@ -275,6 +285,8 @@ class TrialLoop:
                     stable_lr=state.lr,
                     energy_per_epoch_spread=spread,
                 )
+            else:  # a retry: the step's value is inherited, its figures are the retry's own
+                attrs.write(_figures(energy_per_epoch, state.lr, spread))
             self._log(trial, batch_size, phase, value, state.lr, energy_per_epoch)
             if phase.rung is not None and checkpoints is not None:
                 checkpoints.save(trial, state, batch_size)

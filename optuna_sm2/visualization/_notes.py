@@ -70,21 +70,22 @@ def trial_note(summary: StudyReport, number: int) -> str:
     ]
     if t.resumed_from is not None:
         lines.append(f"- resumed from trial {t.resumed_from}")
-    own = [(r, r.ranking.entry(number)) for r in summary.rungs if number in r.outcomes]
+    own = [(r, r.entry(number)) for r in summary.rungs if number in r.outcomes]
     if not own:
         lines.append("- rung decisions: none (reached no rung)")
     else:
         lines.append("- rung decisions:")
         for rung, e in own:
-            ranking = rung.ranking
-            left_out = f"; {', '.join(ranking.left_out)} left out" if ranking.left_out else ""
-            verdict = "promoted" if e.promoted else "pruned"
+            d = e.decision
+            left_out = ""
+            if not e.stored and rung.ranking.left_out:
+                left_out = f"; {', '.join(rung.ranking.left_out)} left out"
+            why = e.explanation()
             lines.append(
                 f"  - rung {rung.rung}: value {format_number(e.record.value)}, score "
-                f"{e.score:.3f} (α·P {e.terms['performance']:.3f}, (1-α)·β·E "
-                f"{e.terms['energy']:.3f}, (1-α)·(1-β)·LR {e.terms['lr']:.3f}{left_out}), "
-                f"rank {e.rank} of {len(ranking.records)}: {verdict}; then "
-                f"{rung.outcomes[number]}"
+                f"{d.score:.3f} (α·P {d.terms['performance']:.3f}, (1-α)·β·E "
+                f"{d.terms['energy']:.3f}, (1-α)·(1-β)·LR {d.terms['lr']:.3f}{left_out}), "
+                f"{e.basis}: {e.verdict}; then {e.outcome}" + ("" if why is None else f" ({why})")
             )
     return "\n".join(lines) + "\n"
 

@@ -228,3 +228,31 @@ def test_retry_of_a_trial_killed_after_its_last_checkpoint_completes(tmp_path: P
     assert retry.user_attrs[attrs.RESUMED_FROM] == 0
     assert [number for number, _ in steps_run] == [0, 0]  # the retry had nothing left to run
     assert retry.value == study.trials[0].intermediate_values[objective.rung_steps[-1]]
+
+
+def test_a_retry_training_inherited_steps_stores_its_own_figures(tmp_path: Path) -> None:
+    """At a step whose value it inherited, a retry stores its own LR and energy (not the
+    failed trial's last ones), so that ``sm2.stable_lr`` and ``sm2.lr_window`` agree."""
+    stored = []
+
+    def check(trial: optuna.trial.Trial, result) -> None:
+        user_attrs = _compat.frozen(trial).user_attrs
+        stored.append((trial.number, result.step, user_attrs[attrs.STABLE_LR], result.lr))
+
+    objective = tiny_objective(batch_sizes=(8,), epochs_per_rung=1, callbacks=[check])
+    study = _sqlite(tmp_path, objective)
+    trial = study.ask()
+    steps = objective.run(trial)
+    for _ in range(3):  # past its first rung
+        next(steps)
+    steps.close()
+    # Its last exploration chose another LR (the issue's 0.336), then the worker was killed.
+    trial.set_user_attr(attrs.STABLE_LR, 0.336)
+    fail_and_retry(study, trial)
+    retry = _retry(study, objective)  # no checkpoint_dir: it trains again from step 0
+    inherited = study.trials[0].intermediate_values
+    at_inherited = [
+        (lr, own) for n, step, lr, own in stored if n == retry.number and step in inherited
+    ]
+    assert len(at_inherited) == len(inherited)
+    assert all(lr == own for lr, own in at_inherited)  # not the inherited 0.336
