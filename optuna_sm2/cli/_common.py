@@ -9,11 +9,9 @@ import time
 import warnings
 
 import optuna
-from optuna.storages.journal import (
-    BaseJournalBackend,
-    JournalFileBackend,
-    JournalRedisBackend,
-)
+from optuna.storages.journal import BaseJournalBackend, JournalRedisBackend
+
+from optuna_sm2.cli._journal_file import JournalAppendError, JournalFile
 
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 """A ``--storage`` ending in one of these is a JournalStorage file, not a database URL."""
@@ -34,7 +32,11 @@ def storage_failures() -> tuple[type[Exception], ...]:
     """
     import sqlalchemy.exc
 
-    failures = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
+    failures = (
+        sqlalchemy.exc.SQLAlchemyError,
+        optuna.exceptions.StorageInternalError,
+        JournalAppendError,
+    )
     try:
         from redis.exceptions import RedisError
     except ImportError:  # pragma: no cover - redis is optional
@@ -114,7 +116,7 @@ def open_storage(
         if must_exist and not os.path.exists(url):
             raise CLIError(f"journal file {url} does not exist")
         try:
-            return _journal(JournalFileBackend(url), heartbeat_interval)
+            return _journal(JournalFile(url), heartbeat_interval)
         except (OSError, ValueError) as exc:
             raise CLIError(f"cannot open journal file {url}: {one_line(exc)}") from exc
     if "://" not in url:
