@@ -5,9 +5,11 @@ and sets ``run(args) -> int``. Every error a user or a storage can cause is one 
 with exit code 2, never a traceback, and comes before anything is created: a value outside its
 option's range (:mod:`optuna_sm2.cli._options`, checked while the command line is read), a
 :class:`CLIError` or ``ValueError`` raised by a command, a file that cannot be read or written,
-and a storage that fails (connection refused, read-only, locked, damaged). argparse's own
-refusals (an unknown choice, a missing option) exit with code 2 through ``SystemExit``, in one
-line too. Ctrl-C exits with code 130.
+and a storage that fails (connection refused or lost, read-only, locked, damaged, full), also
+when Optuna raises another error while it handles the failure
+(:func:`~optuna_sm2.cli._common.storage_failure_in`). argparse's own refusals (an unknown
+choice, a missing option) exit with code 2 through ``SystemExit``, in one line too. Ctrl-C exits
+with code 130.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from optuna_sm2.cli import _bench, _dashboard, _demo, _doctor, _report, _worker
-from optuna_sm2.cli._common import CLIError, one_line, storage_failure, storage_failures
+from optuna_sm2.cli._common import CLIError, one_line, storage_failure, storage_failure_in
 from optuna_sm2.cli._options import OptionError, Parser
 
 _SUBCOMMANDS = (_demo, _report, _doctor, _dashboard, _worker, _bench)
@@ -51,8 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, ValueError, OSError) as exc:
         print(f"{prefix}: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except storage_failures() as exc:
-        failure = storage_failure("use", getattr(args, "storage", "the storage"), exc)
+    except Exception as exc:
+        cause = storage_failure_in(exc)
+        if cause is None:
+            raise
+        failure = storage_failure("use", getattr(args, "storage", "the storage"), cause)
         print(f"{prefix}: error: {failure}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -44,6 +44,21 @@ def storage_failures() -> tuple[type[Exception], ...]:
     return (*failures, RedisError)
 
 
+def storage_failure_in(exc: BaseException) -> BaseException | None:
+    """The storage failure (:func:`storage_failures`) that ``exc`` is or arose from, else
+    ``None``. Optuna raises other errors while it handles a storage that failed (reading the
+    trial back after a failed ``tell``, for one: an ``UnboundLocalError``); the failure is then
+    the ``__cause__`` or ``__context__`` of what reaches the caller."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, storage_failures()):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _storage_errors() -> tuple[type[Exception], ...]:
     """What opening or reading a storage raises for a bad URL, driver, file or schema."""
     return (
