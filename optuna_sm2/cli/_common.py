@@ -214,6 +214,8 @@ def _rdb_storage(
 
     from optuna_sm2.cli._lease import LeasedRDBStorage
 
+    if not must_exist and url.startswith("sqlite"):
+        _create_sqlite_whole(url)
     for attempt in range(_SCHEMA_ATTEMPTS):
         try:
             with warnings.catch_warnings():
@@ -232,6 +234,37 @@ def _rdb_storage(
 
 
 _SCHEMA_ATTEMPTS = 5
+
+
+def _create_sqlite_whole(url: str) -> None:
+    """Create the SQLite file ``url`` names, with Optuna's schema, whole or not at all.
+
+    The schema is made in a new file beside it, which is then linked to its name (``os.link``:
+    never over a file another process made meanwhile) and removed. A failure (a full disk) leaves
+    no file under the name: one half-made would be refused by every later command (``no such
+    table``). Nothing is done when the file exists, or for an in-memory database.
+    """
+    from sqlalchemy.engine import make_url
+
+    path = _sqlite_path(url)
+    if path is None or os.path.exists(path):
+        return
+    part = f"{path}.creating-{os.getpid()}-{random.randrange(1 << 32):08x}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            made = optuna.storages.RDBStorage(
+                make_url(url).set(database=part).render_as_string(hide_password=False)
+            )
+        made.engine.dispose()
+        try:
+            os.link(part, path)
+        except FileExistsError:
+            pass  # another worker made it meanwhile, whole: it is used
+    finally:
+        for leftover in (part, f"{part}-journal"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
 
 
 def load_study(storage_url: str, study_name: str) -> optuna.Study:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +130,27 @@ def test_a_refused_worker_creates_no_folder(tmp_path: Path) -> None:
 
 def test_a_nul_in_a_storage_url(tmp_path: Path) -> None:
     _refused_everywhere("sqlite:///a\x00b.db", tmp_path, "NUL")
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from optuna_sm2.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_full_disk_while_creating_a_sqlite_file(tmp_path: Path) -> None:
+    """No file may grow past 8 KiB (``RLIMIT_FSIZE``: a write past it fails with ``EFBIG``, as a
+    full disk fails it with ``ENOSPC``): the new SQLite file is not made at all, so the next
+    command, with space, makes it whole."""
+    path = tmp_path / "new.db"
+    argv = _commands(f"sqlite:///{path}", tmp_path)["worker"]
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, *argv], capture_output=True, text=True, timeout=300
+    )
+    assert_refused(done.returncode, done.stdout, done.stderr, "worker", "cannot open storage")
+    assert os.listdir(tmp_path) == []
+    assert run_cli(argv)[0] == 0
+    assert run_cli(["report", "--storage", f"sqlite:///{path}", "--study", "s"])[0] == 0
