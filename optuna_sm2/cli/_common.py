@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import time
@@ -257,10 +258,8 @@ def _create_sqlite_whole(url: str) -> None:
                 make_url(url).set(database=part).render_as_string(hide_password=False)
             )
         made.engine.dispose()
-        try:
+        with contextlib.suppress(FileExistsError):  # another worker made it meanwhile: used
             os.link(part, path)
-        except FileExistsError:
-            pass  # another worker made it meanwhile, whole: it is used
     finally:
         for leftover in (part, f"{part}-journal"):
             if os.path.exists(leftover):
