@@ -307,6 +307,42 @@ def make_sqlite_parent(storage: str) -> None:
                 raise CLIError(f"cannot create the folder for {database}: {exc}") from exc
 
 
+_PROBE_BYTES = 1 << 16
+
+
+def check_writable_folder(folder: str, what: str) -> None:
+    """Write (then remove) a 64 KiB file in ``folder``, so that a read-only or full folder is
+    found before any trial starts, not by a trial's first checkpoint. The folders made for it are
+    removed again: nothing is left. ``what`` names the folder in the message.
+
+    Raises:
+        CLIError: the folder cannot be made or written; one line naming ``what``.
+    """
+    made: list[str] = []  # deepest first
+    path = os.path.abspath(folder)
+    while not os.path.exists(path) and path != os.path.dirname(path):
+        made.append(path)
+        path = os.path.dirname(path)
+    probe = os.path.join(folder, f".sm2-probe-{os.getpid()}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * _PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise CLIError(
+            f"{what} {folder} cannot be written ({exc.strerror or exc}): trials checkpoint "
+            "there after each rung; free space, or choose another folder"
+        ) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(probe)
+        for created in made:
+            with contextlib.suppress(OSError):
+                os.rmdir(created)
+
+
 def study_names(storage: optuna.storages.BaseStorage, storage_url: str) -> list[str]:
     """The sorted names of the studies in ``storage`` (opened from ``storage_url``).
 

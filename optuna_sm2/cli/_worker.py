@@ -14,6 +14,7 @@ from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.cli._common import (
     CLIError,
+    check_writable_folder,
     make_sqlite_parent,
     open_storage,
     storage_failure,
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_run(args.storage, args.study, given, build, direction, what, _KEEP)
     objective, settings = plan.objective, plan.settings
 
+    check_writable_folder(args.checkpoint_dir, "--checkpoint-dir")
     make_sqlite_parent(args.storage)
     storage = open_storage(
         args.storage, must_exist=False, heartbeat_interval=args.heartbeat_interval

@@ -26,6 +26,7 @@ from optuna_sm2.training._checkpoint import (
     ignore_checkpoint,
     read_checkpoint,
     save_checkpoint,
+    legacy_study_directory,
     study_directory,
 )
 
@@ -111,6 +112,7 @@ class TrialCheckpoints:
         self._study_id = _compat.study_id(study)
         self.directory = study_directory(checkpoint_dir, study)
         """Where this study's checkpoints live."""
+        self._legacy = legacy_study_directory(checkpoint_dir, study)
 
     def _key(self, trial: optuna.trial.FrozenTrial, batch_size: int) -> CheckpointKey:
         return CheckpointKey(
@@ -158,6 +160,8 @@ class TrialCheckpoints:
                 )
                 continue
             path = checkpoint_file(self.directory, number)
+            if not path.exists():
+                path = checkpoint_file(self._legacy, number)  # written before the digest
             if not path.exists():
                 continue
             retried = self._stored_trial(number)
