@@ -4,10 +4,10 @@ A checkpoint lives at ``<checkpoint_dir>/<study directory>/<trial number>.pt``. 
 directory is one path component made from the study's name (reduced to letters, digits, ``.``,
 ``_`` and ``-``), the storage's study id and a digest of the storage (its URL without password,
 or its file), so that no study name can lead outside ``checkpoint_dir`` and two studies never
-share a directory, whether in one storage or in two whose studies have the same name and id. Each file holds the
-:class:`CheckpointKey` of the trial that wrote it; a file whose key differs from the one expected,
-or that cannot be read (corrupt, truncated, refused by ``torch.load(weights_only=True)``), is
-ignored with a warning.
+share a directory, whether in one storage or in two whose studies have the same name and id.
+Each file holds the :class:`CheckpointKey` of the trial that wrote it; a file whose key differs
+from the one expected, or that cannot be read (corrupt, truncated, refused by
+``torch.load(weights_only=True)``), is ignored with a warning.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def study_directory_name(study_name: str, study_id: int, storage: str | None = N
 def study_directory(checkpoint_dir: Path, study: optuna.Study) -> Path:
     """Where the checkpoints of ``study``'s trials live under ``checkpoint_dir``."""
     storage = _compat.storage_identity(_compat.storage_of(study))
-    return checkpoint_dir / study_directory_name(study.study_name, _compat.study_id(study), storage)
+    name = study_directory_name(study.study_name, _compat.study_id(study), storage)
+    return checkpoint_dir / name
 
 
 def legacy_study_directory(checkpoint_dir: Path, study: optuna.Study) -> Path:

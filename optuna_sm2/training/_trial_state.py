@@ -24,9 +24,9 @@ from optuna_sm2.training._checkpoint import (
     CheckpointKey,
     checkpoint_file,
     ignore_checkpoint,
+    legacy_study_directory,
     read_checkpoint,
     save_checkpoint,
-    legacy_study_directory,
     study_directory,
 )
 
