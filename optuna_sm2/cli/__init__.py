@@ -9,17 +9,24 @@ and a storage that fails (connection refused or lost, read-only, locked, damaged
 when Optuna raises another error while it handles the failure
 (:func:`~optuna_sm2.cli._common.storage_failure_in`). argparse's own refusals (an unknown
 choice, a missing option) exit with code 2 through ``SystemExit``, in one line too. Ctrl-C exits
-with code 130.
+with code 130. The password of ``--storage`` is masked (``***``) in everything a command prints.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
 
 from optuna_sm2.cli import _bench, _dashboard, _demo, _doctor, _report, _worker
-from optuna_sm2.cli._common import CLIError, one_line, storage_failure, storage_failure_in
+from optuna_sm2.cli._common import (
+    CLIError,
+    one_line,
+    secrets_masked,
+    storage_failure,
+    storage_failure_in,
+)
 from optuna_sm2.cli._options import OptionError, Parser
 
 _SUBCOMMANDS = (_demo, _report, _doctor, _dashboard, _worker, _bench)
@@ -43,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OptionError as exc:
         print(f"{exc.prog}: error: {exc}", file=sys.stderr)
         return 2
+    with secrets_masked(getattr(args, "storage", None)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     prefix = f"optuna-sm2 {args.command}"
     try:
         return int(args.run(args))

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import random
+import sys
 import time
+import urllib.parse
 import warnings
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 import optuna
 from optuna.storages.journal import BaseJournalBackend, JournalRedisBackend
@@ -70,6 +75,59 @@ def _storage_errors() -> tuple[type[Exception], ...]:
         ValueError,
         KeyError,
     )
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The password of a storage URL (``postgresql://user:PW@host/db``, ``redis://:PW@host``),
+    as written and percent-decoded; ``[]`` when it has none."""
+    if not url or "://" not in url:
+        return []
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        return []
+    if not password:
+        return []
+    return sorted({password, urllib.parse.unquote(password)}, key=len, reverse=True)
+
+
+class _Masked(io.TextIOBase):
+    """A text stream writing to ``stream`` with each of ``secrets`` replaced by ``***``."""
+
+    def __init__(self, stream: TextIO, secrets: Sequence[str]) -> None:
+        self._stream = stream
+        self._secrets = secrets
+
+    def write(self, text: str) -> int:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+
+@contextlib.contextmanager
+def secrets_masked(url: str | None) -> Iterator[None]:
+    """Mask the password of the storage URL ``url`` in everything written to ``sys.stdout`` and
+    ``sys.stderr`` meanwhile: every message, error line and report names the storage as
+    ``postgresql://user:***@host/db``. Nothing is changed when the URL holds no password."""
+    secrets = url_secrets(url)
+    if not secrets:
+        yield
+        return
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Masked(out, secrets), _Masked(err, secrets)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 class CLIError(Exception):
