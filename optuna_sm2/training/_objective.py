@@ -259,7 +259,14 @@ class SM2Objective:
     def make_pruner(
         self, alpha: float = 0.75, beta: float = 0.5, **kwargs: Any
     ) -> SuccessiveHalvingEnergyPruner:
-        """The pruner whose rungs are this objective's (halving, ``reduction_factor=2``)."""
+        """The pruner whose rungs are this objective's (halving, ``reduction_factor=2``);
+        ``kwargs`` are the pruner's other arguments (``rung_steps`` is the objective's own)."""
+        if "rung_steps" in kwargs:
+            raise ValueError(
+                f"`rung_steps` is the objective's own ({self.rung_steps}), not an argument of "
+                "make_pruner; pass SuccessiveHalvingEnergyPruner's other arguments, or build "
+                f"that pruner yourself, got rung_steps={kwargs['rung_steps']!r}."
+            )
         return SuccessiveHalvingEnergyPruner(
             alpha=alpha, beta=beta, rung_steps=self.rung_steps, **kwargs
         )

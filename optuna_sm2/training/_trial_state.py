@@ -152,9 +152,9 @@ class TrialCheckpoints:
             _logger.warning("trial %d: its retry_history is malformed; not resumed", trial.number)
         device = next(state.model.parameters(), torch.empty(0)).device
         for number in reversed(history):
-            if not _check.is_int(number) or number < 0:
+            if not _check.is_int(number) or not 0 <= number < trial.number:
                 _logger.warning(
-                    "trial %d: retry_history holds %r, not a trial number; skipped",
+                    "trial %d: retry_history holds %r, not a trial number before its own; skipped",
                     trial.number,
                     number,
                 )

@@ -116,6 +116,14 @@ def bad_int(minimum: int, *, optional: bool = False, also: tuple[Any, ...] = ())
     )
 
 
+def bad_int_in(minimum: int, maximum: int, *, optional: bool = False) -> Bad:
+    """Anything but an integer in ``[minimum, maximum]``."""
+    low = bad_int(minimum, optional=optional)
+    above = [maximum + 1, np.int64(maximum + 1), 2**64, 10**30]
+    more = st.one_of(low.strategy, st.integers(min_value=maximum + 1))
+    return Bad([*low.examples, *above], more)
+
+
 def bad_choice(choices: tuple[str, ...]) -> Bad:
     examples = [x for x in _junk(optional=False) if x not in choices]
     examples += [c.upper() for c in choices] + [f" {choices[0]}", 1, 0.5]
@@ -191,6 +199,7 @@ CALLS: dict[str, Callable[..., Any]] = {
     "weighted_objective": lambda **kw: weighted_objective(**{"values": [0.5, 0.7], **kw}),
     "explore_lr": _explore,
     "optimize_synchronous": _synchronous,
+    "SM2Objective.make_pruner": lambda **kw: _objective().make_pruner(**kw),
 }
 
 UNIT = bad_real(0.0, 1.0)
@@ -258,7 +267,9 @@ ARGUMENTS: list[tuple[str, str, Bad]] = [
     ("explore_lr", "device", Bad([5, True, "gpu0", "", "cuda:99", 1.5])),
     ("optimize_synchronous", "study", not_callable()),
     ("optimize_synchronous", "objective", not_callable()),
-    ("optimize_synchronous", "n_trials", bad_int(1, optional=True)),
+    # The objective has two batch sizes: a third configuration would train one twice.
+    ("optimize_synchronous", "n_trials", bad_int_in(1, 2, optional=True)),
+    ("SM2Objective.make_pruner", "rung_steps", Bad([None, [1], (1, 3, 5), [2, 4], "1,3"])),
     ("optimize_synchronous", "enqueue_batch_sizes", Bad([None, 1, 0, "yes", 1.0, np.bool_(True)])),
 ]
 
@@ -301,8 +312,10 @@ def _property(values: Bad, check: Callable[[Any], None]) -> None:
 # -- report(): refused before anything is written ----------------------------------------------
 
 REPORT_ARGUMENTS: dict[str, Bad] = {
+    "trial": Bad([None, "trial", 5, object(), _trial().study, optuna.trial.create_trial(value=1)]),
     "value": Bad([*JUNK, *BOOLS, None]),
-    "step": bad_int(0),
+    # Optuna's database keeps a step as a 32-bit integer.
+    "step": bad_int_in(0, 2**31 - 1),
     "energy_per_epoch_j": bad_real(0.0, optional=True),
     "stable_lr": bad_real(0.0, low_inclusive=False, optional=True),
 }
@@ -324,7 +337,7 @@ def test_a_refused_report_leaves_the_sqlite_storage_as_it_was(
     def refused(value: Any) -> None:
         before_bytes, before = fingerprint(path), study.trials
         with pytest.raises(ValueError) as error:
-            report(trial, **{**GOOD_REPORT, argument: value})
+            report(**{"trial": trial, **GOOD_REPORT, argument: value})
         assert f"`{argument}`" in str(error.value), str(error.value)
         assert fingerprint(path) == before_bytes
         after = optuna.load_study(study_name="s", storage=url).trials
