@@ -166,16 +166,25 @@ def _rapl(**override: Any) -> RaplMeter:
 
 
 def _explore(**override: Any) -> Any:
-    x, y = tiny_data()[0]
-    batches = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 48, 8)]
     kwargs: dict[str, Any] = {
         "model": nn.Linear(4, 2),
         "loss_fn": nn.functional.cross_entropy,
-        "batches": batches,
+        "batches": _batches(),
         "n_lrs": 3,
         **override,
     }
     return explore_lr(**kwargs)
+
+
+def _batches(rows: int = 8, targets: int | None = None) -> list[Any]:
+    """Six batches of ``rows`` inputs each, and ``targets`` targets (as many by default)."""
+    x, y = tiny_data()[0]
+    n = rows if targets is None else targets
+    return [(x[i : i + rows], y[i : i + n]) for i in range(0, 48, 8)]
+
+
+def _per_sample(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(outputs, targets, reduction="none")
 
 
 def _synchronous(**override: Any) -> None:
@@ -264,6 +273,11 @@ ARGUMENTS: list[tuple[str, str, Bad]] = [
     ("explore_lr", "optimizer_factory", not_callable(optional=True)),
     ("explore_lr", "optimizer", Bad([5, "sgd", True, object()])),
     ("explore_lr", "tracker", not_callable(optional=True)),
+    # Bad in what they hold or return, found before torch or Python would fail on them.
+    ("explore_lr", "model", Bad([nn.ReLU(), nn.Linear(4, 2).requires_grad_(False)])),
+    ("explore_lr", "loss_fn", Bad([lambda out, y: 1.0, lambda out, y: _per_sample(out, y)])),
+    ("explore_lr", "batches", Bad([_batches(rows=0), _batches(targets=6)])),
+    ("explore_lr", "optimizer", Bad([torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)])),
     ("explore_lr", "device", Bad([5, True, "gpu0", "", "cuda:99", 1.5])),
     ("optimize_synchronous", "study", not_callable()),
     ("optimize_synchronous", "objective", not_callable()),
