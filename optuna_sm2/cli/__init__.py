@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 from optuna_sm2.cli import _bench, _dashboard, _demo, _doctor, _report, _worker
 from optuna_sm2.cli._common import (
@@ -57,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     prefix = f"optuna-sm2 {args.command}"
     try:
-        return int(args.run(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(prefix)
+            return int(args.run(args))
     except BrokenPipeError:
         # The reader went away (``optuna-sm2 report ... | head``): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -75,6 +78,17 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"{prefix}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warning(prefix: str) -> Callable[..., None]:
+    """``warnings.showwarning`` writing ``<prefix>: warning: <first line>`` on stderr: no file
+    name, line number or source line of the code that warned."""
+
+    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
+        text = str(message).strip().splitlines()
+        print(f"{prefix}: warning: {text[0] if text else message}", file=sys.stderr)
+
+    return show
 
 
 __all__ = ["CLIError", "build_parser", "main"]
