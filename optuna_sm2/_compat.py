@@ -20,6 +20,9 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 # (and, with a callback, retried) by ``study.optimize``. Optuna keeps it in a private module.
 from optuna.storages._heartbeat import BaseHeartbeat as BaseHeartbeat
 
+# The base of a journal file's lock; Optuna 5 does not export it.
+from optuna.storages.journal._file import BaseJournalFileLock as BaseJournalFileLock
+
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial

@@ -18,10 +18,15 @@ past that line: every finished trial after it is lost to every command.
 Optuna itself should do both in ``JournalFileBackend.append_logs`` (upstream issue to file:
 "JournalFileBackend appends onto a torn last line, corrupting every later record"; see
 docs/reliability.md).
+
+Its lock is :class:`HolderLock`: Optuna's lock file, ``<journal>.lock``, created exclusively,
+holding the process that holds it; a lock whose holder has ended (a worker killed while it
+appended) is broken at once, not after Optuna's 30 s grace period.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -29,6 +34,9 @@ import warnings
 from typing import Any, BinaryIO
 
 from optuna.storages.journal import JournalFileBackend
+
+from optuna_sm2._compat import BaseJournalFileLock
+from optuna_sm2._process import Process
 
 _CHUNK = 1 << 16
 
@@ -53,6 +61,9 @@ class JournalFile(JournalFileBackend):
         >>> [log["op_code"] for log in JournalFile(path).read_logs(0)]
         [0, 1]
     """
+
+    def __init__(self, file_path: str, lock_obj: BaseJournalFileLock | None = None) -> None:
+        super().__init__(file_path, lock_obj or HolderLock(file_path))
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         if not logs:
@@ -142,3 +153,87 @@ def _undo(f: BinaryIO, end: int) -> None:
         os.fsync(f.fileno())
     except OSError:
         pass  # what is left is a torn tail, cut by the next append
+
+
+GRACE_S = 30.0
+"""Seconds after which a lock whose holder cannot be checked (another machine's, or a plain
+Optuna process's symlink) is broken, as Optuna's own lock does."""
+
+
+class HolderLock(BaseJournalFileLock):
+    """``<journal>.lock``, created with ``O_EXCL`` and holding its holder (host, machine, pid and
+    the pid's start time: :class:`optuna_sm2._process.Process`).
+
+    A process waiting for it breaks it at once when the holder is a process of this machine that
+    has ended (killed while it appended), and otherwise after :data:`GRACE_S` seconds without
+    change, as Optuna's :class:`~optuna.storages.journal.JournalFileOpenLock` does. It excludes
+    Optuna's own locks on the same journal (they create the same file name).
+    """
+
+    def __init__(self, journal: str, grace_period: float = GRACE_S) -> None:
+        self._path = journal + ".lock"
+        self._grace = grace_period
+        self._here = Process.current()
+
+    def acquire(self) -> bool:
+        content = json.dumps(self._here.to_json()).encode()
+        wait, seen, since = 0.001, None, time.monotonic()
+        while True:
+            try:
+                fd = os.open(self._path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = self._holder()
+                if holder != seen:
+                    seen, since = holder, time.monotonic()
+                if (holder is not None and holder.is_gone(self._here)) or (
+                    time.monotonic() - since > self._grace
+                ):
+                    self._break(holder)
+                    continue
+                time.sleep(wait)
+                wait = min(2 * wait, 0.25)
+                continue
+            try:
+                os.write(fd, content)
+            finally:
+                os.close(fd)
+            return True
+
+    def release(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path)
+
+    def _holder(self) -> Process | None:
+        """The process the lock names; ``None`` while it cannot be told (being written, a
+        symlink of Optuna's lock, unreadable)."""
+        return None if os.path.islink(self._path) else self._holder_of(self._path)
+
+    def _break(self, holder: Process | None) -> None:
+        """Remove the lock of ``holder``, unless another process took it meanwhile."""
+        taken = f"{self._path}.broken-{os.getpid()}"
+        try:
+            os.rename(self._path, taken)
+        except FileNotFoundError:
+            return  # released meanwhile
+        if holder is not None and self._holder_of(taken) != holder:
+            # Another process broke it and locked it in between: give its lock back.
+            with contextlib.suppress(FileExistsError):
+                os.link(taken, self._path)
+        os.unlink(taken)
+        warnings.warn(
+            f"journal lock {self._path} held by "
+            + ("an ended process" if holder is not None else "no one for a while")
+            + f" ({'pid ' + str(holder.pid) if holder is not None else 'unknown holder'}); "
+            "broken",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    @staticmethod
+    def _holder_of(path: str) -> Process | None:
+        """The process the lock file ``path`` names, or ``None``."""
+        try:
+            with open(path, "rb") as f:
+                return Process.from_json(json.loads(f.read(4096)))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
