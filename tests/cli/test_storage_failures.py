@@ -142,18 +142,23 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+def _with_file_limit(limit: int, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``optuna-sm2 argv`` in a process whose files may not grow past ``limit`` bytes."""
+    return subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(limit), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_a_full_disk_while_creating_a_sqlite_file(tmp_path: Path) -> None:
     """No file may grow past 96 KiB (``RLIMIT_FSIZE``: a write past it fails with ``EFBIG``, as
     a full disk fails it with ``ENOSPC``; Optuna's empty schema takes 112 KiB): the new SQLite
     file is not made at all, so the next command, with space, makes it whole."""
     path = tmp_path / "new.db"
     argv = _commands(f"sqlite:///{path}", tmp_path)["worker"]
-    done = subprocess.run(
-        [sys.executable, "-c", _FULL_DISK, str(96 << 10), *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _with_file_limit(96 << 10, argv)
     assert_refused(done.returncode, done.stdout, done.stderr, "worker", "cannot open storage")
     assert os.listdir(tmp_path) == []
     assert run_cli(argv)[0] == 0
@@ -181,12 +186,7 @@ def test_a_read_only_checkpoint_folder_is_refused_before_any_trial(tmp_path: Pat
 def test_a_full_checkpoint_folder_is_refused_before_any_trial(tmp_path: Path) -> None:
     """Files may not grow past 8 KiB (as on a full disk): refused before the study is made."""
     argv = _commands(f"sqlite:///{tmp_path / 's.db'}", tmp_path)["worker"]
-    done = subprocess.run(
-        [sys.executable, "-c", _FULL_DISK, str(8 << 10), *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _with_file_limit(8 << 10, argv)
     err = assert_refused(done.returncode, done.stdout, done.stderr, "worker")
     assert f"--checkpoint-dir {tmp_path / 'ckpt'} cannot be written" in err
     assert os.listdir(tmp_path) == []

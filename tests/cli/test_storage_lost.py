@@ -59,9 +59,8 @@ def _worker(storage: str, tmp_path: Path) -> list[str]:
     ]
 
 
-def _lose_mid_trial(storage: str, tmp_path: Path, lose: Callable[[], object]) -> str:
-    """Run a worker until its trial's first rung, lose the storage (``lose()`` returns the
-    go file's text), let the worker go on; its stderr. Asserts one line and exit 2."""
+def _paused_worker(storage: str, tmp_path: Path) -> subprocess.Popen[str]:
+    """A worker process, once it has paused at its trial's first rung (until ``go`` exists)."""
     paused, go = tmp_path / "paused", tmp_path / "go"
     worker = subprocess.Popen(
         [sys.executable, "-c", _PAUSED_WORKER, str(paused), str(go), *_worker(storage, tmp_path)],
@@ -74,9 +73,24 @@ def _lose_mid_trial(storage: str, tmp_path: Path, lose: Callable[[], object]) ->
         assert worker.poll() is None, worker.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    go.write_text(str(lose() or ""))
+    return worker
+
+
+def _go_on(
+    worker: subprocess.Popen[str], tmp_path: Path, limit: object = None
+) -> tuple[int, str, str]:
+    """Let the paused worker go on (with the file size ``limit``, if any); its exit code,
+    stdout and stderr."""
+    (tmp_path / "go").write_text(str(limit or ""))
     out, err = worker.communicate(timeout=300)
-    return assert_refused(worker.returncode, out, err, "worker", "cannot write to")
+    return worker.returncode, out, err
+
+
+def _lose_mid_trial(storage: str, tmp_path: Path, lose: Callable[[], object]) -> str:
+    """Run a worker until its trial's first rung, lose the storage (``lose()`` returns a file
+    size limit, or ``None``), let the worker go on; its stderr. Asserts one line and exit 2."""
+    worker = _paused_worker(storage, tmp_path)
+    return assert_refused(*_go_on(worker, tmp_path, lose()), "worker", "cannot write to")
 
 
 def _retried_by_the_next_worker(storage: str, tmp_path: Path) -> None:
@@ -164,21 +178,11 @@ def test_a_connection_killed_by_the_server_mid_trial(kill: str, tmp_path: Path) 
 
 
 def _killed_mid_trial(storage: str, tmp_path: Path, kill: Callable[[], object]) -> None:
-    paused, go = tmp_path / "paused", tmp_path / "go"
-    worker = subprocess.Popen(
-        [sys.executable, "-c", _PAUSED_WORKER, str(paused), str(go), *_worker(storage, tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    while not paused.exists():
-        assert worker.poll() is None, worker.communicate()
-        time.sleep(0.05)
+    worker = _paused_worker(storage, tmp_path)
     kill()
-    go.write_text("")
-    out, err = worker.communicate(timeout=300)
-    if worker.returncode != 0:
-        assert_refused(worker.returncode, out, err, "worker", "cannot write to")
+    code, out, err = _go_on(worker, tmp_path)
+    if code != 0:
+        assert_refused(code, out, err, "worker", "cannot write to")
     else:
         assert "Traceback" not in err, err
     code, out, err = run_cli(_worker(storage, tmp_path))
