@@ -36,16 +36,11 @@ def check_int(
 ) -> int:
     """``value`` as an ``int``; it must be an integer ``>= minimum`` and ``<= maximum`` (each
     when given)."""
-    if maximum is None:
-        accepted = "an integer" if minimum is None else f"an integer >= {minimum}"
-    else:
-        accepted = f"an integer in [{minimum}, {maximum}]"
-    if (
-        not is_int(value)
-        or (minimum is not None and int(value) < minimum)
-        or (maximum is not None and int(value) > maximum)
-    ):
+    accepted = "an integer" if minimum is None else f"an integer >= {minimum}"
+    if not is_int(value) or (minimum is not None and int(value) < minimum):
         raise ValueError(f"`{name}` must be {accepted}, got {value!r}.")
+    if maximum is not None and int(value) > maximum:
+        raise ValueError(f"`{name}` must be {accepted} and <= {maximum}, got {value!r}.")
     return int(value)
 
 
