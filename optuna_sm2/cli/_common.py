@@ -112,6 +112,10 @@ class _Masked(io.TextIOBase):
     def isatty(self) -> bool:
         return self._stream.isatty()
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding
+
 
 @contextlib.contextmanager
 def secrets_masked(url: str | None) -> Iterator[None]:
