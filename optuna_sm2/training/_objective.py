@@ -135,9 +135,10 @@ class SM2Objective:
         meter: An :class:`optuna_sm2.energy.EnergyMeter`; :func:`optuna_sm2.auto_meter`
             (found when first needed) when ``None``.
         checkpoint_dir: If given, after each rung the model and optimizer go to
-            ``checkpoint_dir/<study name>-<study id>/<trial number>.pt`` (the name reduced to
-            safe characters), and a trial retried by ``RetryHeartbeatStaleTrialCallback``
-            resumes from its predecessor's last one (see ``docs/objective.md``).
+            ``checkpoint_dir/<study name>-<study id>-<storage digest>/<trial number>.pt`` (the
+            name reduced to safe characters), and a trial retried by
+            ``RetryHeartbeatStaleTrialCallback`` resumes from its predecessor's last one (see
+            ``docs/objective.md``).
         seed: Seeds model initialisation and batch order of each trial (plus its number); an
             integer >= 0.
         metric_name: Name of the metric, shown by the report and the dashboard.
