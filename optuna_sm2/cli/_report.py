@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -272,4 +273,23 @@ def format_report(summary: StudyReport) -> str:
     if summary.notes:
         lines.append("")
     lines += [f"note: {note}" for note in summary.notes]
-    return "\n".join(lines)
+    return printable("\n".join(lines))
+
+
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every control character but the newline, and every bidirectional override,
+    written as its escape (``\x1b``): a string read from storage (a study name, an attribute)
+    can then neither move the cursor, clear the screen, set the title nor reorder the line.
+
+    >>> print(printable("study \x1b]0;owned\x07\x1b[2J\u202eok\tdone"))
+    study \x1b]0;owned\x07\x1b[2J\u202eok\tdone
+    """
+    return "".join(
+        c.encode("unicode_escape").decode("ascii")
+        if c != "\n" and (unicodedata.category(c) == "Cc" or c in _BIDI)
+        else c
+        for c in text
+    )

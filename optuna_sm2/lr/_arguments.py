@@ -52,6 +52,7 @@ def check_parts(
         raise ValueError(
             f"`optimizer` must be a torch.optim.Optimizer of `model`, or None, got {optimizer!r}."
         )
+    check_model_and_optimizer(model, optimizer)
     if optimizer_factory is not None:
         check_callable(
             "optimizer_factory", optimizer_factory, "(params, lr) -> torch optimizer, or None"
@@ -103,3 +104,22 @@ class Setup:
     @property
     def run_steps(self) -> int:
         return DEFAULT_RUN_STEPS if self.plan is None else self.plan.run_steps
+
+
+def check_model_and_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+    """Refuse a model without trainable parameters (no LR can change it), and an optimizer
+    holding parameters that are not the model's (another model's optimizer)."""
+    own = {id(p) for p in model.parameters()}
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(
+            f"`model` has no trainable parameters (none, or all with requires_grad=False): "
+            f"no learning rate changes it, got {type(model).__name__}."
+        )
+    if optimizer is not None:
+        held = [p for group in optimizer.param_groups for p in group["params"]]
+        foreign = sum(id(p) not in own for p in held)
+        if foreign:
+            raise ValueError(
+                f"`optimizer` holds {foreign} of {len(held)} parameters that are not `model`'s "
+                "(another model's optimizer?): pass the optimizer made for `model`."
+            )

@@ -12,6 +12,11 @@ if TYPE_CHECKING:
     import optuna
 
 
+MAX_STEP = 2**31 - 1
+"""The largest step every storage keeps (Optuna's database column is a 32-bit ``INTEGER`` on
+PostgreSQL and MySQL)."""
+
+
 def report(
     trial: optuna.trial.Trial,
     value: float,
@@ -35,11 +40,11 @@ def report(
     were too.
 
     Args:
-        trial: The running trial.
+        trial: The running trial (an ``optuna.trial.Trial``, or a ``FixedTrial``).
         value: The intermediate objective value, a number as for
             :meth:`optuna.trial.Trial.report` (NaN and infinities are reported; the pruner
             prunes a trial whose value at a rung is not finite). Booleans are refused.
-        step: The step (epoch), an integer >= 0.
+        step: The step (epoch), an integer from 0 to ``2**31 - 1`` (what every storage keeps).
         energy_per_epoch_j: Energy of one full pass over the training data, in joules (>= 0).
         stable_lr: The largest stable learning rate found for the trial (> 0).
         energy_per_epoch_spread: How much the figures behind ``energy_per_epoch_j`` varied,
@@ -69,9 +74,18 @@ def report(
             )
             study.optimize(objective, n_trials=10)
     """
+    import optuna
+
+    if not isinstance(trial, optuna.trial.BaseTrial) or isinstance(
+        trial, optuna.trial.FrozenTrial
+    ):
+        raise ValueError(
+            f"`trial` must be the running optuna.trial.Trial (the objective's argument), got "
+            f"{trial!r}."
+        )
     if not is_real(value):
         raise ValueError(f"`value` must be a number (NaN and infinities allowed), got {value!r}.")
-    step = check_int("step", step, minimum=0)
+    step = check_int("step", step, minimum=0, maximum=MAX_STEP)
     energy = _optional("energy_per_epoch_j", energy_per_epoch_j, low=0.0, low_inclusive=True)
     lr = _optional("stable_lr", stable_lr, low=0.0, low_inclusive=False)
     spread = _optional(

@@ -135,9 +135,10 @@ class SM2Objective:
         meter: An :class:`optuna_sm2.energy.EnergyMeter`; :func:`optuna_sm2.auto_meter`
             (found when first needed) when ``None``.
         checkpoint_dir: If given, after each rung the model and optimizer go to
-            ``checkpoint_dir/<study name>-<study id>/<trial number>.pt`` (the name reduced to
-            safe characters), and a trial retried by ``RetryHeartbeatStaleTrialCallback``
-            resumes from its predecessor's last one (see ``docs/objective.md``).
+            ``checkpoint_dir/<study name>-<study id>-<storage digest>/<trial number>.pt`` (the
+            name reduced to safe characters), and a trial retried by
+            ``RetryHeartbeatStaleTrialCallback`` resumes from its predecessor's last one (see
+            ``docs/objective.md``).
         seed: Seeds model initialisation and batch order of each trial (plus its number); an
             integer >= 0.
         metric_name: Name of the metric, shown by the report and the dashboard.
@@ -259,7 +260,14 @@ class SM2Objective:
     def make_pruner(
         self, alpha: float = 0.75, beta: float = 0.5, **kwargs: Any
     ) -> SuccessiveHalvingEnergyPruner:
-        """The pruner whose rungs are this objective's (halving, ``reduction_factor=2``)."""
+        """The pruner whose rungs are this objective's (halving, ``reduction_factor=2``);
+        ``kwargs`` are the pruner's other arguments (``rung_steps`` is the objective's own)."""
+        if "rung_steps" in kwargs:
+            raise ValueError(
+                f"`rung_steps` is the objective's own ({self.rung_steps}), not an argument of "
+                "make_pruner; pass SuccessiveHalvingEnergyPruner's other arguments, or build "
+                f"that pruner yourself, got rung_steps={kwargs['rung_steps']!r}."
+            )
         return SuccessiveHalvingEnergyPruner(
             alpha=alpha, beta=beta, rung_steps=self.rung_steps, **kwargs
         )
