@@ -28,11 +28,11 @@ from optuna_sm2.attrs import (
     SCHEDULE,
 )
 from optuna_sm2.pruners import (
+    LRScale,
     PrunerSettings,
     read_records,
     stored_pruner_settings,
 )
-from optuna_sm2.pruners._weighted_objective import LRScale
 
 if TYPE_CHECKING:
     import optuna

@@ -18,7 +18,7 @@ from optuna_sm2.integration._blocks import Blocks, ScheduleSettings
 from optuna_sm2.integration._module_sweep import sweep_module
 from optuna_sm2.integration._namespaces import callback_base
 from optuna_sm2.pruners import TrialEnergy, report
-from optuna_sm2.training._distributed import DistributedEnergyTracker
+from optuna_sm2.training import DistributedEnergyTracker
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl

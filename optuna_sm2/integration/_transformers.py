@@ -20,7 +20,7 @@ from optuna_sm2.energy import EnergyTracker
 from optuna_sm2.integration._blocks import Blocks, ScheduleSettings
 from optuna_sm2.lr import SweepPlan, explore_lr, sweep_plan
 from optuna_sm2.pruners import TrialEnergy, report
-from optuna_sm2.training._phases import SweepSettings
+from optuna_sm2.training import SweepSettings
 
 HpSpace = Callable[[optuna.trial.Trial], dict[str, Any]]
 Metric = Callable[[dict[str, float]], float]

@@ -23,8 +23,7 @@ from torch import nn
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
-from optuna_sm2.pruners._report import report
-from optuna_sm2.pruners._trial_energy import TrialEnergy
+from optuna_sm2.pruners import TrialEnergy, report
 from optuna_sm2.training._configurations import configuration_number
 from optuna_sm2.training._data import ObjectiveData, TrialBatches
 from optuna_sm2.training._loss import Loss
