@@ -13,7 +13,6 @@ from optuna_sm2.pruners._records import (
     RungRecord,
     own_records,
     read_records,
-    rung_key,
 )
 from optuna_sm2.pruners._report import report
 from optuna_sm2.pruners._settings import PrunerSettings, stored_pruner_settings
@@ -43,7 +42,6 @@ __all__ = [
     "rank_rung",
     "read_records",
     "report",
-    "rung_key",
     "stored_pruner_settings",
     "weighted_components",
     "weighted_objective",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from optuna_sm2.scenarios._base import (
     BUDGETS,
-    INSTALL_HINT,
     Budget,
     Scenario,
     ScenarioDataMissing,
@@ -25,7 +24,6 @@ from optuna_sm2.scenarios._vision import vision
 
 __all__ = [
     "BUDGETS",
-    "INSTALL_HINT",
     "SCENARIOS",
     "Budget",
     "Scenario",
