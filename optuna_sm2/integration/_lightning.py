@@ -62,7 +62,11 @@ class SM2PruningCallback(pl.Callback):
             optimization with one optimizer and one training DataLoader).
         explore_every: Epochs per block; ``None`` for the pruner's rungs (see above).
         lr_min, lr_max, n_lrs: The sweep's log-spaced LR grid (``0 < lr_min < lr_max``,
-            ``n_lrs >= 3``).
+            ``n_lrs >= 3``); ``None`` (default) for the range that follows from the optimizer
+            and the LR ``configure_optimizers`` gave it (Adam at ``1e-3``: ``1e-5 .. 0.1``; plain
+            SGD: ``1e-3 .. 1`` widened to a decade around its LR). That LR is the sweep's
+            incumbent: it is kept unless a grid LR trains clearly better over the run-off
+            (``docs/lr-sweep.md``).
         explore_fraction: Share of an epoch's training batches one sweep spends, in (0, 1]:
             the whole exploration (sweep, stability check, run-off) takes at most that share
             of the epoch's batch passes plus one, or 21 where that is more (the loader is
@@ -117,8 +121,8 @@ class SM2PruningCallback(pl.Callback):
         *,
         explore: bool = True,
         explore_every: int | None = None,
-        lr_min: float = 1e-3,
-        lr_max: float = 1.0,
+        lr_min: float | None = None,
+        lr_max: float | None = None,
         n_lrs: int = 20,
         explore_fraction: float = 0.25,
         tracker: EnergyTracker | None = None,

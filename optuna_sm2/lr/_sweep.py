@@ -22,6 +22,7 @@ from optuna_sm2.lr._arguments import Setup, check_arguments, check_parts, check_
 from optuna_sm2.lr._batches import BatchLoss, Counted, LossFn, Passes, batches_on, pair_loss
 from optuna_sm2.lr._cycles import Sweep, aggregate, run_cycles
 from optuna_sm2.lr._device import check_device
+from optuna_sm2.lr._grid import configured_lr, grid_range, reference_optimizer
 from optuna_sm2.lr._plan import CHECK_STEPS, SweepPlan
 from optuna_sm2.lr._result import LRExploration, WindowTracker
 from optuna_sm2.lr._runs import Runs, run_off
@@ -34,8 +35,8 @@ def explore_lr(
     batches: Iterable[Any] | None = None,
     *,
     batch_loss: BatchLoss | None = None,
-    lr_min: float = 1e-3,
-    lr_max: float = 1.0,
+    lr_min: float | None = None,
+    lr_max: float | None = None,
     n_lrs: int = 20,
     plan: SweepPlan | None = None,
     optimizer_factory: OptimizerFactory | None = None,
@@ -156,8 +157,11 @@ def explore_lr(
             print(result.selected_lr, result.window, result.samples_processed)
     """
     check_parts(model, optimizer_factory, optimizer, tracker)
-    low, high = check_arguments(loss_fn, batch_loss, batches, lr_min, lr_max)
+    given = check_arguments(loss_fn, batch_loss, batches, lr_min, lr_max)
     n = check_int("n_lrs", n_lrs, minimum=sel.MIN_LRS)
+    built = reference_optimizer(model, optimizer_factory, optimizer)
+    user_lr = configured_lr(optimizer_factory, optimizer, built)
+    low, high = grid_range(*given, built, user_lr)
     dev = _model_device(model) if device is None else check_device(device)
     checked_plan = check_plan(plan, n)
     sweep_lrs = n if checked_plan is None else checked_plan.sweep_lrs
@@ -168,7 +172,8 @@ def explore_lr(
     lrs = sel.lr_grid(low, high, n)
     pairs = batch_loss is None
     loss = pair_loss(loss_fn) if batch_loss is None else batch_loss  # type: ignore[arg-type]
-    setup = Setup(lrs, sweep_lrs, checked_plan, optimizer_factory, optimizer, dev)
+    incumbent = user_lr if user_lr is not None and low <= user_lr <= high else None
+    setup = Setup(lrs, sweep_lrs, checked_plan, optimizer_factory, optimizer, dev, incumbent)
     window: Any = None
     fork_devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
@@ -234,13 +239,14 @@ def _explore(
         return ok
 
     verified = sel.largest_stable_index(begin, is_stable, upper=n)
-    chosen, run_log = run_off(verified, probe, runs, passes, setup)
+    selected, run_log = run_off(verified, probe, runs, passes, setup)
     unstable = [lr for lr, ok in checks if not ok] + ([float(lrs[div])] if div is not None else [])
     unstable = [lr for lr in unstable if lr <= lrs[-1]]
     return {
         "losses": losses,
         "curvature": curv,
-        "selected_lr": float(lrs[chosen]),
+        "selected_lr": selected,
+        "incumbent_lr": setup.incumbent,
         "window": (float(lrs[swept[first]]), float(lrs[swept[last]])),
         "diverged_at": min(unstable) if unstable else None,
         "all_unstable": verified is None,
