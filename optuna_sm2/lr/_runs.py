@@ -132,15 +132,13 @@ def run_off(
     the continuation of the verified LR's check. Each later comparison needs one more run
     and ends the run-off when it does not fit the budget.
 
-    Without an incumbent (``setup.incumbent``, the user's LR), the run-off moves down from
-    ``verified`` while the smaller LR trains better (:func:`optuna_sm2.lr._selection.run_off`).
-    With one that lies below the LR the rule would select, the first comparison is the
-    verified LR against the incumbent: when it trains better, by the incumbent margin, the
-    run-off goes on from it as without an incumbent; when not, the LRs half a decade apart
-    below it and above the incumbent challenge the incumbent in turn while the budget lasts,
-    and the first that trains better is selected, else the incumbent. An incumbent whose run
-    diverges is out. An incumbent above the rule's selection is above what the checks call
-    stable with a margin, and is not a candidate.
+    From ``verified`` the run-off moves down while the smaller LR trains better
+    (:func:`optuna_sm2.lr._selection.run_off`). With an incumbent (``setup.incumbent``, the
+    user's LR) below the LR the rule would select, the first comparison's second run is the
+    incumbent's instead, and the rule's pick (the run-off's LR, judged by its run) gives way to
+    the incumbent when the incumbent trains better by :func:`optuna_sm2.lr._selection.
+    incumbent_margin` and its lead lasts. An incumbent above the rule's selection is above what
+    the checks call stable with a margin, and is not a candidate.
     """
     log: list[tuple[float, float]] = []
     if verified is None or setup.run_steps == 0:
@@ -165,19 +163,14 @@ def run_off(
     user, plain = setup.incumbent, float(probe[sel.with_margin(verified)])
     if user is not None and math.isclose(user, plain, rel_tol=1e-9):
         return user, log
+    held: FloatArray | None = None
+    run(verified)
     if user is not None and user < plain:
-        top, held = run(verified), run_lr(user)
-        assert top is not None and held is not None  # the first comparison always runs
-        margin = sel.incumbent_margin(held)
-        if np.isfinite(held).all() and not sel.trains_better(top, held, margin):
-            k = verified - step
-            while k >= 0 and probe[k] > user:
-                challenger = run(k)
-                if challenger is None:
-                    break
-                if sel.trains_better(challenger, held, margin):
-                    return float(probe[k]), log
-                k -= step
-            return user, log
+        held = run_lr(user)  # the first comparison's second run, which always runs
     here = sel.run_off(verified, step, run)
-    return float(probe[sel.with_margin(verified) if here == verified else here]), log
+    pick = float(probe[sel.with_margin(verified) if here == verified else here])
+    if held is None or user is None:
+        return pick, log
+    picked = run(here)
+    assert picked is not None  # run by the run-off
+    return (user if sel.trains_better(held, picked, sel.incumbent_margin(picked)) else pick), log
