@@ -8,7 +8,7 @@ gradient by a running estimate of its scale, so its step per coordinate is about
 the gradient: its useful LRs sit around its configured LR (Adam's default, ``1e-3``), and at
 ``lr`` 0.05 to 0.3 every coordinate moves by that much per step, which kills most networks
 without an explosion the sweep could see. Its grid is therefore centred on the configured LR:
-two decades each side, never above 1.
+one decade below it and two above, never above 1.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ ADAPTIVE: tuple[type[torch.optim.Optimizer], ...] = (
 )
 #: The grid of plain SGD (with or without momentum) and of an unknown optimizer: the paper's.
 SGD_RANGE = (1e-3, 1.0)
-#: An adaptive optimizer's grid spans this many decades each side of its configured LR...
-ADAPTIVE_DECADES = 2
+#: An adaptive optimizer's grid spans this many decades below its configured LR...
+ADAPTIVE_BELOW = 1
+#: ...and this many above it...
+ADAPTIVE_ABOVE = 2
 #: ...and goes no higher than this (or the configured LR, where that is higher).
 ADAPTIVE_CAP = 1.0
 #: Without a configured LR, an adaptive optimizer's grid is centred here (Adam's default).
@@ -122,14 +124,14 @@ def default_range(
 ) -> tuple[float, float]:
     """The grid's default ``(lr_min, lr_max)`` for the optimizer ``built`` and the user's LR.
 
-    Adaptive: ``user_lr`` (else ``1e-3``) / 100 to ``user_lr`` x 100, at most 1 (or
+    Adaptive: ``user_lr`` (else ``1e-3``) / 10 to ``user_lr`` x 100, at most 1 (or
     ``user_lr``). Otherwise the paper's ``1e-3 .. 1``, widened so that ``user_lr`` lies at
     least a decade inside it.
     """
     if isinstance(built, ADAPTIVE):
         centre = ADAPTIVE_CENTRE if user_lr is None else user_lr
-        span = 10.0**ADAPTIVE_DECADES
-        return centre / span, min(centre * span, max(ADAPTIVE_CAP, centre))
+        top = min(centre * 10.0**ADAPTIVE_ABOVE, max(ADAPTIVE_CAP, centre))
+        return centre / 10.0**ADAPTIVE_BELOW, top
     low, high = SGD_RANGE
     if user_lr is not None:
         room = 10.0**SGD_WIDEN_DECADES

@@ -287,7 +287,9 @@ def lead_lasts(
 
     Over the last half of the steps, robust lines (:func:`robust_trend`) are fitted to the gap
     ``behind - ahead`` and to ``behind``'s own losses. The lead is closing when ``behind`` is
-    still training (its loss falls by more than ``z`` standard errors of its slope), the gap
+    still training (its loss falls by more than ``z`` standard errors of its slope, and has
+    fallen below where it started: a run recovering from a spike above its starting loss has
+    not trained yet), the gap
     shrinks by more than ``z`` standard errors of its slope, and the gap's line, projected to
     step ``horizon x n`` (``n`` the run's steps), is at or below 0. A short run favours a small
     LR (its loss falls first; Wu et al. 2018): a larger LR that is measurably catching up, fast
@@ -308,7 +310,7 @@ def lead_lasts(
     steps = np.arange(start, a.size, dtype=np.float64)
     slope, intercept, spread = robust_trend(steps, (b - a)[start:])
     falling, _, falling_spread = robust_trend(steps, b[start:])
-    training = falling < -z * falling_spread
+    training = falling < -z * falling_spread and float(np.median(b[start:])) < b[0]
     closing = slope < -z * spread and slope * (horizon * a.size - 1) + intercept <= 0.0
     return not (training and closing)
 

@@ -116,14 +116,14 @@ def test_an_incumbent_outside_an_explicit_range_is_no_candidate() -> None:
 def test_optimizers_the_sweep_cannot_use_are_refused_naming_them() -> None:
     model = torch.nn.Linear(2, 1)
     batches = [(torch.randn(4, 2), torch.randn(4, 1))] * 20
-    with pytest.raises(ValueError, match="LBFGS.*closure"):
+    with pytest.raises(ValueError, match=r"LBFGS.*closure"):
         explore_lr(model, F.mse_loss, batches, optimizer=torch.optim.LBFGS(model.parameters()))
 
     class Fixed(torch.optim.SGD):
         def __init__(self, params: object, scale: float) -> None:
             super().__init__(params, lr=0.1 * scale)  # type: ignore[arg-type]
 
-    with pytest.raises(ValueError, match="Fixed.*re-created"):
+    with pytest.raises(ValueError, match=r"Fixed.*re-created"):
         explore_lr(model, F.mse_loss, batches, optimizer=Fixed(model.parameters(), 1.0))
     with pytest.raises(ValueError, match="optimizer_factory"):
         explore_lr(model, F.mse_loss, batches, optimizer_factory=lambda p, lr: None)
