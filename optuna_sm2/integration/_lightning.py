@@ -63,7 +63,7 @@ class SM2PruningCallback(pl.Callback):
         explore_every: Epochs per block; ``None`` for the pruner's rungs (see above).
         lr_min, lr_max, n_lrs: The sweep's log-spaced LR grid (``0 < lr_min < lr_max``,
             ``n_lrs >= 3``); ``None`` (default) for the range that follows from the optimizer
-            and the LR ``configure_optimizers`` gave it (Adam at ``1e-3``: ``1e-5 .. 0.1``; plain
+            and the LR ``configure_optimizers`` gave it (Adam at ``1e-3``: ``1e-4 .. 0.1``; plain
             SGD: ``1e-3 .. 1`` widened to a decade around its LR). That LR is the sweep's
             incumbent: it is kept unless a grid LR trains clearly better over the run-off
             (``docs/lr-sweep.md``).

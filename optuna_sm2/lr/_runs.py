@@ -136,9 +136,9 @@ def run_off(
     (:func:`optuna_sm2.lr._selection.run_off`). With an incumbent (``setup.incumbent``, the
     user's LR) below the LR the rule would select, the first comparison's second run is the
     incumbent's instead, and the rule's pick (the run-off's LR, judged by its run) gives way to
-    the incumbent when the incumbent trains better by :func:`optuna_sm2.lr._selection.
-    incumbent_margin` and its lead lasts. An incumbent above the rule's selection is above what
-    the checks call stable with a margin, and is not a candidate.
+    the incumbent where :func:`optuna_sm2.lr._selection.user_lr_wins` says so. An incumbent
+    above the rule's selection is above what the checks call stable with a margin, and is not
+    a candidate.
     """
     log: list[tuple[float, float]] = []
     if verified is None or setup.run_steps == 0:
@@ -173,4 +173,4 @@ def run_off(
         return pick, log
     picked = run(here)
     assert picked is not None  # run by the run-off
-    return (user if sel.trains_better(held, picked, sel.incumbent_margin(picked)) else pick), log
+    return (user if sel.user_lr_wins(held, picked) else pick), log

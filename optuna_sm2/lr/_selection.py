@@ -321,11 +321,13 @@ def trains_better(challenger: FloatArray, other: FloatArray, margin: float = 0.0
     return clearly_lower(challenger, other, margin=margin) and lead_lasts(challenger, other)
 
 
-def incumbent_margin(incumbent: FloatArray) -> float:
-    """:data:`INCUMBENT_MARGIN` of the magnitude of the incumbent's loss over the last half."""
-    tail = np.asarray(incumbent, dtype=np.float64)[incumbent.size // 2 :]
+def user_lr_wins(user: FloatArray, pick: FloatArray) -> bool:
+    """Whether the run at the user's LR trains better than the run at the rule's pick by
+    :data:`INCUMBENT_MARGIN` of the pick's loss (over the last half) beyond the noise, with a
+    lead that lasts (:func:`trains_better`): then the pick gives way to the user's LR."""
+    tail = np.asarray(pick, dtype=np.float64)[len(pick) // 2 :]
     level = float(np.abs(tail).mean()) if np.isfinite(tail).all() else 0.0
-    return INCUMBENT_MARGIN * level
+    return trains_better(user, pick, INCUMBENT_MARGIN * level)
 
 
 def run_off(top: int, step: int, runs: Callable[[int], FloatArray | None]) -> int:

@@ -119,8 +119,8 @@ class SM2Objective:
         lr_min, lr_max, n_lrs: The log-spaced LR grid of every sweep (``0 < lr_min < lr_max``,
             finite; ``n_lrs >= 3``). ``None`` (default) for the optimizer's default range:
             plain SGD (with or without momentum) ``1e-3 .. 1``; an adaptive optimizer (Adam,
-            AdamW, RMSprop, ...) two decades each side of its configured LR, at most 1 (Adam's
-            default ``1e-3``: ``1e-5 .. 0.1``); see ``docs/lr-sweep.md``. A given end wins.
+            AdamW, RMSprop, ...) a decade below its configured LR to two above, at most 1
+            (Adam's default ``1e-3``: ``1e-4 .. 0.1``); see ``docs/lr-sweep.md``. A given end wins.
         explore_fraction: Share of the training data one exploration spends, in (0, 1] (paper:
             1/4): the whole exploration (sweep, stability check, run-off) is planned by
             :func:`optuna_sm2.lr.sweep_plan` to process at most that share of the samples plus

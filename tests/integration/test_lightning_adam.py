@@ -120,4 +120,4 @@ def test_adam_trials_train_as_well_as_without_the_sweep() -> None:
     for trial, ours, theirs in zip(swept.trials, swept_values, plain_values, strict=True):
         assert theirs > 0.5, (trial.params, theirs)  # the script trains at Adam's 1e-3
         assert ours >= theirs - 0.02, (trial.params, trial.user_attrs, ours, theirs)
-        assert 1e-5 <= trial.user_attrs["sm2.stable_lr"] <= 0.1  # Adam's default grid
+        assert 1e-4 <= trial.user_attrs["sm2.stable_lr"] <= 0.1  # Adam's default grid
