@@ -287,14 +287,13 @@ def lead_lasts(
 
     Over the last half of the steps, robust lines (:func:`robust_trend`) are fitted to the gap
     ``behind - ahead`` and to ``behind``'s own losses. The lead is closing when ``behind`` is
-    still training (its loss falls by more than ``z`` standard errors of its slope, and has
-    fallen below where it started: a run recovering from a spike above its starting loss has
-    not trained yet), the gap
-    shrinks by more than ``z`` standard errors of its slope, and the gap's line, projected to
-    step ``horizon x n`` (``n`` the run's steps), is at or below 0. A short run favours a small
-    LR (its loss falls first; Wu et al. 2018): a larger LR that is measurably catching up, fast
-    enough to overtake within as long again, keeps its place. A larger LR that stalls, or
-    minibatch noise alone, does not veto a lead. Non-finite runs: as in :func:`clearly_lower`.
+    still training (its loss falls by more than ``z`` standard errors of its slope, and it
+    :func:`progressed`: a run recovering from a spike above its starting loss has not trained
+    yet), and the gap's line slopes down and, projected to step ``horizon x n`` (``n`` the
+    run's steps), is at or below 0. A short run favours a small LR (its loss falls first; Wu
+    et al. 2018): a larger LR that is catching up, fast enough to overtake within as long
+    again, keeps its place. A larger LR that stalls does not veto a lead. Non-finite runs: as
+    in :func:`clearly_lower`.
 
     >>> t = np.arange(12.0)
     >>> lead_lasts(2.0 - 0.01 * t, 2.1 - 0.01 * t), lead_lasts(2.0 - 0.01 * t, 2.1 - 0.03 * t)
@@ -308,10 +307,10 @@ def lead_lasts(
     if a.size - start < 3:
         return True
     steps = np.arange(start, a.size, dtype=np.float64)
-    slope, intercept, spread = robust_trend(steps, (b - a)[start:])
+    slope, intercept, _ = robust_trend(steps, (b - a)[start:])
     falling, _, falling_spread = robust_trend(steps, b[start:])
-    training = falling < -z * falling_spread and float(np.median(b[start:])) < b[0]
-    closing = slope < -z * spread and slope * (horizon * a.size - 1) + intercept <= 0.0
+    training = falling < -z * falling_spread and progressed(b)
+    closing = slope < 0.0 and slope * (horizon * a.size - 1) + intercept <= 0.0
     return not (training and closing)
 
 
@@ -321,10 +320,22 @@ def trains_better(challenger: FloatArray, other: FloatArray, margin: float = 0.0
     return clearly_lower(challenger, other, margin=margin) and lead_lasts(challenger, other)
 
 
+def progressed(run: FloatArray) -> bool:
+    """Whether a run trained: its losses are finite and the median over its last half is below
+    its first loss (the loss of the starting weights)."""
+    losses = np.asarray(run, dtype=np.float64)
+    tail = losses[losses.size // 2 :]
+    return bool(np.isfinite(losses).all() and float(np.median(tail)) < losses[0])
+
+
 def user_lr_wins(user: FloatArray, pick: FloatArray) -> bool:
-    """Whether the run at the user's LR trains better than the run at the rule's pick by
+    """Whether the rule's pick gives way to the user's LR: the pick's run did not train
+    (:func:`progressed`), and the run at the user's LR trains better than it by
     :data:`INCUMBENT_MARGIN` of the pick's loss (over the last half) beyond the noise, with a
-    lead that lasts (:func:`trains_better`): then the pick gives way to the user's LR."""
+    lead that lasts (:func:`trains_better`). A pick that trains keeps its place over a
+    smaller user's LR whose short run ends lower (short-horizon bias, Wu et al. 2018)."""
+    if progressed(pick):
+        return False
     tail = np.asarray(pick, dtype=np.float64)[len(pick) // 2 :]
     level = float(np.abs(tail).mean()) if np.isfinite(tail).all() else 0.0
     return trains_better(user, pick, INCUMBENT_MARGIN * level)

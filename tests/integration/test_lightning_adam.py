@@ -10,7 +10,6 @@ chance. Each trial must now end within 2 % of the accuracy the same trial reache
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -21,23 +20,18 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from optuna_sm2.integration import SM2PruningCallback
+from tests.support.lightning import trainer
 
 digits = pytest.importorskip("optuna_sm2.scenarios.digits")
-pytestmark = pytest.mark.filterwarnings("ignore:.*treespec:FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*treespec:FutureWarning"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 EPOCHS = 6
 """Two blocks of the callback's default 5 epochs: two explorations."""
 BATCHSIZE = 128
 N_TRIALS = 3
-
-
-@pytest.fixture(autouse=True)
-def _quiet_lightning() -> Iterator[None]:
-    logger = logging.getLogger("pytorch_lightning")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(level)
 
 
 class LightningNet(pl.LightningModule):
@@ -87,18 +81,10 @@ def _fit(trial: optuna.trial.Trial, explore: bool) -> float:
         if explore
         else SM2PruningCallback(trial, monitor="val_acc", explore=False)
     )
-    trainer = pl.Trainer(
-        max_epochs=EPOCHS,
-        callbacks=[callback],
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, *_loaders())
+    fit = trainer(callback, EPOCHS)
+    fit.fit(model, *_loaders())
     callback.check_pruned()
-    return float(trainer.callback_metrics["val_acc"].item())
+    return float(fit.callback_metrics["val_acc"].item())
 
 
 def _study(explore: bool) -> tuple[optuna.Study, list[float]]:
@@ -112,9 +98,14 @@ def _study(explore: bool) -> tuple[optuna.Study, list[float]]:
 
 
 def test_adam_trials_train_as_well_as_without_the_sweep() -> None:
-    torch.set_num_threads(1)
-    swept, swept_values = _study(explore=True)
-    plain, plain_values = _study(explore=False)  # the same seed: the same trials
+    logger = logging.getLogger("pytorch_lightning")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        swept, swept_values = _study(explore=True)
+        plain, plain_values = _study(explore=False)  # the same seed: the same trials
+    finally:
+        logger.setLevel(level)
     assert [t.params for t in swept.trials] == [t.params for t in plain.trials]
     assert len(swept_values) == len(plain_values) == N_TRIALS
     for trial, ours, theirs in zip(swept.trials, swept_values, plain_values, strict=True):
