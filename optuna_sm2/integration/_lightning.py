@@ -65,8 +65,8 @@ class SM2PruningCallback(pl.Callback):
             ``n_lrs >= 3``); ``None`` (default) for the range that follows from the optimizer
             and the LR ``configure_optimizers`` gave it (Adam at ``1e-3``: ``1e-4 .. 0.1``; plain
             SGD: ``1e-3 .. 1`` widened to a decade around its LR). That LR is the sweep's
-            incumbent: it is kept unless a grid LR trains clearly better over the run-off
-            (``docs/lr-sweep.md``).
+            incumbent: the sweep's pick gives way to it when the pick's run-off run does not
+            train and the configured LR's does better (``docs/lr-sweep.md``).
         explore_fraction: Share of an epoch's training batches one sweep spends, in (0, 1]:
             the whole exploration (sweep, stability check, run-off) takes at most that share
             of the epoch's batch passes plus one, or 21 where that is more (the loader is

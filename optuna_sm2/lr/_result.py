@@ -51,8 +51,8 @@ class LRExploration:
             then ``lr_min`` and should not be trusted.
         candidate_lr: The largest LR of the window, before the stability check and margin.
         incumbent_lr: The LR the user configured (the optimizer's, or the factory's or an
-            adaptive optimizer's default), when it lies in the grid's range: the run-off keeps
-            it unless an LR of the grid trains clearly better over the run and its trend;
+            adaptive optimizer's default), when it lies in the grid's range: the rule's pick
+            gives way to it when the pick's run-off run did not train and the user's did better;
             ``None`` where there is none (plain SGD from the default factory).
         checks: ``(lr, stable)`` of each step-after-step check, in the order run.
         runs: ``(lr, loss)`` of each run of the run-off (the incumbent's included), in the

@@ -133,8 +133,8 @@ class SM2Objective:
             defaults) to suggest the optimizer's own hyperparameters; used for sweeps and
             training, and it must build the optimizer at the ``lr`` it is given. Plain SGD by
             default. Its own ``lr`` default (or an adaptive optimizer's class default, Adam's
-            ``1e-3``) is the user's LR: every sweep keeps it unless a grid LR trains clearly
-            better over the run-off (``docs/lr-sweep.md``).
+            ``1e-3``) is the user's LR: a sweep's pick gives way to it when the pick's run-off
+            run does not train and the user's LR's does better (``docs/lr-sweep.md``).
         device: Training device; CUDA when available, else CPU. A device torch cannot use here
             (``'cuda'`` without CUDA) is refused.
         meter: An :class:`optuna_sm2.energy.EnergyMeter`; :func:`optuna_sm2.auto_meter`
