@@ -6,14 +6,16 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import optuna
 import pytest
 import torch
 from torch.nn import functional as F
 
-from optuna_sm2 import explore_lr
+from optuna_sm2 import SuccessiveHalvingEnergyPruner, explore_lr
 from optuna_sm2.lr import _selection as sel
 from optuna_sm2.lr import sweep_plan
 from optuna_sm2.lr._grid import configured_lr, default_range, grid_range
+from tests.support.tiny import tiny_objective
 
 digits = pytest.importorskip("optuna_sm2.scenarios.digits")
 
@@ -155,3 +157,16 @@ def test_a_larger_lr_that_is_catching_up_keeps_its_place() -> None:
     outlier = small.copy()
     outlier[-2] += 3.0  # one bad minibatch does not tilt the trend
     assert sel.lead_lasts(outlier, stalled)
+
+
+def test_the_objective_sweeps_with_its_factorys_optimizer_and_grid() -> None:
+    """SM2Objective with Adam as the factory: the default grid is Adam's (stored as null ends
+    in the schedule), and every LR a trial trained at lies in it or is Adam's 1e-3."""
+    torch.manual_seed(0)
+    objective = tiny_objective(optimizer_factory=torch.optim.Adam, n_lrs=20)
+    study = optuna.create_study(direction="maximize", pruner=SuccessiveHalvingEnergyPruner())
+    study.optimize(objective, n_trials=2)
+    schedule = study.user_attrs["sm2.schedule"]
+    assert schedule["lr_min"] is None and schedule["lr_max"] is None
+    for trial in study.trials:
+        assert 1e-4 * (1 - 1e-9) <= trial.user_attrs["sm2.stable_lr"] <= 0.1 * (1 + 1e-9)
