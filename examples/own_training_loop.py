@@ -8,6 +8,7 @@ Writes the study ``own-loop`` to ``studies/examples.db``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import optuna
 import torch
@@ -64,6 +65,7 @@ def main() -> None:
                 raise optuna.TrialPruned()
         return value
 
+    Path("studies").mkdir(exist_ok=True)
     study = optuna.create_study(
         storage="sqlite:///studies/examples.db",
         study_name="own-loop",

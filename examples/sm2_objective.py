@@ -8,6 +8,7 @@ Writes the study ``sm2-objective`` to ``studies/examples.db``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import optuna
 import torch
@@ -47,6 +48,7 @@ def main() -> None:
         metric_name="accuracy",
         callbacks=[show],
     )
+    Path("studies").mkdir(exist_ok=True)
     study = optuna.create_study(
         storage="sqlite:///studies/examples.db",
         study_name="sm2-objective",

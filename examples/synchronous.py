@@ -10,6 +10,7 @@ from 4 to 512.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import optuna
 import torch
@@ -29,6 +30,7 @@ def main() -> None:
         if args.tiny
         else demo_objective()
     )
+    Path("studies").mkdir(exist_ok=True)
     study = optuna.create_study(
         storage="sqlite:///studies/examples.db",
         study_name="synchronous",

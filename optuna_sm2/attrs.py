@@ -60,6 +60,12 @@ ENERGY_PER_EPOCH_SPREAD = "sm2.energy_per_epoch_spread"
 half-range ``(max - min) / (2 * median)`` of the block's per-epoch figures; null with one
 window."""
 
+ENERGY_PER_EPOCH_RESOLUTION = "sm2.energy_per_epoch_resolution"
+"""User attr: how far :data:`ENERGY_PER_EPOCH_J` may be off because the meter advances in steps,
+relative to it: ``p / (s - p)`` for a meter stepping every ``p`` seconds and the block's median
+training window of ``s`` seconds, at most 1 (also when ``s <= 2 p``); 0 for a meter that
+advances continuously. The robust ranking ties energies within it."""
+
 PRUNER = "sm2.pruner"
 """Study user attr: the settings of the study's ``SuccessiveHalvingEnergyPruner`` as JSON, written
 once when it first decides; the report and the dashboard read them."""

@@ -3,8 +3,8 @@ the pruner's rule, and what each energy figure is. No torch, no drawing."""
 
 from __future__ import annotations
 
-from optuna_sm2.analysis._format import format_joules, format_number, plural
-from optuna_sm2.analysis._rungs import RungSummary
+from optuna_sm2.analysis._format import format_joules, format_number, format_trials, plural
+from optuna_sm2.analysis._rungs import RungSummary, unreported_everywhere
 from optuna_sm2.analysis._sources import source_kind, source_label
 from optuna_sm2.analysis._summary import J_PER_WH, StudyReport, summarize_study
 from optuna_sm2.analysis._trial import TrialSummary
@@ -16,8 +16,10 @@ __all__ = [
     "TrialSummary",
     "format_joules",
     "format_number",
+    "format_trials",
     "plural",
     "source_kind",
     "source_label",
     "summarize_study",
+    "unreported_everywhere",
 ]

@@ -9,12 +9,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from optuna.trial import TrialState
 
+from optuna_sm2.attrs import ENERGY_PER_EPOCH_J, STABLE_LR
 from optuna_sm2.pruners import PrunerSettings, RungRanking, RungRecord
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 Outcome = Literal["went on", "complete", "pruned", "failed", "running"]
+
+_REPORTED_AS = {
+    "energy": f"an energy per epoch ({ENERGY_PER_EPOCH_J})",
+    "lr": f"a stable LR ({STABLE_LR}; its training loop chooses the LR)",
+}
+"""What a trial reports for each cost component of Eq. 2, in words."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +58,7 @@ class RungSummary:
             "bootstrapping": ranking.bootstrapping,
             "weights": dict(ranking.weights),
             "left_out": {name: list(trials) for name, trials in ranking.left_out.items()},
+            "unreported": list(ranking.unreported),
             "entries": [
                 {
                     "trial": e.trial,
@@ -121,3 +129,32 @@ def summarize_rungs(
             )
         )
     return tuple(summaries)
+
+
+def unreported_everywhere(rungs: Sequence[RungSummary]) -> tuple[str, ...]:
+    """The cost components that no competitor of any rung reports (and whose weight is not
+    0): the study was run without them, rather than some trial missing them."""
+    if not rungs:
+        return ()
+    return tuple(
+        name
+        for name in rungs[0].ranking.unreported
+        if all(name in rung.ranking.unreported for rung in rungs)
+    )
+
+
+def ranked_by_note(rungs: Sequence[RungSummary]) -> str | None:
+    """Said once for a study: what its rungs were ranked by when a cost component is reported
+    by no trial at all (``None`` otherwise)."""
+    absent = unreported_everywhere(rungs)
+    if not absent:
+        return None
+    weights = rungs[0].ranking.weights
+    if any(rung.ranking.weights != weights for rung in rungs):
+        by = "the components each rung's weights name"
+    else:
+        by = ", ".join(f"{name} {weight:.3g}" for name, weight in weights.items())
+    return (
+        f"no trial reports {' or '.join(_REPORTED_AS[name] for name in absent)}: every rung is "
+        f"ranked by {by} (the weights renormalized to sum 1)"
+    )

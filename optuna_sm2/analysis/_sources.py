@@ -9,7 +9,7 @@ from optuna_sm2.energy import SOURCES
 
 SourceKind = Literal["measured", "estimate", "simulated", "unknown"]
 
-ESTIMATES = frozenset({"cpu-time-estimate"})
+ESTIMATES = frozenset({"nvml-power-estimate", "cpu-time-estimate"})
 """Labels of :data:`optuna_sm2.energy.SOURCES` whose meter estimates instead of measuring."""
 
 SIMULATED = frozenset({"simulated"})

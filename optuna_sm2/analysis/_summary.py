@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
 from optuna_sm2._validation import is_int
-from optuna_sm2.analysis._format import plural
-from optuna_sm2.analysis._rungs import RungSummary, summarize_rungs
+from optuna_sm2.analysis._format import format_trials, plural
+from optuna_sm2.analysis._rungs import RungSummary, ranked_by_note, summarize_rungs
 from optuna_sm2.analysis._sources import source_kind
 from optuna_sm2.analysis._trial import TrialSummary, count, summarize_trial
 from optuna_sm2.attrs import (
@@ -118,7 +118,7 @@ class StudyReport:
 
     @property
     def is_estimate(self) -> bool:
-        """Whether any figure comes from an estimating meter (``cpu-time-estimate``)."""
+        """Whether any figure is an estimate (``cpu-time-estimate``, ``nvml-power-estimate``)."""
         return "estimate" in self.energy_kinds
 
     @property
@@ -194,10 +194,6 @@ def _retried(trials: list[FrozenTrial]) -> set[int]:
             if number is not None and number != t.number:
                 retried.add(number)
     return retried
-
-
-def _numbers(trials: Sequence[int]) -> str:
-    return ", ".join(str(n) for n in trials)
 
 
 def _direction(study: optuna.Study) -> Literal["maximize", "minimize"]:
@@ -384,7 +380,7 @@ def summarize_study(
     if unmeasured:
         notes.append(
             f"unmeasured trials (no {ENERGY_TOTAL_J}), left out of the totals and the saving: "
-            f"{_numbers(unmeasured)}"
+            f"{format_trials(unmeasured)}"
         )
     if partly:
         windows = [
@@ -414,15 +410,27 @@ def summarize_study(
         if unprojected:
             notes.append(
                 "trials lacking what the projection needs count their actual energy in it "
-                f"(the saving is understated): {_numbers(unprojected)}"
+                f"(the saving is understated): {format_trials(unprojected)}"
             )
         if running:
             notes.append(
                 "running trials, left out of the projection and the saving (they are still "
-                f"spending; their energy so far is in the total): {_numbers(running)}"
+                f"spending; their energy so far is in the total): {format_trials(running)}"
             )
     sources = sorted({s.energy_source for s in summaries if s.energy_source is not None})
     schedule_steps = schedule.get("rung_steps") if isinstance(schedule, Mapping) else None
+    rungs = summarize_rungs(
+        trials,
+        held,
+        settings,
+        direction,
+        schedule_steps
+        if isinstance(schedule_steps, list) and all(is_int(s) for s in schedule_steps)
+        else None,
+    )
+    ranked_by = ranked_by_note(rungs)
+    if ranked_by is not None:
+        notes.append(ranked_by)
     return StudyReport(
         study_name=study.study_name,
         direction=direction,
@@ -438,15 +446,7 @@ def summarize_study(
         metric_name=_metric_name(study, schedule),
         pruner=settings,
         pruner_origin=origin,
-        rungs=summarize_rungs(
-            trials,
-            held,
-            settings,
-            direction,
-            schedule_steps
-            if isinstance(schedule_steps, list) and all(is_int(s) for s in schedule_steps)
-            else None,
-        ),
+        rungs=rungs,
         saving_basis_j=basis,
         unmeasured_trials=unmeasured,
         partly_measured_trials=partly,

@@ -175,8 +175,14 @@ def _projection(
     return projected
 
 
+BATCH_SIZE_PARAMS = ("batch_size", "per_device_train_batch_size")
+"""Trial parameters that hold the batch size: SM²'s own and the Hugging Face Trainer's."""
+
+
 def _batch_size(params: Mapping[str, Any]) -> int | None:
-    value = finite_or_none(params.get("batch_size"))
+    """The first of :data:`BATCH_SIZE_PARAMS` the trial has, if it is a whole number."""
+    name = next((n for n in BATCH_SIZE_PARAMS if n in params), None)
+    value = None if name is None else finite_or_none(params[name])
     return int(value) if value is not None and value == int(value) else None
 
 

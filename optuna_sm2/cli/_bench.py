@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from optuna_sm2.cli._common import CLIError
-from optuna_sm2.cli._options import add_int, add_name_list, add_text
+from optuna_sm2.cli._options import add_int, add_name_list, add_real, add_text
 
 SCENARIO_CHOICES = ("vision", "household", "text", "all")
 BUDGET_CHOICES = ("tiny", "small", "paper")
-ARMS = ("vanilla", "alpha1", "sm2", "tpe_hyperband", "grid")
+ARMS = ("vanilla", "alpha1", "sm2", "tpe_hyperband", "grid", "zeus_cost")
 """The arms ``--arms`` selects from: ``optuna_sm2.scenarios._results.ARMS`` (a test keeps the two
 equal; this module may not import the scenarios, which import torch)."""
 
@@ -30,10 +30,14 @@ def register(subparsers: Any) -> None:
             "size at a conventional LR with early stopping), alpha1 (SM² with alpha=1), sm2 "
             "(SM² with alpha=0.75, beta=0.5), tpe_hyperband (Optuna's TPESampler over batch "
             "size and a log-uniform LR with HyperbandPruner, plain training, twice as many "
-            "trials as batch sizes) and grid (every batch size through the whole SM² schedule, "
-            "no pruning). Writes DIR/results.json (means over seeds and each seed), "
+            "trials as batch sizes), grid (every batch size through the whole SM² schedule, "
+            "no pruning, its measurements stored as tables for --replay) and zeus_cost (Zeus's "
+            "batch-size optimizer, eta 0.5, beta 2, target the grid's best metric - 2%). Writes "
+            "DIR/results.json (means over seeds and each seed), "
             "DIR/results.md (tables and targets), DIR/<scenario>.png (the paper's Fig. 2) and "
-            "DIR/arms.png. Needs the data packages: pip install 'optuna-sm2[scenarios]'."
+            "DIR/arms.png; each arm and seed is stored as it finishes, and the same command run "
+            "again goes on from there. Needs the data packages: pip install "
+            "'optuna-sm2[scenarios]'."
         ),
     )
     parser.add_argument(
@@ -51,7 +55,22 @@ def register(subparsers: Any) -> None:
         "paper: the paper's settings, for a GPU (8 batch sizes, 20 LRs from 1e-3 to 1, 5 then 10 "
         "epochs); tiny: seconds, a smoke test",
     )
-    add_text(parser, "--out", required=True, metavar="DIR", help="folder for the results")
+    add_text(
+        parser,
+        "--out",
+        metavar="DIR",
+        help="folder for the results (required unless --replay; with --replay, default: its "
+        "folder); a bench run again with the same DIR skips what it finished",
+    )
+    add_text(
+        parser,
+        "--replay",
+        metavar="DIR",
+        help="train nothing: re-run every pruning rule (alpha 1, 0.9, 0.75, 0.5, beta 0 and 1, "
+        "the paper's ranking, Optuna's SuccessiveHalvingPruner, and an alpha-beta curve) on "
+        "the grid tables under DIR (searched recursively) and write replay.md, replay.json and "
+        "replay.png to --out",
+    )
     add_int(parser, "--seed", low=0, high=2**32 - 1, default=0, help="the first seed (0)")
     add_int(
         parser,
@@ -61,6 +80,14 @@ def register(subparsers: Any) -> None:
         help="run every arm with this many seeds, --seed, --seed + 1, ... (default: one)",
     )
     add_name_list(parser, "--arms", ARMS, help="the arms to run (default: every one)")
+    add_real(
+        parser,
+        "--max-minutes",
+        low=0.1,
+        default=None,
+        help="start no arm-seed run and no grid configuration after this many minutes; what "
+        "finished is stored in DIR, and the same command run again goes on from there",
+    )
     add_text(
         parser,
         "--device",
@@ -80,6 +107,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.replay is not None:
+        return _replay(args.replay, args.out or args.replay)
+    if args.out is None:
+        raise CLIError(
+            "the following arguments are required: --out (unless --replay) "
+            "(see optuna-sm2 bench --help)"
+        )
     import optuna
     import torch
 
@@ -118,14 +152,31 @@ def run(args: argparse.Namespace) -> int:
         )
     except ScenarioDataMissing as exc:
         raise CLIError(str(exc)) from exc
+    if not results and not Path(args.out, "results.md").is_file():
+        print(f"nothing finished yet: run the same command again to go on ({args.out})")
+        return 0
     print(Path(args.out, "results.md").read_text())
     print(f"written: {Path(args.out).resolve()}/results.json, results.md and the figures")
     print(f"{len(results)} scenario(s) in {time.perf_counter() - start:.0f} s")
     return 0
 
 
+def _replay(folder: str, out: str) -> int:
+    from optuna_sm2.scenarios._replay_report import run_replay
+
+    if not os.path.isdir(folder):
+        raise CLIError(f"--replay {folder} is not a folder")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out {out} exists and is not a folder")
+    start = time.perf_counter()
+    print(run_replay(folder, out))
+    print(f"written: {Path(out).resolve()}/replay.md, replay.json and replay.png")
+    print(f"replayed in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def _runner_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``seeds`` and ``arms`` for the bench runner, when given (else the runner's defaults: one
-    seed, every arm)."""
-    given = {name: getattr(args, name) for name in ("seeds", "arms")}
+    """``seeds``, ``arms`` and ``max_minutes`` for the bench runner, when given (else the
+    runner's defaults: one seed, every arm, no time limit)."""
+    given = {name: getattr(args, name) for name in ("seeds", "arms", "max_minutes")}
     return {name: value for name, value in given.items() if value is not None}

@@ -58,6 +58,28 @@ class CLIError(Exception):
     """A problem with the user's input, printed as one line without a traceback."""
 
 
+TRAINING_PACKAGES = {
+    "torch": "PyTorch: install the build for your hardware (on a CPU-only Linux machine: "
+    "pip install torch --index-url https://download.pytorch.org/whl/cpu)",
+    "sklearn": "scikit-learn: pip install 'optuna-sm2[demo]'",
+}
+"""The packages a training command may need, with how to install each."""
+
+
+def require(command: str, *modules: str) -> None:
+    """Raise one :class:`CLIError` naming every missing package ``command`` trains with.
+
+    Found without importing them (``importlib.util.find_spec``), so that the check is quick and
+    comes before anything is read, created or trained.
+    """
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        needs = "; ".join(TRAINING_PACKAGES[m] for m in missing)
+        raise CLIError(f"{command} trains models and needs {needs}")
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message (of its cause, for Optuna's generic storage error)."""
     if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:

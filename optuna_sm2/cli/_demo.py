@@ -21,6 +21,7 @@ from optuna_sm2.cli._common import (
     load_study,
     make_sqlite_parent,
     open_storage,
+    require,
     storage_failure,
     storage_failures,
 )
@@ -69,6 +70,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require("the demo", "torch", "sklearn")
     import torch
 
     from optuna_sm2 import optimize_synchronous

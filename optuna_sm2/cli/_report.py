@@ -15,8 +15,10 @@ from optuna_sm2.analysis import (
     TrialSummary,
     format_joules,
     format_number,
+    format_trials,
     plural,
     summarize_study,
+    unreported_everywhere,
 )
 from optuna_sm2.cli._common import add_storage_option, load_study
 from optuna_sm2.cli._ranking_options import add_ranking_options, ranking_overrides
@@ -164,7 +166,7 @@ def _rung_rows(rung: RungSummary) -> list[tuple[str, ...]]:
     ]
 
 
-def _rung_heading(rung: RungSummary) -> str:
+def _rung_heading(rung: RungSummary, chosen: tuple[str, ...]) -> str:
     ranking = rung.ranking
     n = len(ranking.records)
     step = "" if rung.step is None else f" (step {rung.step})"
@@ -175,8 +177,9 @@ def _rung_heading(rung: RungSummary) -> str:
     )
     weights = ", ".join(f"{name} {w:.3g}" for name, w in ranking.weights.items())
     left_out = "".join(
-        f"; {name} left out (missing for trial {', '.join(str(t) for t in trials)})"
+        f"; {name} left out (missing for trial {format_trials(trials)})"
         for name, trials in ranking.left_out.items()
+        if name not in chosen  # no trial of the study reports it: said once, in a note
     )
     return (
         f"rung {rung.rung}{step}: {plural(n, 'competitor')}, {rule}; weights {weights}{left_out}"
@@ -189,8 +192,10 @@ def format_rungs(summary: StudyReport) -> list[str]:
     if not summary.rungs:
         return ["rungs: none reached"]
     lines = [f"pruner: {summary.describe_pruner()}"]
+    chosen = unreported_everywhere(summary.rungs)
     for rung in summary.rungs:
-        lines += ["", _rung_heading(rung), *_table(_RUNG_COLUMNS, _rung_rows(rung), "  ")]
+        rows = _table(_RUNG_COLUMNS, _rung_rows(rung), "  ")
+        lines += ["", _rung_heading(rung, chosen), *rows]
     return lines
 
 

@@ -16,6 +16,7 @@ from optuna_sm2.cli._common import (
     CLIError,
     make_sqlite_parent,
     open_storage,
+    require,
     storage_failure,
     storage_failures,
 )
@@ -111,6 +112,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if os.path.isfile(args.checkpoint_dir):
         raise CLIError(f"--checkpoint-dir {args.checkpoint_dir} is a file, not a folder")
+    require("a worker", "torch", *(("sklearn",) if args.scenario == "demo" else ()))
     if args.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
     import torch

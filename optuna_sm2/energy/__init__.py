@@ -9,6 +9,7 @@ from __future__ import annotations
 from optuna_sm2.energy._auto import auto_meter, probe_meters
 from optuna_sm2.energy._cpu_time import WATTS_PER_CORE, CpuTimeMeter
 from optuna_sm2.energy._meter import (
+    DEFAULT_MAX_POWER_W,
     EDGE_SLACK_S,
     SOURCES,
     EnergyMeter,
@@ -17,15 +18,22 @@ from optuna_sm2.energy._meter import (
     SourceProbe,
     SumMeter,
 )
-from optuna_sm2.energy._nvml import NvmlMeter, parse_visible_devices
+from optuna_sm2.energy._nvml import NVML_COUNTER_PERIOD_S, NvmlMeter, parse_visible_devices
 from optuna_sm2.energy._rapl import RaplMeter
-from optuna_sm2.energy._resolution import Resolution, counter_steps, poll_resolution
+from optuna_sm2.energy._resolution import (
+    Resolution,
+    counter_steps,
+    poll_resolution,
+    relative_resolution,
+)
 from optuna_sm2.energy._simulated import SimulatedMeter
 from optuna_sm2.energy._tracker import EnergyTracker, EnergyWindow, shared_tracker
 from optuna_sm2.energy._zeus import ZeusMeter
 
 __all__ = [
+    "DEFAULT_MAX_POWER_W",
     "EDGE_SLACK_S",
+    "NVML_COUNTER_PERIOD_S",
     "SOURCES",
     "WATTS_PER_CORE",
     "CpuTimeMeter",
@@ -46,5 +54,6 @@ __all__ = [
     "parse_visible_devices",
     "poll_resolution",
     "probe_meters",
+    "relative_resolution",
     "shared_tracker",
 ]

@@ -11,12 +11,27 @@ from types import MappingProxyType, TracebackType
 
 from optuna_sm2._validation import is_real
 
-SOURCES = ("nvml-counter", "nvml-power", "zeus", "rapl", "cpu-time-estimate", "simulated")
-"""Every source label a single meter can carry, best first (``simulated`` is for tests).
+SOURCES = (
+    "nvml-counter",
+    "nvml-power",
+    "zeus",
+    "rapl",
+    "nvml-power-estimate",
+    "cpu-time-estimate",
+    "simulated",
+)
+"""Every source label a single meter or window can carry, best first (``simulated`` is for
+tests).
 
 The one list of labels: every meter's :attr:`EnergyMeter.source` is one of them, or several
 joined by ``+`` (a :class:`SumMeter`), and :func:`~optuna_sm2.energy.probe_meters` reports them in
-this order."""
+this order. ``nvml-power-estimate`` is no meter's label but a window's: one shorter than the
+NVML counter's step, estimated from the GPU's power (see :attr:`EnergyMeter.update_period_s`)."""
+
+DEFAULT_MAX_POWER_W = 100_000.0
+"""Watts a meter whose :attr:`EnergyMeter.max_power_w` is ``None`` is taken to see at most:
+100 kW, above any one machine (eight 1 kW GPUs and their CPUs draw about 10 kW), so that no
+reading of a custom meter goes unchecked (a 1e9 J jump in a 20 ms window is refused)."""
 
 
 EDGE_SLACK_S = 0.1
@@ -105,8 +120,34 @@ class EnergyMeter(abc.ABC):
 
         :class:`~optuna_sm2.energy.EnergyTracker` marks a window invalid when its joules imply
         more (see ``docs/energy.md``). Meters of real hardware give a generous physical bound; a
-        custom meter may override this to have its windows checked against one.
+        custom meter may override this with a bound of its own, and one that leaves it ``None``
+        is checked against :data:`DEFAULT_MAX_POWER_W`.
         """
+        return None
+
+    @property
+    def update_period_s(self) -> float:
+        """Seconds between two advances of :meth:`read`; 0.0 (default) for a reading that moves
+        continuously.
+
+        A hardware counter advances in steps (NVML's about every 100 ms): a window shorter than
+        a step reads 0 J or one whole step, and any window is off by up to one step. The tracker
+        estimates windows shorter than this from :meth:`instant_power_w`, and the pruner ties
+        energies within the step (``docs/energy.md``).
+        """
+        return 0.0
+
+    def instant_power_w(self) -> float | None:
+        """The power drawn now, in watts, to estimate a window shorter than
+        :attr:`update_period_s`; ``None`` (default) when the meter cannot tell. May raise like
+        :meth:`read`."""
+        return None
+
+    @property
+    def estimate_source(self) -> str | None:
+        """The label of a window estimated from :meth:`instant_power_w` (one of
+        :data:`SOURCES`, or several joined by ``+``); ``None`` (default) when the meter gives no
+        power."""
         return None
 
     @abc.abstractmethod
@@ -175,6 +216,22 @@ class SumMeter(EnergyMeter):
         """The sum of the members' bounds; ``None`` when any member has none."""
         bounds = [meter.max_power_w for meter in self.meters]
         return None if any(b is None for b in bounds) else sum(b for b in bounds if b is not None)
+
+    @property
+    def update_period_s(self) -> float:
+        """The longest step of the members."""
+        return max(meter.update_period_s for meter in self.meters)
+
+    def instant_power_w(self) -> float | None:
+        """The members' power summed; ``None`` when any member gives none."""
+        powers = [meter.instant_power_w() for meter in self.meters]
+        return None if any(p is None for p in powers) else sum(p for p in powers if p is not None)
+
+    @property
+    def estimate_source(self) -> str | None:
+        """The members' estimate labels joined by ``+``; ``None`` when any member has none."""
+        labels = [meter.estimate_source for meter in self.meters]
+        return None if any(x is None for x in labels) else "+".join(x for x in labels if x)
 
     def read(self) -> float:
         return sum(meter.read() for meter in self.meters)

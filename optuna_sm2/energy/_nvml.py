@@ -27,6 +27,12 @@ GPU's board power (700 W for an H100 SXM, 1000 W for a B200)."""
 POWER_LIMIT_HEADROOM = 2.0
 """A GPU is taken to draw at most this times its enforced power limit: the limit holds the
 average power, short peaks may pass it."""
+
+NVML_COUNTER_PERIOD_S = 0.1
+"""Seconds between two advances of NVML's energy counter, the default ``counter_period_s``: the
+H100s of ``docs/gpu-validation.md`` advanced every 100 ms (every 50 ms on another machine; the
+longer one is assumed, so that a step is never taken for finer than it is)."""
+
 _DEVICE_FORMS = "an NVML index (int >= 0) or a GPU UUID string starting with 'GPU-'"
 
 
@@ -215,12 +221,19 @@ class NvmlMeter(EnergyMeter):
     ``nvmlDeviceGetPowerManagementLimit``), or :data:`GPU_POWER_CAP_W` where NVML gives none;
     the tracker refuses windows that imply more.
 
+    The counter advances in steps, every ``counter_period_s``
+    (:attr:`~optuna_sm2.energy.EnergyMeter.update_period_s`): the tracker estimates a window
+    shorter than that from the GPUs' power now (:meth:`instant_power_w`, as Zeus's
+    ``approx_instant_energy`` does) and labels it ``nvml-power-estimate``.
+
     Args:
         devices: GPUs to measure, each an NVML index or a ``GPU-`` UUID; ``None`` as above.
         sample_interval_s: Power sampling period for GPUs without the counter (> 0).
         method: ``"auto"`` (the counter where the GPU has it, power sampling elsewhere),
             ``"counter"`` (refuse GPUs without it) or ``"power"`` (sample power on every GPU,
             e.g. to check the counter against it, as ``benchmarks/gpu_energy_check.py`` does).
+        counter_period_s: Seconds between two advances of the energy counter (> 0); ``optuna-sm2
+            doctor`` prints what this GPU's counter does.
 
     Raises:
         EnergyMeterUnavailable: NVML is missing or fails to start, no GPU is selected, or a GPU
@@ -244,8 +257,11 @@ class NvmlMeter(EnergyMeter):
         *,
         sample_interval_s: float = 0.1,
         method: Literal["auto", "counter", "power"] = "auto",
+        counter_period_s: float = NVML_COUNTER_PERIOD_S,
     ) -> None:
         check_finite("sample_interval_s", sample_interval_s, minimum=0.0, inclusive=False)
+        check_finite("counter_period_s", counter_period_s, minimum=0.0, inclusive=False)
+        self._counter_period_s = float(counter_period_s)
         if method not in _METHODS:
             raise ValueError(f"`method` must be one of {_METHODS}, got {method!r}.")
         self._method = method
@@ -331,9 +347,12 @@ class NvmlMeter(EnergyMeter):
                     f"a readable power ({exc})"
                 ) from None
 
-    def _sampled_power_w(self) -> float:
-        milliwatts = sum(int(self._pynvml.nvmlDeviceGetPowerUsage(h)) for _, h in self._sampled)
+    def _power_w(self, gpus: list[tuple[str, Any]]) -> float:
+        milliwatts = sum(int(self._pynvml.nvmlDeviceGetPowerUsage(h)) for _, h in gpus)
         return milliwatts / 1000.0
+
+    def _sampled_power_w(self) -> float:
+        return self._power_w(self._sampled)
 
     @property
     def source(self) -> str:
@@ -348,6 +367,24 @@ class NvmlMeter(EnergyMeter):
     @property
     def max_power_w(self) -> float:
         return self._max_power_w
+
+    @property
+    def update_period_s(self) -> float:
+        """``counter_period_s`` where a counter is read; 0.0 when every GPU's power is sampled
+        (the integration is read up to the moment of the read)."""
+        return self._counter_period_s if self._counters else 0.0
+
+    def instant_power_w(self) -> float:
+        """The power of every GPU measured, in watts (``nvmlDeviceGetPowerUsage``); raises
+        :class:`EnergyReadError` on an NVML error."""
+        try:
+            return self._power_w(self._counters + self._sampled)
+        except self._pynvml.NVMLError as exc:
+            raise EnergyReadError(f"NVML power reading: {exc}") from exc
+
+    @property
+    def estimate_source(self) -> str:
+        return "nvml-power-estimate"
 
     def read(self) -> float:
         reset: list[str] = []

@@ -21,6 +21,27 @@ class Resolution(NamedTuple):
     step_j: float
 
 
+def relative_resolution(period_s: float, seconds: float) -> float:
+    """How far a window of ``seconds`` may read off, relative to what it read, on a meter that
+    advances every ``period_s`` seconds: at most 1.
+
+    Each edge of the window falls somewhere within a step, so the reading is off by less than
+    the energy of ``period_s`` seconds: of a reading of at least ``seconds - period_s``
+    seconds' energy, that is ``period_s / (seconds - period_s)``. A window of at most two steps
+    may be off by all it read (1, also for an estimate from power over a window shorter than a
+    step, whose power reading says nothing finer); 0 for a continuous meter (``period_s`` 0).
+
+    Example:
+        >>> relative_resolution(0.1, 2.1), relative_resolution(0.1, 0.05)
+        (0.05, 1.0)
+        >>> relative_resolution(0.0, 0.05)
+        0.0
+    """
+    if period_s <= 0.0:
+        return 0.0
+    return min(1.0, period_s / (seconds - period_s)) if seconds > 2.0 * period_s else 1.0
+
+
 def counter_steps(times: Sequence[float], readings: Sequence[float]) -> Resolution | None:
     """The :class:`Resolution` of readings taken at ``times``; ``None`` with fewer than three
     changes (the first change's interval is cut by the start of the polling, so it is left out).

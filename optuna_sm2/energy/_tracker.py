@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from optuna_sm2._validation import is_real
-from optuna_sm2.energy._meter import EDGE_SLACK_S, EnergyMeter, EnergyReadError
+from optuna_sm2._validation import check_callable, is_real
+from optuna_sm2.energy._meter import (
+    DEFAULT_MAX_POWER_W,
+    EDGE_SLACK_S,
+    EnergyMeter,
+    EnergyReadError,
+)
+
+_logger = logging.getLogger(__name__)
 
 
 def _cuda_synchronize() -> None:
@@ -27,8 +35,10 @@ def _cuda_synchronize() -> None:
 class EnergyWindow:
     """The energy and duration of one ``with tracker.window()`` block.
 
-    :attr:`source` and :attr:`is_estimate` are known from the start; the other attributes are
-    filled when the block exits, and reading them earlier raises ``RuntimeError``. An invalid
+    :attr:`source`, :attr:`is_estimate` and :attr:`update_period_s` are known from the start
+    (a window estimated from power is relabeled when it closes, see :meth:`close`); the other
+    attributes are filled when the block exits, and reading them earlier raises
+    ``RuntimeError``. An invalid
     window (a read failed while it was open, or its reading is impossible: negative, not finite,
     or above the meter's power bound) has ``joules`` and ``mean_power_w`` NaN and says why in
     ``invalid_reason``; ``seconds`` is always measured.
@@ -41,6 +51,9 @@ class EnergyWindow:
     Args:
         source: The meter's label.
         is_estimate: Whether the figures will be an estimate.
+        update_period_s: Seconds between two advances of the meter's reading (its
+            :attr:`~optuna_sm2.energy.EnergyMeter.update_period_s`, a finite number >= 0): the
+            window's joules may be off by the energy of that long.
 
     Example:
         .. code-block:: python
@@ -52,18 +65,32 @@ class EnergyWindow:
             print(window.mean_power_w)  # 150.0
     """
 
-    __slots__ = ("_joules", "_reason", "_seconds", "is_estimate", "source")
+    __slots__ = ("_joules", "_reason", "_seconds", "is_estimate", "source", "update_period_s")
 
-    def __init__(self, source: str, is_estimate: bool) -> None:
+    def __init__(self, source: str, is_estimate: bool, update_period_s: float = 0.0) -> None:
+        if not (is_real(update_period_s) and 0.0 <= float(update_period_s) < math.inf):
+            raise ValueError(
+                f"`update_period_s` must be a finite number >= 0, got {update_period_s!r}."
+            )
         self.source = source
-        """The meter's label, e.g. ``nvml-counter+rapl``."""
+        """The meter's label, e.g. ``nvml-counter+rapl``; an estimate's label once estimated."""
         self.is_estimate = is_estimate
-        """Whether the figures are an estimate (the CPU-time meter is part of the source)."""
+        """Whether the figures are an estimate (the CPU-time meter is part of the source, or the
+        window was estimated from power)."""
+        self.update_period_s = float(update_period_s)
+        """Seconds between two advances of the meter's reading; 0.0 for a continuous one."""
         self._seconds: float | None = None
         self._joules = math.nan
         self._reason: str | None = None
 
-    def close(self, seconds: float, joules: float, invalid_reason: str | None = None) -> None:
+    def close(
+        self,
+        seconds: float,
+        joules: float,
+        invalid_reason: str | None = None,
+        *,
+        estimated_as: str | None = None,
+    ) -> None:
         """Fill the figures of the open window: what its tracker does when the block exits.
 
         Args:
@@ -71,11 +98,20 @@ class EnergyWindow:
             joules: The block's energy, a finite number >= 0 for a valid window; ignored (the
                 window's ``joules`` is NaN) when ``invalid_reason`` is given.
             invalid_reason: Why the window is invalid, or ``None`` when it is valid.
+            estimated_as: For joules estimated rather than read (a window shorter than the
+                meter's step, estimated from power), the estimate's label, e.g.
+                ``nvml-power-estimate``: it becomes :attr:`source`, and :attr:`is_estimate`
+                becomes ``True``; ``None`` (default) keeps both.
 
         Raises:
-            ValueError: ``seconds``, ``joules`` or ``invalid_reason`` is not one of the above.
+            ValueError: ``seconds``, ``joules``, ``invalid_reason`` or ``estimated_as`` is not
+                one of the above.
             RuntimeError: The window is already closed.
         """
+        if estimated_as is not None and not (isinstance(estimated_as, str) and estimated_as):
+            raise ValueError(
+                f"`estimated_as` must be None or a non-empty str, got {estimated_as!r}."
+            )
         if not (is_real(seconds) and 0.0 <= float(seconds) < math.inf):
             raise ValueError(f"`seconds` must be a finite number >= 0, got {seconds!r}.")
         if invalid_reason is not None and not (isinstance(invalid_reason, str) and invalid_reason):
@@ -93,6 +129,8 @@ class EnergyWindow:
         self._seconds = float(seconds)
         self._joules = float(joules) if valid else math.nan
         self._reason = invalid_reason
+        if estimated_as is not None:
+            self.source, self.is_estimate = estimated_as, True
 
     def _closed_seconds(self) -> float:
         if self._seconds is None:
@@ -159,15 +197,24 @@ class EnergyTracker:
     raises (:class:`EnergyReadError`, ``OSError``, any ``Exception``) or returns NaN or an
     infinity never stops the block: every window open at that moment is marked invalid with the
     reason. A window whose joules are negative (a counter reset, a replaced meter) or imply more
-    power than the meter's :attr:`~EnergyMeter.max_power_w` over the window's seconds plus
-    :data:`EDGE_SLACK_S` is invalid too. A meter whose ``read()`` returns something that is not
-    a number (a string, ``None``, a boolean) is a programming error: ``ValueError`` naming the
-    meter's class, at that read. An exception escaping the block still closes its window, then
-    propagates.
+    power than the meter's :attr:`~EnergyMeter.max_power_w` (:data:`DEFAULT_MAX_POWER_W` for a
+    meter that declares none) over the window's seconds plus :data:`EDGE_SLACK_S` is invalid
+    too. A meter whose ``read()`` returns something that is not a number (a string, ``None``, a
+    boolean) is a programming error: ``ValueError`` naming the meter's class, at that read. An
+    exception escaping the block still closes its window, then propagates.
+
+    A valid window shorter than the meter's step (:attr:`~EnergyMeter.update_period_s`, e.g.
+    the NVML counter's 100 ms) would read 0 J or one whole step: it is estimated instead as the
+    meter's power at its end (:meth:`~EnergyMeter.instant_power_w`) times its seconds, and
+    labeled with the meter's :attr:`~EnergyMeter.estimate_source` (``nvml-power-estimate``), an
+    estimate. A meter that gives no power, or whose power reading fails or is not a finite
+    number >= 0, keeps the window's reading.
 
     Args:
         meter: What to read; ``None`` for :func:`~optuna_sm2.auto_meter`.
         sync_cuda: Synchronize CUDA at window edges (when torch has initialized CUDA).
+        clock: Seconds on a monotonic clock, read at the window edges;
+            :func:`time.perf_counter` by default (tests drive a fake one).
 
     Example:
         .. code-block:: python
@@ -182,7 +229,13 @@ class EnergyTracker:
             print(f"{step.joules:.2f} J of {epoch.joules:.2f} J, {epoch.mean_power_w:.0f} W")
     """
 
-    def __init__(self, meter: EnergyMeter | None = None, *, sync_cuda: bool = True) -> None:
+    def __init__(
+        self,
+        meter: EnergyMeter | None = None,
+        *,
+        sync_cuda: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         if meter is None:
             from optuna_sm2.energy._auto import auto_meter
 
@@ -195,11 +248,19 @@ class EnergyTracker:
                 f"{type(meter).__name__}.max_power_w must be a finite number of watts > 0 or "
                 f"None, got {bound!r}."
             )
-        self._meter = meter
-        self._max_power_w = None if bound is None else float(bound)
+        period = meter.update_period_s
+        if not (is_real(period) and 0.0 <= float(period) < math.inf):
+            raise ValueError(
+                f"{type(meter).__name__}.update_period_s must be a finite number of seconds "
+                f">= 0, got {period!r}."
+            )
         if not isinstance(sync_cuda, bool):
             raise ValueError(f"`sync_cuda` must be True or False, got {sync_cuda!r}.")
+        check_callable("clock", clock, "clock() -> seconds")
+        self._meter = meter
+        self._max_power_w = DEFAULT_MAX_POWER_W if bound is None else float(bound)
         self._sync_cuda = sync_cuda
+        self._clock = clock
         self._failures = 0
         self._last_failure = ""
 
@@ -241,7 +302,7 @@ class EnergyTracker:
         """Synchronize, then read the clock and the meter (NaN when the read fails)."""
         if self._sync_cuda:
             _cuda_synchronize()
-        now = time.perf_counter()
+        now = self._clock()
         joules, failure = self._read()
         if failure is not None:
             self._failures += 1
@@ -258,7 +319,7 @@ class EnergyTracker:
                 "reset or a replaced meter"
             )
         bound = self._max_power_w
-        if bound is not None and joules > bound * (seconds + EDGE_SLACK_S):
+        if joules > bound * (seconds + EDGE_SLACK_S):
             return (
                 f"{joules:.6g} J in {seconds:.3g} s is at least "
                 f"{joules / (seconds + EDGE_SLACK_S):.6g} W, above the {bound:.6g} W "
@@ -266,22 +327,44 @@ class EnergyTracker:
             )
         return None
 
+    def _power_estimate(self, seconds: float) -> tuple[float, str] | None:
+        """Joules of a window of ``seconds`` shorter than the meter's step, estimated from its
+        power now, and the estimate's label; ``None`` when the window is not shorter or the
+        meter gives no usable power."""
+        meter = self._meter
+        label = meter.estimate_source
+        if not seconds < meter.update_period_s or label is None:
+            return None
+        try:
+            power: Any = meter.instant_power_w()
+        except Exception as exc:  # keep the reading: a failed estimate must not stop training
+            _logger.debug("%s power reading failed: %s", type(meter).__name__, exc)
+            return None
+        if not (is_real(power) and 0.0 <= float(power) < math.inf):
+            return None
+        return float(power) * seconds, label
+
     @contextlib.contextmanager
     def window(self) -> Iterator[EnergyWindow]:
         """Measure the enclosed block; the yielded :class:`EnergyWindow` is filled on exit."""
-        window = EnergyWindow(self.source, self.is_estimate)
+        window = EnergyWindow(self.source, self.is_estimate, self._meter.update_period_s)
         failures = self._failures
         start, joules_start = self._edge()
         try:
             yield window
         finally:
             end, joules_end = self._edge()
+            seconds = end - start
             reason = self._last_failure if self._failures != failures else None
-            joules = math.nan
+            joules, label = math.nan, None
             if reason is None:
                 joules = joules_end - joules_start
-                reason = self._implausible(joules, end - start)
-            window.close(end - start, joules, reason)
+                reason = self._implausible(joules, seconds)
+            estimate = self._power_estimate(seconds) if reason is None else None
+            if estimate is not None:
+                joules, label = estimate
+                reason = self._implausible(joules, seconds)
+            window.close(seconds, joules, reason, estimated_as=label)
 
 
 _shared: EnergyTracker | None = None

@@ -1,10 +1,13 @@
-"""SM² inside the training code people already have: PyTorch Lightning, several GPUs (DDP).
+"""SM² inside the training code people already have: PyTorch Lightning, the Hugging Face
+Trainer, several GPUs (DDP).
 
-``SM2PruningCallback`` (a Lightning ``Callback``, extra ``[lightning]``) runs the SM² schedule
-inside ``Trainer.fit``; ``DistributedEnergyTracker`` sums each energy window over the ranks of
-``torch.distributed``. Importing this package imports neither torch nor Lightning: each name
-loads what it needs when first used. See ``docs/your-training-code.md`` and
-``docs/distributed.md``.
+``SM2PruningCallback`` (a Lightning ``Callback`` of ``lightning.pytorch`` and of
+``pytorch_lightning``, extra ``[lightning]``) runs the SM² schedule inside ``Trainer.fit``;
+``SM2TrainerCallback`` (a ``transformers.TrainerCallback``, extra ``[transformers]``) inside
+``transformers.Trainer.train``; ``DistributedEnergyTracker`` sums each energy window over the
+ranks of ``torch.distributed``. Importing this package imports neither torch, Lightning nor
+transformers: each name loads what it needs when first used. See
+``docs/your-training-code.md`` and ``docs/distributed.md``.
 """
 
 from __future__ import annotations
@@ -14,16 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from optuna_sm2.integration._lightning import SM2PruningCallback
+    from optuna_sm2.integration._transformers import SM2TrainerCallback
     from optuna_sm2.training._distributed import DistributedEnergyTracker
 
 _LAZY = {
     "SM2PruningCallback": "optuna_sm2.integration._lightning",
+    "SM2TrainerCallback": "optuna_sm2.integration._transformers",
     "DistributedEnergyTracker": "optuna_sm2.training._distributed",
 }
 """Name -> its module, imported when the name is first used."""
 
 _INSTALL = {
-    "pytorch_lightning": "pip install 'optuna-sm2[lightning]'",
+    "lightning": "pip install 'optuna-sm2[lightning]'",
+    "transformers": "pip install 'optuna-sm2[transformers]'",
+    "accelerate": "pip install 'optuna-sm2[transformers]'",
     "torch": "install the build for your hardware (https://pytorch.org), or `pip install "
     "'optuna-sm2[torch]'`",
 }
@@ -48,4 +55,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = ["DistributedEnergyTracker", "SM2PruningCallback"]
+__all__ = ["DistributedEnergyTracker", "SM2PruningCallback", "SM2TrainerCallback"]

@@ -1,28 +1,34 @@
-"""``SM2PruningCallback``: the SM² schedule inside PyTorch Lightning's ``Trainer.fit``."""
+"""``SM2PruningCallback``: the SM² schedule inside PyTorch Lightning's ``Trainer.fit``, with a
+``lightning.pytorch`` or a ``pytorch_lightning`` Trainer."""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import optuna
-import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
-from optuna_sm2._validation import check_int
 from optuna_sm2.energy import EnergyTracker
-from optuna_sm2.integration._blocks import Blocks
+from optuna_sm2.integration._blocks import Blocks, ScheduleSettings
 from optuna_sm2.integration._module_sweep import sweep_module
-from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner, TrialEnergy, report
+from optuna_sm2.integration._namespaces import callback_base
+from optuna_sm2.pruners import TrialEnergy, report
 from optuna_sm2.training._distributed import DistributedEnergyTracker
-from optuna_sm2.training._phases import SweepSettings
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    _Callback = pl.Callback
+else:
+    _Callback = callback_base()
 
 
-class SM2PruningCallback(pl.Callback):
+class SM2PruningCallback(_Callback):
     """Run a trial the SM² way inside ``Trainer.fit``: energy-tracked epochs, an LR sweep at the
     start of each block, the energy-aware pruner's decisions at its rungs.
 
@@ -53,6 +59,12 @@ class SM2PruningCallback(pl.Callback):
     its LR is broadcast; only rank 0 writes to the study, whose storage must be shared between
     processes (not in memory). See ``docs/distributed.md``.
 
+    One class serves both of Lightning's import names: the callback is a ``Callback`` of
+    ``lightning.pytorch`` and of ``pytorch_lightning``, whichever are installed, so a Trainer of
+    either accepts it (Lightning refuses a callback of the other namespace). Given to a
+    ``transformers.Trainer`` it raises a ``TypeError`` naming
+    ``optuna_sm2.integration.SM2TrainerCallback``.
+
     Args:
         trial: The running trial.
         monitor: The metric to report, a key of ``trainer.callback_metrics`` at the end of a
@@ -79,8 +91,8 @@ class SM2PruningCallback(pl.Callback):
     Example:
         .. code-block:: python
 
+            import lightning.pytorch as pl
             import optuna
-            import pytorch_lightning as pl
             import torch
             from torch.utils.data import DataLoader, TensorDataset
 
@@ -129,21 +141,17 @@ class SM2PruningCallback(pl.Callback):
     ) -> None:
         super().__init__()
         if not isinstance(trial, optuna.trial.Trial):
-            raise ValueError(f"`trial` must be an optuna.trial.Trial, got {trial!r}.")
+            raise ValueError(
+                f"`trial` must be the optuna.trial.Trial the objective receives, got {trial!r}: "
+                "make the callback inside the objective, SM2PruningCallback(trial, monitor=...)."
+            )
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"`monitor` must be a non-empty metric name, got {monitor!r}.")
-        if not isinstance(explore, bool):
-            raise ValueError(f"`explore` must be True or False, got {explore!r}.")
-        if explore_every is not None:
-            explore_every = check_int("explore_every", explore_every, minimum=1)
-        if tracker is not None and not isinstance(tracker, EnergyTracker):
-            raise ValueError(f"`tracker` must be an EnergyTracker or None, got {tracker!r}.")
-        self._sweep = SweepSettings.checked(lr_min, lr_max, n_lrs, explore_fraction)
+        self._settings = ScheduleSettings.checked(
+            explore, explore_every, tracker, lr_min, lr_max, n_lrs, explore_fraction
+        )
         self._trial = trial
         self.monitor = monitor
-        self._explore = explore
-        self._explore_every = explore_every
-        self._tracker = tracker
         self._book: TrialEnergy | None = None
         self._blocks = Blocks()
         self._windows = contextlib.ExitStack()
@@ -162,26 +170,30 @@ class SM2PruningCallback(pl.Callback):
         """The trial's energy book in this process, from the start of ``fit``."""
         return self._book
 
+    def on_init_end(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """The first event of a ``transformers.Trainer`` (Lightning has no such hook): this
+        callback was given to the wrong framework's Trainer."""
+        raise TypeError(
+            "SM2PruningCallback is a PyTorch Lightning callback, given to a transformers.Trainer: "
+            "pass optuna_sm2.integration.SM2TrainerCallback in Trainer(callbacks=[...]) instead."
+        )
+
     # --- fit -------------------------------------------------------------------------------
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Check the setup, make the energy book and find the blocks."""
         self._check_validation(trainer)
-        if self._explore:
+        if self._settings.explore:
             self._check_explorable(trainer, pl_module)
         if trainer.world_size > 1:
             self._check_distributed()
         if self._book is None:
-            tracker = DistributedEnergyTracker(self._tracker)
+            tracker = DistributedEnergyTracker(self._settings.tracker)
             writer: optuna.trial.BaseTrial = self._trial
             if not trainer.is_global_zero:  # books the same sums, writes nothing to the study
                 writer = optuna.trial.FixedTrial({}, number=self._trial.number)
             self._book = TrialEnergy(writer, tracker)
-        pruner = self._trial.study.pruner
-        if self._explore_every is not None:
-            self._blocks = Blocks(every=self._explore_every)
-        elif isinstance(pruner, SuccessiveHalvingEnergyPruner) and pruner.rung_steps:
-            self._blocks = Blocks(rung_steps=pruner.rung_steps)
+        self._blocks = self._settings.blocks(self._trial.study.pruner)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
@@ -204,7 +216,7 @@ class SM2PruningCallback(pl.Callback):
         book = self._open_book()
         self._windows.close()
         if self._blocks.starts_block(trainer.current_epoch):
-            if self._explore:
+            if self._settings.explore:
                 self._explore_lr(trainer, pl_module, book)
             book.start_block()
         self._windows.enter_context(book.window("train"))
@@ -283,7 +295,7 @@ class SM2PruningCallback(pl.Callback):
             outcome: Any = None
             if trainer.is_global_zero:
                 try:
-                    found = sweep_module(trainer, pl_module, optimizer, self._sweep)
+                    found = sweep_module(trainer, pl_module, optimizer, self._settings.sweep)
                     outcome = (found.selected_lr, found.window, found.diverged_at)
                 except Exception as exc:  # every rank raises it, none waits for the LR
                     outcome = exc

@@ -7,14 +7,16 @@ import inspect
 import math
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from optuna_sm2.lr import LRExploration, SweepPlan, explore_lr, sweep_plan
 from optuna_sm2.training._phases import SweepSettings
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
 
 _LOG_WITHOUT_TRAINER = r"You are trying to `self\.log\(\)` but the `self\.trainer` reference"
 """Lightning's warning when a module logs without a trainer: the copy swept has none."""

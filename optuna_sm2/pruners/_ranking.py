@@ -90,7 +90,8 @@ class RungRanking:
         weights: The renormalized weight (summing to 1) of each component that entered the
             scores.
         left_out: Each component with a non-zero weight that some competitor lacks, with the
-            trials lacking it; such a component is left out for every competitor.
+            trials lacking it; such a component is left out for every competitor. See
+            :attr:`unreported` for those that no competitor reports.
         promote_count: ``k = max(n // reduction_factor, 1)``: a competitor is promoted when it
             ranks at least as well as the k-th best.
         bootstrapping: ``n <= bootstrap_count``: too few competitors, nobody is promoted yet.
@@ -116,6 +117,14 @@ class RungRanking:
     def promoted(self) -> tuple[int, ...]:
         """Numbers of the promoted trials, in the order of :attr:`records`."""
         return tuple(r.trial for r, p in zip(self.records, self.promoted_mask, strict=True) if p)
+
+    @property
+    def unreported(self) -> tuple[str, ...]:
+        """The components of :attr:`left_out` that no competitor reports (diverged ones
+        aside): left out by how the trials were run (a loop that searches the LR itself has no
+        stable LR to report), rather than missing from some trial by mistake."""
+        counted = len(self.records) - int(self.diverged_mask.sum())
+        return tuple(name for name, lacking in self.left_out.items() if len(lacking) == counted)
 
     @property
     def diverged(self) -> tuple[int, ...]:
@@ -228,7 +237,8 @@ def rank_rung(
     3. **Scores.** :func:`optuna_sm2.weighted_objective` over the records: each attribute
        min-max rescaled over the competitors, 1 best, weighted, summed. A NaN or infinite
        value scores 0 and stays out of the others' rescaling. With ``"robust"``, energies
-       within their combined spread and LRs within a factor 1.5 are made equal first
+       within their combined spread and resolution (how far the meter's steps may have moved
+       them, ``energy_per_epoch_resolution``) and LRs within a factor 1.5 are made equal first
        (:func:`~optuna_sm2.pruners._robust.tie_energies`,
        :func:`~optuna_sm2.pruners._robust.tie_lrs`), so that noise does not decide.
     4. **Order.** ``"paper"``: by ``(score, value oriented so that larger is better)``: equal
@@ -298,7 +308,11 @@ def rank_rung(
     columns, left_out = _components(kept, alpha, beta)
     energies, lrs = columns["energy"], columns["lr"]
     if robust and energies is not None:
-        energies = _robust.tie_energies(energies, [r.energy_per_epoch_spread for r in kept])
+        energies = _robust.tie_energies(
+            energies,
+            [r.energy_per_epoch_spread for r in kept],
+            [r.energy_per_epoch_resolution for r in kept],
+        )
     if robust and lrs is not None:
         lrs = _robust.tie_lrs(lrs)
     scored = eq2(values[counted], _array(energies), _array(lrs), alpha, beta, direction, lr_scale)

@@ -24,7 +24,9 @@ class RungRecord:
 
     ``value`` is the trial's intermediate value at the rung's step (NaN or infinite only in a
     record some other writer stored); ``energy_per_epoch_j`` (J, >= 0), its relative spread
-    ``energy_per_epoch_spread`` (>= 0) and ``stable_lr`` (> 0) are ``None`` when unknown.
+    ``energy_per_epoch_spread`` (>= 0), its relative resolution
+    ``energy_per_epoch_resolution`` (>= 0, how far the meter's steps may have moved it) and
+    ``stable_lr`` (> 0) are ``None`` when unknown.
     """
 
     trial: int
@@ -32,9 +34,11 @@ class RungRecord:
     energy_per_epoch_j: float | None = None
     stable_lr: float | None = None
     energy_per_epoch_spread: float | None = None
+    energy_per_epoch_resolution: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The record as stored; ``energy_per_epoch_spread`` only when known."""
+        """The record as stored; ``energy_per_epoch_spread`` and
+        ``energy_per_epoch_resolution`` only when known."""
         data: dict[str, Any] = {
             "trial": self.trial,
             "value": self.value,
@@ -43,6 +47,8 @@ class RungRecord:
         }
         if self.energy_per_epoch_spread is not None:
             data["energy_per_epoch_spread"] = self.energy_per_epoch_spread
+        if self.energy_per_epoch_resolution is not None:
+            data["energy_per_epoch_resolution"] = self.energy_per_epoch_resolution
         return data
 
     @classmethod
@@ -71,6 +77,9 @@ class RungRecord:
             stable_lr=_at_least(data.get("stable_lr"), 0.0, inclusive=False),
             energy_per_epoch_spread=_at_least(
                 data.get("energy_per_epoch_spread"), 0.0, inclusive=True
+            ),
+            energy_per_epoch_resolution=_at_least(
+                data.get("energy_per_epoch_resolution"), 0.0, inclusive=True
             ),
         )
 

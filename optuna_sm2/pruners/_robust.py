@@ -68,25 +68,34 @@ def diverged_mask(oriented: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
     return flags
 
 
-def tie_energies(energies: Sequence[float], spreads: Sequence[float | None]) -> list[float]:
-    """Energies that differ by less than their combined spread, made equal.
+def tie_energies(
+    energies: Sequence[float],
+    spreads: Sequence[float | None],
+    resolutions: Sequence[float | None] | None = None,
+) -> list[float]:
+    """Energies that differ by less than their combined spread and resolution, made equal.
 
-    ``spreads[i]`` is the relative half-range of energy ``i`` (``None`` when unknown:
-    :data:`ENERGY_NOISE_FLOOR`). From the lowest energy up, each energy joins the group of the
-    lowest one not yet grouped (the anchor ``a``; of equal energies, the one with the widest
-    spread) when their intervals overlap, ``e * (1 - s) <= e_a * (1 + s_a)``, and takes the
-    anchor's energy; otherwise it starts a group. The result does not depend on the order of
-    the competitors.
+    Energy ``i`` stands for the interval ``e * (1 - h)`` .. ``e * (1 + h)`` of half-width
+    ``h = s + r``: ``s = spreads[i]``, its relative half-range (``None`` when unknown:
+    :data:`ENERGY_NOISE_FLOOR`), and ``r = resolutions[i]``, how far the meter's steps may have
+    moved it (``None``, or no ``resolutions``: 0). From the lowest energy up, each energy joins
+    the group of the lowest one not yet grouped (the anchor ``a``; of equal energies, the one
+    with the widest interval) when their intervals overlap, ``e * (1 - h) <= e_a * (1 + h_a)``,
+    and takes the anchor's energy; otherwise it starts a group. The result does not depend on
+    the order of the competitors.
 
     Example:
         >>> tie_energies([100.0, 108.0, 111.0, 300.0], [None, None, 0.01, None])
         [100.0, 100.0, 111.0, 300.0]
+        >>> tie_energies([100.0, 130.0], [0.01, 0.01], [0.2, 0.1])  # a coarse meter's steps
+        [100.0, 100.0]
     """
-    s = [ENERGY_NOISE_FLOOR if x is None else x for x in spreads]
+    r = [0.0] * len(energies) if resolutions is None else [x or 0.0 for x in resolutions]
+    h = [(ENERGY_NOISE_FLOOR if x is None else x) + r[i] for i, x in enumerate(spreads)]
     tied = list(energies)
     anchor: int | None = None
-    for i in sorted(range(len(energies)), key=lambda i: (energies[i], -s[i])):
-        if anchor is None or energies[i] * (1.0 - s[i]) > energies[anchor] * (1.0 + s[anchor]):
+    for i in sorted(range(len(energies)), key=lambda i: (energies[i], -h[i])):
+        if anchor is None or energies[i] * (1.0 - h[i]) > energies[anchor] * (1.0 + h[anchor]):
             anchor = i
         tied[i] = energies[anchor]
     return tied

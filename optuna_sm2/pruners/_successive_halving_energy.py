@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 
 _WHAT = {"energy": "energy per epoch", "lr": "stable learning rate"}
 
+_CHOSEN = frozenset({"lr"})
+"""Components a study may lack by design, without a warning, when no competitor of a rung
+reports them: a loop that searches the LR as a hyperparameter has no stable LR to report (the
+ranking then uses performance and energy; ``optuna-sm2 report`` says so once). A lack of energy
+is always warned: it is what SM² ranks by."""
+
 
 def _estimate_min_resource(trials: list[FrozenTrial]) -> int | None:
     """Optuna's heuristic: 1/100 of the longest completed trial, at least 1."""
@@ -244,14 +250,20 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
 
     def rank(self, study: optuna.study.Study, records: list[RungRecord]) -> RungRanking:
         """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` with this pruner's settings
-        and the study's direction; warns once per pruner when a component is left out."""
+        and the study's direction; warns once per pruner when a component is left out because some
+        competitor lacks it (not when no competitor reports a stable LR: see ``_CHOSEN``)."""
         ranking = self._settings.rank(
             records,
             direction="maximize" if study.direction == StudyDirection.MAXIMIZE else "minimize",
         )
-        if ranking.left_out and not self._warned_missing:
+        unexpected = {
+            component: missing
+            for component, missing in ranking.left_out.items()
+            if component not in _CHOSEN or component not in ranking.unreported
+        }
+        if unexpected and not self._warned_missing:
             self._warned_missing = True
-            component, missing = next(iter(ranking.left_out.items()))
+            component, missing = next(iter(unexpected.items()))
             warnings.warn(
                 f"The {_WHAT[component]} is missing for trial(s) {list(missing)}; it is left "
                 "out of this rung's ranking and the remaining weights are renormalized. Report "
@@ -294,6 +306,9 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
             energy_per_epoch_j=finite_or_none(attrs.get(_attrs.ENERGY_PER_EPOCH_J)),
             stable_lr=finite_or_none(attrs.get(_attrs.STABLE_LR)),
             energy_per_epoch_spread=finite_or_none(attrs.get(_attrs.ENERGY_PER_EPOCH_SPREAD)),
+            energy_per_epoch_resolution=finite_or_none(
+                attrs.get(_attrs.ENERGY_PER_EPOCH_RESOLUTION)
+            ),
         )
         cache = self._cache(study)
         if not cache.settings_checked:

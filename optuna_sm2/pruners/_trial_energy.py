@@ -12,7 +12,7 @@ import optuna
 
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2._validation import check_choice
-from optuna_sm2.energy import EnergyTracker, EnergyWindow, shared_tracker
+from optuna_sm2.energy import EnergyTracker, EnergyWindow, relative_resolution, shared_tracker
 
 _logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ _KEYS = (
     _attrs.ENERGY_SOURCE,
     _attrs.ENERGY_INVALID_WINDOWS,
     _attrs.ENERGY_PER_EPOCH_SPREAD,
+    _attrs.ENERGY_PER_EPOCH_RESOLUTION,
 )
 """Every user attr the book owns."""
 
@@ -100,7 +101,10 @@ class TrialEnergy:
     - ``sm2.energy_source``: the label of the meters that measured, e.g. ``nvml-counter+rapl``;
     - ``sm2.energy_per_epoch_spread``: the spread of the current block of training epochs
       (:func:`per_epoch_and_spread`), null with one valid epoch; stored once a training window
-      was booked.
+      was booked;
+    - ``sm2.energy_per_epoch_resolution``: how far the block's figure may be off because the
+      meter advances in steps (:attr:`energy_per_epoch_resolution`), null without a figure;
+      stored once a training window was booked.
 
     A block is the run of training epochs since :meth:`start_block` (SM² starts one with each
     exploration; a loop that never calls it has one block). :attr:`energy_per_epoch_j` is the
@@ -156,6 +160,8 @@ class TrialEnergy:
         self._sources: set[str] = set()
         self._trained = False
         self._block: list[float] = []
+        self._block_windows: list[tuple[float, float]] = []
+        """``(seconds, update_period_s)`` of each of :attr:`_block`'s windows."""
         self._open = False
         held = trial.user_attrs
         self._stored: dict[str, Any] = {key: held[key] for key in _KEYS if key in held}
@@ -223,6 +229,30 @@ class TrialEnergy:
         fewer than two (see :func:`per_epoch_and_spread`)."""
         return per_epoch_and_spread(self._block)[1]
 
+    @property
+    def energy_per_epoch_resolution(self) -> float | None:
+        """How far :attr:`energy_per_epoch_j` may be off, relative to it, because the meter
+        advances in steps: :func:`~optuna_sm2.energy.relative_resolution` of the longest step
+        of the block's meters over its median training window (1 for windows of at most two
+        steps, 0 for a continuous meter); ``None`` when there is no figure. The robust ranking
+        ties energies within it (``docs/energy.md``).
+
+        Example:
+            >>> import optuna
+            >>> from optuna_sm2.energy import EnergyWindow
+            >>> book = TrialEnergy(optuna.trial.FixedTrial({}))
+            >>> for seconds in (2.1, 2.1, 4.0):
+            ...     window = EnergyWindow("nvml-counter", False, update_period_s=0.1)
+            ...     window.close(seconds, 100.0 * seconds)
+            ...     _ = book.add("train", window)
+            >>> book.energy_per_epoch_resolution
+            0.05
+        """
+        if self.energy_per_epoch_j is None:
+            return None
+        period = max(p for _, p in self._block_windows)
+        return relative_resolution(period, statistics.median(s for s, _ in self._block_windows))
+
     @contextlib.contextmanager
     def window(self, part: str) -> Iterator[EnergyWindow]:
         """Measure the enclosed block with :attr:`tracker` and book it under ``part`` on exit
@@ -257,6 +287,7 @@ class TrialEnergy:
             self._joules[part] = (self._joules[part] or 0.0) + joules
             if part == "train":
                 self._block.append(joules)
+                self._block_windows.append((window.seconds, window.update_period_s))
         else:
             self._invalid += 1
             _logger.warning(
@@ -271,6 +302,7 @@ class TrialEnergy:
     def start_block(self) -> None:
         """Start a new block of training epochs (SM²: after each exploration); store."""
         self._block = []
+        self._block_windows = []
         self.store()
 
     def user_attrs(self) -> dict[str, Any]:
@@ -287,6 +319,7 @@ class TrialEnergy:
             figures[_attrs.ENERGY_SOURCE] = self.source
         if self._trained:
             figures[_attrs.ENERGY_PER_EPOCH_SPREAD] = self.energy_per_epoch_spread
+            figures[_attrs.ENERGY_PER_EPOCH_RESOLUTION] = self.energy_per_epoch_resolution
         return figures
 
     def store(self) -> None:

@@ -18,13 +18,20 @@ from typing import Any, Protocol
 
 import optuna
 import torch
+from optuna.trial import TrialState
 
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.analysis._summary import summarize_study
-from optuna_sm2.energy import EnergyMeter, EnergyTracker
+from optuna_sm2.energy import EnergyMeter, EnergyTracker, Resolution
 from optuna_sm2.pruners import TrialEnergy
 from optuna_sm2.scenarios._base import Scenario
 from optuna_sm2.scenarios._results import ArmResult, StepRecord
+from optuna_sm2.scenarios._table import (
+    GridTable,
+    TableConfiguration,
+    TableRecorder,
+    sum_joules,
+)
 from optuna_sm2.training._data import ObjectiveData, check_data
 from optuna_sm2.training._loop import PhaseResult
 from optuna_sm2.training._loss import Loss
@@ -166,6 +173,36 @@ def run_sm2(
     )
 
 
+class OutOfTime(Exception):
+    """The bench's time ran out between two trials; what finished is stored."""
+
+
+def new_table(
+    scenario: Scenario,
+    meter: EnergyMeter,
+    *,
+    seed: int,
+    resolution: Resolution | None,
+    meta: dict[str, Any],
+) -> GridTable:
+    """An empty :class:`GridTable` of ``scenario`` and ``seed`` measured with ``meter``."""
+    schedule = scenario.budget.schedule
+    return GridTable(
+        scenario=scenario.name,
+        seed=seed,
+        budget=scenario.budget.name,
+        metric_name=scenario.metric_name,
+        direction=scenario.direction,
+        batch_sizes=tuple(scenario.budget.batch_sizes),
+        phases=tuple(p.kind for p in schedule.phases),
+        rung_steps=tuple(schedule.rung_steps),
+        energy_source=meter.source,
+        energy_is_estimate=meter.is_estimate,
+        resolution=None if resolution is None else resolution._asdict(),
+        meta=meta,
+    )
+
+
 def run_grid(
     scenario: Scenario,
     meter: EnergyMeter,
@@ -173,25 +210,112 @@ def run_grid(
     seed: int = 0,
     device: str = "cpu",
     progress: Progress = _quiet,
+    table: GridTable | None = None,
+    save: Callable[[GridTable], object] | None = None,
+    deadline: float | None = None,
 ) -> ArmResult:
     """The paper's manual HPO: every batch size trained through the whole SM² schedule
     (explorations and thorough epochs) with no pruning (Optuna's ``NopPruner``); a configuration
-    whose loss diverges still stops, as in every arm. The final metric is the best one's."""
+    whose loss diverges still stops, as in every arm. The final metric is the best one's.
 
-    def every_batch_size(study: optuna.Study, objective: SM2Objective) -> None:
-        for batch_size in objective.batch_sizes:
-            study.enqueue_trial({"batch_size": batch_size})
-        study.optimize(objective, n_trials=len(objective.batch_sizes))
+    Configuration ``k`` (the ``k``-th batch size) runs alone in its own in-memory study with the
+    objective seeded ``seed + k``: the model, batches and explorations an SM² study seeded
+    ``seed`` gives its trial ``k``. Each finished configuration is added to ``table`` (a
+    :class:`GridTable`; a new one by default) and passed to ``save``; the configurations
+    ``table`` holds already are not trained again. With a ``deadline`` (``time.monotonic()``)
+    no configuration starts after it: :class:`OutOfTime` is raised between configurations.
 
-    return _objective_arm(
-        scenario,
-        "grid",
-        meter,
-        seed=seed,
-        device=device,
-        progress=progress,
-        pruner=lambda objective: optuna.pruners.NopPruner(),
-        optimize=every_batch_size,
+    The result is the table's (:func:`grid_result`).
+    """
+    if table is None:
+        table = new_table(scenario, meter, seed=seed, resolution=None, meta={})
+    held = [c.batch_size for c in table.configurations]
+    if held != list(scenario.budget.batch_sizes[: len(held)]):
+        raise ValueError(
+            f"the grid table of {scenario.name} seed {seed} holds batch sizes {held}, not the "
+            f"first of {list(scenario.budget.batch_sizes)}: use another --out folder"
+        )
+    for k, batch_size in enumerate(scenario.budget.batch_sizes):
+        if k < len(held):
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            raise OutOfTime(
+                f"{scenario.name} grid seed {seed}: {k} of {len(scenario.budget.batch_sizes)} "
+                "configurations trained"
+            )
+        table = table.with_configuration(
+            _grid_configuration(scenario, meter, k, batch_size, seed, device, progress)
+        )
+        if save is not None:
+            save(table)
+    return grid_result(table)
+
+
+def _grid_configuration(
+    scenario: Scenario,
+    meter: EnergyMeter,
+    k: int,
+    batch_size: int,
+    seed: int,
+    device: str,
+    progress: Progress,
+) -> TableConfiguration:
+    recorder = TableRecorder()
+    steps = _StepRecorder(scenario.metric_name, lambda m: progress(f"configuration {k}: {m}"))
+    objective = scenario.objective(
+        device=device, meter=meter, seed=seed + k, callbacks=[recorder, steps]
+    )
+    study = optuna.create_study(
+        study_name=f"{scenario.name}-grid-{batch_size}",
+        direction=scenario.direction,
+        pruner=optuna.pruners.NopPruner(),
+    )
+    study.enqueue_trial({"batch_size": batch_size})
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    if trial.state == TrialState.COMPLETE:
+        return TableConfiguration(k, batch_size, tuple(recorder.steps))
+    booked = float(trial.user_attrs.get(_attrs.ENERGY_TOTAL_J) or 0.0)
+    tail = max(booked - sum_joules(recorder.steps)[0], 0.0)
+    return TableConfiguration(
+        k, batch_size, tuple(recorder.steps), (trial.state.name.lower(),), tail
+    )
+
+
+def grid_result(table: GridTable) -> ArmResult:
+    """The grid arm's result on ``table``: its energy the sum of every window, its final metric
+    the best configuration's that reached the last step, with the LR it last trained at."""
+    notes = [
+        f"batch {c.batch_size}: {note} at step {c.steps[-1].step if c.steps else 0}"
+        for c in table.configurations
+        for note in c.notes
+    ]
+    steps = [s for c in table.configurations for s in c.steps]
+    spent = [c.joules_to(table.last_step, tail=True) for c in table.configurations]
+    joules, unmeasured = math.fsum(j for j, _ in spent), sum(n for _, n in spent)
+    if unmeasured:
+        notes.append(f"{unmeasured} of {len(steps)} steps not measured: left out of the total")
+    finished = [c for c in table.configurations if c.steps and c.steps[-1].step == table.last_step]
+    chosen: TableConfiguration | None = None
+    for c in finished:
+        if chosen is None or table.better(c.steps[-1].value, chosen.steps[-1].value):
+            chosen = c
+    if chosen is None:
+        notes.append("no configuration trained to the end (every one diverged)")
+    return ArmResult(
+        arm="grid",
+        seed=table.seed,
+        total_energy_j=joules if unmeasured < len(steps) else math.nan,
+        final_metric=math.nan if chosen is None else chosen.steps[-1].value,
+        best_params={}
+        if chosen is None
+        else {"batch_size": chosen.batch_size, "lr": chosen.steps[-1].lr},
+        n_trials=len(table.configurations),
+        wall_s=math.fsum(c.seconds for c in table.configurations),
+        energy_source=table.energy_source,
+        chosen_trial=None if chosen is None else chosen.trial,
+        steps=tuple(r for c in table.configurations for r in c.records()),
+        notes=tuple(notes),
     )
 
 
@@ -281,7 +405,8 @@ class _PlainTraining:
     LR, the scenario's batches in a seeded order, one evaluation after every epoch. Each epoch
     and evaluation is an energy window of the arm's tracker booked in :attr:`book` (on
     ``trial``, or on a ``FixedTrial`` when there is none), each epoch a :class:`StepRecord` and
-    a line to the arm's progress callback."""
+    a line to the arm's progress callback. Its records carry the trial's number, or without a
+    trial its place among the arm's runs (vanilla's one run is 0; Zeus's jobs 0, 1, ...)."""
 
     def __init__(
         self,
@@ -298,8 +423,8 @@ class _PlainTraining:
         self._loss = Loss.checked(arm.scenario.loss_fn, None)
         self._arm = arm
         self._train = arm.data.for_trial(seed)
-        self._trial = 0 if trial is None else trial.number
-        self._batch_size = batch_size
+        self._trial = len(arm.runs) if trial is None else trial.number
+        self.batch_size = batch_size
         self._lr = lr
         self.book = TrialEnergy(
             optuna.trial.FixedTrial({}) if trial is None else trial, arm.tracker
@@ -314,7 +439,7 @@ class _PlainTraining:
         trained = train_epoch(
             self.model,
             self._optimizer,
-            self._train.batches(self._batch_size),
+            self._train.batches(self.batch_size),
             self._loss,
             arm.tracker,
         )
@@ -324,10 +449,10 @@ class _PlainTraining:
         self.diverged_loss = trained.diverged_loss
         step = len(self.records)
         self.records.append(
-            StepRecord(self._trial, self._batch_size, step, "train", value, energy, self._lr)
+            StepRecord(self._trial, self.batch_size, step, "train", value, energy, self._lr)
         )
         arm.progress(
-            f"trial {self._trial} batch {self._batch_size:4d} lr={self._lr:.3g} epoch "
+            f"trial {self._trial} batch {self.batch_size:4d} lr={self._lr:.3g} epoch "
             f"{step + 1}/{arm.epochs} {arm.scenario.metric_name}={value:.4f}"
         )
         return value
@@ -437,4 +562,128 @@ def run_tpe_hyperband(
         params=params,
         chosen=chosen,
         n_trials=len(study.trials),
+    )
+
+
+ZEUS_ETA = 0.5
+"""Zeus's η: the weight of energy against time in its cost."""
+ZEUS_BETA = 2.0
+"""Zeus's β: a job stops once its cost passes β times the cheapest job that reached the target."""
+
+
+def zeus_cost(energy_j: float, seconds: float, max_power_w: float) -> tuple[float, str]:
+    """Zeus's cost ``η·ETA + (1-η)·MaxPower·TTA`` (η = :data:`ZEUS_ETA`), with Zeus's own
+    ``zeus.utils.metric.zeus_cost`` when Zeus is installed; and which computed it.
+
+    Example:
+        >>> zeus_cost(100.0, 2.0, 30.0)[0]
+        80.0
+    """
+    try:
+        from zeus.utils.metric import zeus_cost as theirs
+    except ImportError:
+        cost = ZEUS_ETA * energy_j + (1.0 - ZEUS_ETA) * max_power_w * seconds
+        return cost, "optuna-sm2's copy of Zeus's cost"
+    return float(theirs(energy_j, seconds, ZEUS_ETA, max_power_w)), "zeus.utils.metric.zeus_cost"
+
+
+def zeus_order(batch_sizes: tuple[int, ...], default: int) -> tuple[list[int], list[int]]:
+    """Zeus's pruning exploration: the default batch size, then the smaller ones downwards,
+    and the larger ones upwards (each direction ends at its first failure).
+
+    Example:
+        >>> zeus_order((8, 16, 32, 64), 16)
+        ([16, 8], [32, 64])
+    """
+    sizes = sorted(batch_sizes)
+    at = sizes.index(default)
+    return [default, *reversed(sizes[:at])], sizes[at + 1 :]
+
+
+def run_zeus_cost(
+    scenario: Scenario,
+    meter: EnergyMeter,
+    *,
+    target: float,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Progress = _quiet,
+) -> ArmResult:
+    """The energy-aware peer: Zeus's batch-size optimizer (You et al., NSDI'23) on the
+    scenario's batch sizes, as its pruning exploration runs once.
+
+    Each batch size is a job trained plainly (SGD at the scenario's conventional LR, the same
+    for every batch size, as Zeus tunes no LR) for at most a survivor's thorough epochs
+    (``schedule.train_epochs_total``), evaluated after every epoch. A job **reaches** the
+    target when its metric is at least as good as ``target``; its cost is Zeus's
+    :func:`zeus_cost` of its energy and seconds so far (η = 0.5, MaxPower the meter's
+    ``max_power_w``, or the largest mean power of its windows when the meter knows none). A
+    job stops once it reaches the target, once its cost passes β = 2 times the cheapest job that
+    reached it, or after its last epoch (then it failed). Jobs run in :func:`zeus_order`: the
+    default (middle) batch size, then smaller ones until one fails, then larger ones until
+    one fails. The chosen batch size is the cheapest that reached the target; its final metric
+    is its value then. When none reached it, the final metric is the best last value of a job,
+    with a note. The energy is every job's epochs and evaluations.
+    """
+    budget = scenario.budget
+    epochs = budget.schedule.train_epochs_total
+    arm = _PlainArm(scenario, meter, epochs=epochs, device=device, progress=progress)
+    max_power = meter.max_power_w
+    cheapest = math.inf
+    reached: list[tuple[float, int, float]] = []  # (cost, run index, value)
+    fallback: tuple[float, int] | None = None  # (value, run index)
+    how = ""
+    for direction in zeus_order(tuple(budget.batch_sizes), budget.default_batch_size):
+        for batch_size in direction:
+            index = len(arm.runs)
+            run = arm.train(
+                None, batch_size=batch_size, lr=scenario.conventional_lr, seed=seed + index
+            )
+            seconds, joules, power, value, cost = 0.0, 0.0, 0.0, math.nan, math.inf
+            for epoch in range(1, epochs + 1):
+                started = time.perf_counter()
+                value = run.epoch()
+                took = time.perf_counter() - started
+                spent = run.book.total_j or 0.0
+                power = max(power, (spent - joules) / took if took > 0 else 0.0)
+                seconds, joules = seconds + took, spent
+                if run.diverged_loss is not None or not math.isfinite(value):
+                    arm.notes.append(f"batch {batch_size} diverged in epoch {epoch}")
+                    break
+                cost, how = zeus_cost(joules, seconds, max_power or power)
+                if not scenario.better(target, value):
+                    break
+                if cost > ZEUS_BETA * cheapest:
+                    arm.notes.append(
+                        f"batch {batch_size} stopped after epoch {epoch}: cost {cost:.3g} > "
+                        f"{ZEUS_BETA:g} x {cheapest:.3g}"
+                    )
+                    break
+            if math.isfinite(value) and not scenario.better(target, value):
+                reached.append((cost, index, value))
+                cheapest = min(cheapest, cost)
+                continue
+            if math.isfinite(value) and (fallback is None or scenario.better(value, fallback[0])):
+                fallback = (value, index)
+            break  # this direction ends at its first failure
+    arm.notes.append(
+        f"target {scenario.metric_name} {target:.4g}; cost: {how}"
+        f"{'' if max_power else ' with MaxPower the largest mean power measured'}"
+    )
+    if reached:
+        _, index, final = min(reached)
+    elif fallback is not None:
+        final, index = fallback
+        arm.notes.append("no batch size reached the target: the best job's last value")
+    else:
+        return arm.result(
+            "zeus_cost", seed=seed, final=math.nan, params={}, chosen=None, n_trials=len(arm.runs)
+        )
+    return arm.result(
+        "zeus_cost",
+        seed=seed,
+        final=final,
+        params={"batch_size": arm.runs[index].batch_size, "lr": scenario.conventional_lr},
+        chosen=index,
+        n_trials=len(arm.runs),
     )

@@ -17,14 +17,24 @@ from typing import Any
 import torch
 
 from optuna_sm2 import _validation as _check
-from optuna_sm2.energy import EnergyMeter, auto_meter
+from optuna_sm2.energy import (
+    EnergyMeter,
+    EnergyReadError,
+    Resolution,
+    auto_meter,
+    poll_resolution,
+)
 from optuna_sm2.scenarios import Scenario, load_scenario
 from optuna_sm2.scenarios._arms import (
     ArmRunner,
+    OutOfTime,
+    grid_result,
+    new_table,
     run_grid,
     run_sm2,
     run_tpe_hyperband,
     run_vanilla,
+    run_zeus_cost,
 )
 from optuna_sm2.scenarios._figure import plot_arms, plot_run
 from optuna_sm2.scenarios._results import (
@@ -37,6 +47,8 @@ from optuna_sm2.scenarios._results import (
     ScenarioResult,
     Spread,
 )
+from optuna_sm2.scenarios._store import BenchStore
+from optuna_sm2.scenarios._table import GridTable
 
 ALPHA1 = (1.0, 0.5)
 SM2 = (0.75, 0.5)
@@ -47,9 +59,11 @@ RUNNERS: dict[str, ArmRunner] = {
     "alpha1": functools.partial(run_sm2, arm="alpha1", alpha=ALPHA1[0], beta=ALPHA1[1]),
     "sm2": functools.partial(run_sm2, arm="sm2", alpha=SM2[0], beta=SM2[1]),
     "tpe_hyperband": run_tpe_hyperband,
-    "grid": run_grid,
 }
-"""The runner of each arm of :data:`ARMS`."""
+"""The runner of each arm of :data:`ARMS` but the grid and Zeus (see ``_run_arm``)."""
+
+RESOLUTION_POLL_S = 0.3
+"""Seconds the bench polls its meter for the resolution it records with the grid tables."""
 
 
 def check_arms(arms: object) -> tuple[str, ...]:
@@ -83,6 +97,7 @@ def run_bench(
     arms: Sequence[str] = ARMS,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
+    max_minutes: float | None = None,
 ) -> dict[str, ScenarioResult]:
     """Run the ``arms`` on each scenario with the seeds ``seed .. seed + seeds - 1``, in this
     process, one after another, with the same ``meter`` (``auto_meter()`` when ``None``).
@@ -91,29 +106,45 @@ def run_bench(
     the scenario's conventional LR with early stopping; ``alpha1``, SM² with α=1 (Optuna's
     successive halving with SM²'s exploration); ``sm2``, SM² with α=0.75, β=0.5;
     ``tpe_hyperband``, TPE over batch size and a log-uniform LR with Hyperband pruning and plain
-    training; ``grid``, every batch size through the whole SM² schedule without pruning (see
-    ``_arms``). For each scenario and seed the vanilla split of the data is the seed's.
+    training; ``grid``, every batch size through the whole SM² schedule without pruning, its
+    :class:`GridTable` stored for the replay; ``zeus_cost``, Zeus's batch-size optimizer with
+    the target the grid's best final metric of the same seed relaxed by
+    :data:`METRIC_TOLERANCE` (so it runs after the grid on each seed). See ``_arms``. For each
+    scenario and seed the vanilla split of the data is the seed's.
+
+    **Resumable.** ``out_dir`` (a :class:`BenchStore`) keeps each arm and seed as it finishes,
+    and the grid's table after every configuration; running the same bench again skips what is
+    stored and continues the grid table where it stopped. With ``max_minutes``, no arm-seed run
+    and no grid configuration starts after that many minutes: the bench stops between them.
 
     Writes ``results.json``, ``results.md``, one ``<scenario>.png`` per scenario (the first
     seed's ``sm2`` study, Fig. 2 style, or the first SM² arm run) and ``arms.png`` (energy
-    against final metric, every arm and seed) into ``out_dir`` (created), rewriting the JSON
-    and the table after every seed of every scenario so that a stopped run keeps what it did.
+    against final metric, every arm and seed) into ``out_dir`` (created) from every stored run
+    of the chosen arms and seeds, rewritten after every seed of every scenario.
 
     Raises:
-        ValueError: unknown scenario, budget or arm, or ``seeds`` not an integer >= 1 (before
-            anything is written).
+        ValueError: unknown scenario, budget or arm, ``seeds`` not an integer >= 1,
+            ``max_minutes`` not a number > 0, ``out_dir`` holding another budget, or
+            ``zeus_cost`` without the grid arm or its stored tables (before anything is
+            written).
         ScenarioDataMissing: a scenario's data package is not installed (checked for every
             scenario before anything runs).
     """
     n_seeds = _check.check_int("seeds", seeds, minimum=1)
     first_seed = _check.check_int("seed", seed, minimum=0)
+    if max_minutes is not None:
+        _check.check_real("max_minutes", max_minutes, low=0.0, low_inclusive=False)
     chosen = check_arms(arms)
     say = progress or (lambda message: None)
     loaded = [load_scenario(name, budget, seed=first_seed) for name in names]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    meter = meter if meter is not None else auto_meter()
+    store = BenchStore(out_dir, budget)
     seed_list = list(range(first_seed, first_seed + n_seeds))
+    _check_zeus(chosen, store, [s.name for s in loaded], seed_list)
+    deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
+    out = Path(out_dir)
+    store.open()
+    meter = meter if meter is not None else auto_meter()
+    resolution = _resolution(meter)
     meta = {
         "budget": budget,
         "seed": first_seed,
@@ -122,13 +153,16 @@ def run_bench(
         "device": device,
         "energy_source": meter.source,
         "energy_is_estimate": meter.is_estimate,
+        "energy_resolution": None if resolution is None else resolution._asdict(),
         "date": date.today().isoformat(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "machine": f"{platform.machine()}, {_cpu_count()} CPU cores",
     }
+    order = [a for a in chosen if a != "zeus_cost"] + [a for a in chosen if a == "zeus_cost"]
     results: dict[str, ScenarioResult] = {}
+    stopped = False
     for first in loaded:
         schedule = first.budget.schedule
         started = time.perf_counter()
@@ -140,21 +174,115 @@ def run_bench(
         )
         runs: dict[str, list[ArmResult]] = {arm: [] for arm in chosen}
         for s in seed_list:
-            scenario = first if s == first_seed else load_scenario(first.name, budget, seed=s)
-            for arm in chosen:
+            scenario: Scenario | None = first if s == first_seed else None
+            for arm in order:
+                stored = store.run(first.name, arm, s)
+                if stored is not None:
+                    say(f"[{first.name} {ARM_LABELS[arm]} seed {s}] stored: skipped")
+                    runs[arm].append(stored)
+                    continue
+                stopped = stopped or (deadline is not None and time.monotonic() >= deadline)
+                if stopped:
+                    continue
+                if scenario is None:
+                    scenario = load_scenario(first.name, budget, seed=s)
                 tell = _teller(say, f"[{scenario.name} {ARM_LABELS[arm]} seed {s}]")
-                runs[arm].append(
-                    RUNNERS[arm](scenario, meter, seed=s, device=device, progress=tell)
-                )
-            results[first.name] = _scenario_result(first, runs)
-            write_results(results, meta, out)
-        result = results[first.name]
-        figure_arm = next((a for a in ("sm2", "alpha1", "grid") if a in chosen), None)
+                try:
+                    result = _run_arm(
+                        arm, scenario, meter, store, s, device, tell, deadline, resolution, meta
+                    )
+                except OutOfTime as exc:
+                    say(f"--max-minutes reached: stopped between trials ({exc})")
+                    stopped = True
+                    continue
+                store.save_run(first.name, result)
+                runs[arm].append(result)
+            done = {arm: r for arm, r in runs.items() if r}
+            if done:
+                results[first.name] = _scenario_result(first, done)
+                write_results(results, meta, out)
+        if first.name not in results:
+            continue
+        measured = results[first.name]
+        figure_arm = next((a for a in ("sm2", "alpha1", "grid") if a in measured.arms), None)
         if figure_arm is not None:
-            plot_run(result, schedule.phases, out / f"{first.name}.png", arm=figure_arm)
+            plot_run(measured, schedule.phases, out / f"{first.name}.png", arm=figure_arm)
         plot_arms(results, out / "arms.png")
         say(f"[{first.name}] done in {time.perf_counter() - started:.0f} s")
+    if stopped:
+        say("stopped by --max-minutes: run the same command again to go on")
     return results
+
+
+def _resolution(meter: EnergyMeter) -> Resolution | None:
+    """How the meter's reading advances (polled for :data:`RESOLUTION_POLL_S`); ``None`` when it
+    advanced fewer than three times or failed."""
+    try:
+        return poll_resolution(meter.read, RESOLUTION_POLL_S)
+    except EnergyReadError:
+        return None
+
+
+def _check_zeus(
+    chosen: tuple[str, ...], store: BenchStore, scenarios: list[str], seeds: list[int]
+) -> None:
+    """``zeus_cost`` takes its target from the grid's table of the same seed: the grid must run
+    too, or its complete table be stored."""
+    if "zeus_cost" not in chosen or "grid" in chosen:
+        return
+    missing = [
+        f"{name} seed {s}"
+        for name in scenarios
+        for s in seeds
+        if (table := store.table(name, s)) is None or not table.complete
+    ]
+    if missing:
+        raise ValueError(
+            "`arms`: zeus_cost takes its target metric from the grid arm's table of the same "
+            f"seed; add grid to the arms (no complete table stored for {', '.join(missing)})."
+        )
+
+
+def zeus_target(table: GridTable) -> float:
+    """Zeus's target metric on a seed: the grid's best final metric, relaxed by
+    :data:`METRIC_TOLERANCE` of its magnitude in the worse direction."""
+    best = grid_result(table).final_metric
+    slack = METRIC_TOLERANCE * abs(best)
+    return best - slack if table.direction == "maximize" else best + slack
+
+
+def _run_arm(
+    arm: str,
+    scenario: Scenario,
+    meter: EnergyMeter,
+    store: BenchStore,
+    seed: int,
+    device: str,
+    tell: Callable[[str], None],
+    deadline: float | None,
+    resolution: Resolution | None,
+    meta: dict[str, Any],
+) -> ArmResult:
+    """One arm on one seed; the grid resumes and stores its table, Zeus reads its target."""
+    if arm == "grid":
+        return run_grid(
+            scenario,
+            meter,
+            seed=seed,
+            device=device,
+            progress=tell,
+            table=store.table(scenario.name, seed)
+            or new_table(scenario, meter, seed=seed, resolution=resolution, meta=meta),
+            save=store.save_table,
+            deadline=deadline,
+        )
+    if arm == "zeus_cost":
+        table = store.table(scenario.name, seed)
+        assert table is not None and table.complete  # the grid ran first (_check_zeus)
+        return run_zeus_cost(
+            scenario, meter, target=zeus_target(table), seed=seed, device=device, progress=tell
+        )
+    return RUNNERS[arm](scenario, meter, seed=seed, device=device, progress=tell)
 
 
 def _teller(say: Callable[[str], None], prefix: str) -> Callable[[str], None]:
@@ -312,15 +440,16 @@ def format_table(results: dict[str, ScenarioResult], meta: dict[str, Any]) -> st
         "## Targets of SM² α=0.75",
         "",
         f"| Scenario | Less energy than TPE + Hyperband | Less energy than grid | "
+        f"Less energy than Zeus cost | "
         f"Metric within {tolerance} of the best arm | Metric within {tolerance} of α=1 |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for r in results.values():
         t = r.targets
         best = ARM_LABELS.get(r.best_arm or "", "none")
         lines.append(
             f"| {r.scenario} | {_met(t['less_energy_than_tpe_hyperband'])} | "
-            f"{_met(t['less_energy_than_grid'])} | "
+            f"{_met(t['less_energy_than_grid'])} | {_met(t['less_energy_than_zeus_cost'])} | "
             f"{_met(t['metric_within_2pct_of_best_arm'])} (best: {best}) | "
             f"{_met(t['metric_within_2pct_of_alpha1'])} |"
         )

@@ -1,17 +1,21 @@
 """The benchmark's figures: ``plot_run``, the paper's Fig. 2 for one SM² study (metric, energy
-per epoch and stable LR), and ``plot_arms``, every arm's energy against its final metric."""
+per epoch and stable LR), ``plot_arms``, every arm's energy against its final metric, and
+``plot_replay``, the replayed rules' energy against their final metric over α and β."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from optuna_sm2.scenarios._results import ARM_LABELS, ARMS, J_PER_WH, ScenarioResult
 from optuna_sm2.training._schedule import Phase
+
+if TYPE_CHECKING:
+    from optuna_sm2.scenarios._replay_report import RuleSummary
 
 
 def plot_run(
@@ -87,7 +91,7 @@ def plot_arms(results: dict[str, ScenarioResult], path: str | Path) -> Path:
         1, len(results), figsize=(4.2 * len(results), 4.0), dpi=90, squeeze=False
     )
     colors = {arm: f"C{i}" for i, arm in enumerate(ARMS)}
-    markers = dict(zip(ARMS, "sD^ov", strict=True))
+    markers = dict(zip(ARMS, "sD^ovP", strict=True))
     for ax, result in zip(axes[0], results.values(), strict=True):
         for arm in ARMS:
             if arm not in result.arms:
@@ -116,6 +120,48 @@ def plot_arms(results: dict[str, ScenarioResult], path: str | Path) -> Path:
         ax.set_ylabel(result.metric_name)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_replay(
+    curve: Sequence[RuleSummary], rules: Sequence[RuleSummary], path: str | Path
+) -> Path:
+    """Write a PNG with one panel per scenario: the replayed rules' energy (Wh, mean over the
+    tables) against their final metric (mean), one line per β over the α points of ``curve``
+    (α labelled), and the named ``rules`` as large markers. Needs matplotlib; Agg backend."""
+    plt = _pyplot()
+    scenarios = list(dict.fromkeys(s.scenario for s in curve))
+    fig, axes = plt.subplots(
+        1, len(scenarios), figsize=(4.6 * len(scenarios), 4.2), dpi=90, squeeze=False
+    )
+    for ax, scenario in zip(axes[0], scenarios, strict=True):
+        own = [s for s in curve if s.scenario == scenario]
+        for i, beta in enumerate(dict.fromkeys(s.rule.beta for s in own)):
+            line = sorted((s for s in own if s.rule.beta == beta), key=lambda s: s.rule.alpha)
+            energy = [s.energy_j.mean / J_PER_WH for s in line]
+            metric = [s.metric.mean for s in line]
+            ax.plot(energy, metric, "-o", ms=3, color=f"C{i}", alpha=0.6, label=f"β={beta:g}")
+            for s, e, m in zip(line, energy, metric, strict=True):
+                ax.annotate(f"{s.rule.alpha:g}", (e, m), fontsize=6, color=f"C{i}")
+        for j, s in enumerate(x for x in rules if x.scenario == scenario):
+            ax.plot(
+                s.energy_j.mean / J_PER_WH,
+                s.metric.mean,
+                "sD^ovP*XhH<>"[j % 12],
+                ms=8,
+                mfc="none",
+                color="k",
+                label=s.rule.name,
+            )
+        ax.set_title(f"{scenario}: {len(own[0].runs)} table(s), α labelled", fontsize=10)
+        ax.set_xlabel("energy of what the rule trained (Wh)")
+        ax.set_ylabel("final metric")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="x-small", ncol=2)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out)

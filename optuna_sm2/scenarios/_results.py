@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 StepKind = Literal["explore", "train"]
 J_PER_WH = 3600.0
 
-ARMS = ("vanilla", "alpha1", "sm2", "tpe_hyperband", "grid")
+ARMS = ("vanilla", "alpha1", "sm2", "tpe_hyperband", "grid", "zeus_cost")
 """Every arm, in the order the bench runs and shows them."""
 
 ARM_LABELS = {
@@ -20,6 +20,7 @@ ARM_LABELS = {
     "sm2": "SM² α=0.75",
     "tpe_hyperband": "TPE + Hyperband",
     "grid": "grid",
+    "zeus_cost": "Zeus cost",
 }
 
 METRIC_TOLERANCE = 0.02
@@ -132,6 +133,34 @@ class ArmResult:
             "trials": self.trials_run,
         }
 
+    def to_stored(self) -> dict[str, Any]:
+        """Everything of the run, its steps included, as the resumable bench stores it."""
+        return {
+            **{k: getattr(self, k) for k in _STORED},
+            "total_energy_j": _finite(self.total_energy_j),
+            "final_metric": _finite(self.final_metric),
+            "steps": [asdict(r) for r in self.steps],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> ArmResult:
+        """The run :meth:`to_stored` wrote (``null`` reads back as NaN: unmeasured)."""
+        return cls(
+            **{k: data[k] for k in _STORED},
+            total_energy_j=_nan(data["total_energy_j"]),
+            final_metric=_nan(data["final_metric"]),
+            steps=tuple(StepRecord(**r) for r in data["steps"]),
+            notes=tuple(data["notes"]),
+        )
+
+
+_STORED = ("arm", "seed", "best_params", "n_trials", "wall_s", "energy_source", "chosen_trial")
+
+
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
 
 @dataclass(frozen=True)
 class Spread:
@@ -174,7 +203,7 @@ class Spread:
 
 
 def _spread(values: list[float | None]) -> Spread:
-    return Spread(tuple(math.nan if v is None else float(v) for v in values))
+    return Spread(tuple(_nan(v) for v in values))
 
 
 @dataclass(frozen=True)
@@ -346,6 +375,7 @@ class ScenarioResult:
         return {
             "less_energy_than_tpe_hyperband": cheaper("tpe_hyperband"),
             "less_energy_than_grid": cheaper("grid"),
+            "less_energy_than_zeus_cost": cheaper("zeus_cost"),
             "metric_within_2pct_of_best_arm": close(self.best_arm),
             "metric_within_2pct_of_alpha1": close("alpha1"),
         }

@@ -14,12 +14,19 @@ INVALID_ARGUMENT and an unknown UUID NOT_FOUND.
 
 Tests call :func:`reset` with the GPUs they want and change a :class:`FakeGpu` while a meter
 runs (its counter, its power, or an error its next reads raise).
+
+A GPU with a ``counter_period_s`` behaves like the real counter on a fake clock
+(:func:`clock`, moved only by :func:`advance`): it draws its ``power_mw`` while the clock
+advances, and its counter publishes the energy drawn only at each multiple of the period (an
+H100's counter every 100 ms, ``docs/gpu-validation.md``), so that a window shorter than a
+period reads 0 mJ or one whole step.
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import math
 import threading
 
 NVML_SUCCESS = 0
@@ -92,7 +99,8 @@ class FakeGpu:
     """One simulated GPU. ``energy_mj=None`` is a pre-Volta card (no energy counter);
     ``mig_mode=None`` a card without MIG support; ``error`` an NVML error code that every
     energy and power read raises while it is set; a power limit of ``None`` is one the card
-    does not report (NOT_SUPPORTED)."""
+    does not report (NOT_SUPPORTED). With ``counter_period_s`` the counter steps on the fake
+    clock (see the module's docstring); without it (default) ``energy_mj`` reads as set."""
 
     uuid: str
     energy_mj: int | None = 1_000_000
@@ -103,6 +111,12 @@ class FakeGpu:
     is_mig_instance: bool = False
     error: int | None = None
     power_reads: int = 0
+    counter_period_s: float | None = None
+    drawn_mj: float = dataclasses.field(default=0.0, init=False)
+    """Millijoules drawn on the fake clock since :func:`reset` (the truth the counter steps
+    towards)."""
+    published_mj: float = dataclasses.field(default=0.0, init=False)
+    """Of :attr:`drawn_mj`, what the counter has published."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,14 +128,50 @@ _lock = threading.Lock()
 gpus: list[FakeGpu] = []
 init_count = 0
 init_error: int | None = None
+_now = 0.0
 
 
 def reset(devices: list[FakeGpu], *, fail_init: int | None = None) -> None:
-    """Start over with these GPUs; ``fail_init`` is the error code ``nvmlInit`` raises."""
-    global init_count, init_error
+    """Start over with these GPUs, the fake clock at 0; ``fail_init`` is the error code
+    ``nvmlInit`` raises."""
+    global init_count, init_error, _now
     gpus[:] = devices
+    for gpu in devices:
+        gpu.drawn_mj = gpu.published_mj = 0.0
     init_count = 0
     init_error = fail_init
+    _now = 0.0
+
+
+def clock() -> float:
+    """Seconds on the fake clock: pass it as the tracker's ``clock``."""
+    return _now
+
+
+def _steps(t: float, period: float) -> int:
+    """How many whole periods fit in ``t`` seconds (rounded at 1e-9 s, so that a sum of
+    float increments landing on a multiple counts it)."""
+    return math.floor(t / period + 1e-9)
+
+
+def advance(seconds: float) -> None:
+    """Move the fake clock by ``seconds`` (>= 0), every stepping GPU drawing its ``power_mw``
+    meanwhile; its counter moves to what it had drawn at the last whole period passed."""
+    global _now
+    if not seconds >= 0.0:
+        raise ValueError(f"`seconds` must be >= 0, got {seconds!r}.")
+    end = _now + seconds
+    for gpu in gpus:
+        period = gpu.counter_period_s
+        if period is None or gpu.energy_mj is None:
+            continue
+        last = _steps(end, period)
+        if last > _steps(_now, period):
+            published = gpu.drawn_mj + gpu.power_mw * (last * period - _now)
+            gpu.energy_mj += round(published) - round(gpu.published_mj)
+            gpu.published_mj = published
+        gpu.drawn_mj += gpu.power_mw * seconds
+    _now = end
 
 
 def _check_initialized() -> None:

@@ -40,11 +40,12 @@ class _Ranks:
     source: str
     is_estimate: bool
 
-    def sum(self, own: EnergyWindow) -> tuple[float, float, str | None]:
-        """Joules summed over the ranks, the slowest rank's seconds, and why the summed window
-        is invalid (``None`` when it is valid). A collective: every rank must call it."""
+    def sum(self, own: EnergyWindow, estimated: bool) -> tuple[float, float, str | None, bool]:
+        """Joules summed over the ranks, the slowest rank's seconds, why the summed window is
+        invalid (``None`` when it is valid), and whether any rank estimated its window from
+        power (``estimated``: this rank did). A collective: every rank must call it."""
         mine = torch.tensor(
-            [own.joules if own.valid else math.nan, own.seconds],
+            [own.joules if own.valid else math.nan, own.seconds, float(estimated)],
             dtype=torch.float64,
             device=self.device,
         )
@@ -52,9 +53,10 @@ class _Ranks:
         dist.all_gather(gathered, mine, group=self.group)
         figures = [(float(t[0]), float(t[1])) for t in gathered]
         seconds = max(s for _, s in figures)
+        any_estimated = any(float(t[2]) > 0.0 for t in gathered)
         invalid = [r for r, (j, _) in enumerate(figures) if math.isnan(j)]
         if not invalid:
-            return math.fsum(j for j, _ in figures), seconds, None
+            return math.fsum(j for j, _ in figures), seconds, None, any_estimated
         ranks = ", ".join(str(r) for r in invalid)
         reason = (
             f"the window could not be measured on rank {ranks} of {self.world_size}, so the "
@@ -62,7 +64,7 @@ class _Ranks:
         )
         if not own.valid:
             reason += f"; on this rank ({self.rank}): {own.invalid_reason}"
-        return math.nan, seconds, reason
+        return math.nan, seconds, reason, any_estimated
 
 
 class DistributedEnergyTracker(EnergyTracker):
@@ -82,9 +84,11 @@ class DistributedEnergyTracker(EnergyTracker):
 
     The first window also gathers each rank's host and meter label: the summed window's
     ``source`` is the union of the labels (``nvml-counter+rapl``) and it is an estimate when any
-    rank's is. A meter of the whole machine (``rapl``, ``zeus``) read by several ranks of one
-    host counts that machine once per rank: rank 0 warns (``RuntimeWarning``) naming them; give
-    every rank but one per host a meter of its own device only (e.g. ``NvmlMeter()``).
+    rank's is; a window that any rank estimated from power (shorter than its counter's step)
+    adds ``nvml-power-estimate`` to it and is an estimate. A meter of the whole machine
+    (``rapl``, ``zeus``) read by several ranks of one host counts that machine once per rank:
+    rank 0 warns (``RuntimeWarning``) naming them; give every rank but one per host a meter of
+    its own device only (e.g. ``NvmlMeter()``).
 
     Args:
         tracker: What this rank measures with; ``None`` for this process's
@@ -146,15 +150,19 @@ class DistributedEnergyTracker(EnergyTracker):
             with self._inner.window() as alone:
                 yield alone
             return
-        summed = EnergyWindow(ranks.source, ranks.is_estimate)
+        meter = self._inner.meter
+        summed = EnergyWindow(ranks.source, ranks.is_estimate, meter.update_period_s)
         own: EnergyWindow | None = None
         try:
             with self._inner.window() as own:
                 yield summed
         finally:
             if own is not None:
-                joules, seconds, reason = ranks.sum(own)
-                summed.close(seconds, joules, reason)
+                estimated = own.source != self._inner.source
+                joules, seconds, reason, any_estimated = ranks.sum(own, estimated)
+                estimate = meter.estimate_source or "nvml-power-estimate"  # the one there is
+                label = f"{ranks.source}+{estimate}" if any_estimated else None
+                summed.close(seconds, joules, reason, estimated_as=label)
 
     def _current_ranks(self) -> _Ranks | None:
         """The group summed over, gathered at the first window of each process group;

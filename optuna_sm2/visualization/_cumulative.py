@@ -8,7 +8,7 @@ from datetime import datetime
 import plotly.graph_objects as go
 
 from optuna_sm2.analysis import J_PER_WH, StudyReport, plural
-from optuna_sm2.visualization._labels import energy_label, title, trial_label
+from optuna_sm2.visualization._labels import axis_title, energy_label, title, trial_label
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,6 @@ def plot_cumulative_energy(summary: StudyReport) -> go.Figure:
     fig.update_layout(
         title=title("SM²: cumulative study energy over time", subtitle),
         xaxis_title="trial finished (started, while running)",
-        yaxis_title=f"cumulative energy, J ({info.energy_label})",
+        yaxis_title=axis_title("cumulative energy, J", info.energy_label),
     )
     return fig

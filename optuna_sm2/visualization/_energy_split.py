@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 
 from optuna_sm2.analysis import StudyReport, TrialSummary, plural
-from optuna_sm2.visualization._labels import energy_label, title, trial_label
+from optuna_sm2.visualization._labels import axis_title, energy_label, title, trial_label
 
 PHASES = (
     "exploration",
@@ -80,6 +80,6 @@ def plot_energy_split(summary: StudyReport) -> go.Figure:
         barmode="stack",
         title=title("SM²: total energy per trial, by phase", subtitle),
         xaxis_title="trial",
-        yaxis_title=f"energy, J ({info.energy_label})",
+        yaxis_title=axis_title("energy, J", info.energy_label),
     )
     return fig

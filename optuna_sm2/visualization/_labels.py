@@ -21,3 +21,9 @@ def energy_label(summary: StudyReport) -> str:
 def title(text: str, subtitle: str) -> str:
     """A plotly title with a smaller second line."""
     return f"{text}<br><sup>{subtitle}</sup>"
+
+
+def axis_title(text: str, note: str) -> str:
+    """An axis title on two lines, ``text`` then ``(note)``: a vertical one stays within the
+    plot's height instead of reaching up into the figure's title and subtitle."""
+    return f"{text}<br>({note})"

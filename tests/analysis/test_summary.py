@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import doctest
 import json
 import math
 from pathlib import Path
@@ -9,7 +8,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_sm2.analysis import _summary as _study_report
 from optuna_sm2.analysis._summary import summarize_study
 from tests.support.report_studies import add, build_sm2_study, rung, sm2_attrs
 
@@ -24,13 +22,6 @@ TOTAL, EXPLORE, PRUNED, PROJECTED = 1530.0, 240.0, 480.0, 2800.0
 
 def _load(url: str, name: str = "sm2") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=url)
-
-
-def test_docstring_examples_run() -> None:
-    from optuna_sm2.analysis import _format, _sources
-
-    for module in (_study_report, _sources, _format):
-        assert doctest.testmod(module, raise_on_error=True).failed == 0
 
 
 def test_per_trial_figures(tmp_path: Path) -> None:
@@ -189,8 +180,10 @@ def test_source_kinds_come_from_energy_sources() -> None:
         "measured",
         "measured",
         "estimate",
+        "estimate",
         "simulated",
     ]
+    assert source_kind("nvml-counter+nvml-power-estimate") == "estimate"
     assert source_kind("nvml-counter+cpu-time-estimate") == "estimate"
     assert source_kind("simulated+cpu-time-estimate") == "simulated"
     # A label that merely contains a known word is not taken for it.
@@ -245,3 +238,21 @@ def test_malformed_rung_record_is_noted(tmp_path: Path) -> None:
     assert summary.trials[6].rung is None
     assert 6 not in [r.trial for r in summary.rungs[0].ranking.records]
     assert any("malformed rung records" in n and "6 (sm2:rung_0)" in n for n in summary.notes)
+
+
+def test_the_hugging_face_trainers_batch_size_parameter_is_the_batch_size() -> None:
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"per_device_train_batch_size": 16},
+            distributions={
+                "per_device_train_batch_size": optuna.distributions.CategoricalDistribution(
+                    [8, 16]
+                )
+            },
+            user_attrs=sm2_attrs(10.0, 1.0, 2.0, 1, 1),
+            value=0.5,
+        )
+    )
+    (trial,) = summarize_study(study).trials
+    assert trial.batch_size == 16

@@ -46,7 +46,7 @@ NUMBERS = {
 TEXTS = {
     "demo": ("--study", "--storage"),
     "worker": ("--study", "--storage", "--gpu", "--checkpoint-dir"),
-    "bench": ("--out", "--device"),
+    "bench": ("--out", "--device", "--replay"),
 }
 
 
@@ -99,7 +99,7 @@ def _bad_value(command: str) -> st.SearchStrategy[tuple[str, str]]:
                 choices = ("vision", "household", "text", "all")
             options.append((flag, st.text().filter(lambda t, c=choices: t not in c)))
     if command == "bench":
-        arms = ("vanilla", "alpha1", "sm2", "tpe_hyperband", "grid")
+        arms = ("vanilla", "alpha1", "sm2", "tpe_hyperband", "grid", "zeus_cost")
         options.append(
             (
                 "--arms",

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import subprocess
 import sys
-import time
+import types
 from pathlib import Path
 
 import pytest
 
 from optuna_sm2.cli import _doctor, main
-from optuna_sm2.energy import EnergyReadError, RaplMeter, _auto, _nvml
+from optuna_sm2.energy import EnergyReadError, RaplMeter, _auto, _nvml, _resolution
 from optuna_sm2.testing import fake_pynvml
 from optuna_sm2.testing.fake_powercap import Zone, make_powercap
 from optuna_sm2.testing.fake_pynvml import FakeGpu
@@ -106,8 +107,17 @@ def test_doctor_rejects_bad_arguments(
 def test_doctor_measures_how_often_the_reading_advances(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # A clock that advances 1 ms per look, for the poll and the meter alike: the poll sees each
+    # step when it comes, whatever the machine's load (on the real clock a descheduled poll saw
+    # a 10 ms step late, 15.1 ms once).
+    ticks = itertools.count()
+
+    def clock() -> float:
+        return next(ticks) * 0.001
+
+    monkeypatch.setattr(_resolution, "time", types.SimpleNamespace(perf_counter=clock))
     monkeypatch.setattr(
-        _doctor, "auto_meter", lambda: SteppingMeter(time.perf_counter, power_w=50.0, period=0.01)
+        _doctor, "auto_meter", lambda: SteppingMeter(clock, power_w=50.0, period=0.01)
     )
     monkeypatch.setattr(_doctor, "LOOP_STEPS", 10)
     assert main(["doctor", "--seconds", "0.3", "--windows", "2"]) == 0

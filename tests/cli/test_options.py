@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,17 @@ def test_bench_refuses_an_out_that_is_a_file(tmp_path: Path) -> None:
     argv = ["bench", "--scenario", "household", "--budget", "tiny", "--out", str(path)]
     assert_refused(*run_cli(argv), "bench", f"--out {path} exists and is not a folder")
     assert path.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("missing", ["torch", "sklearn"])
+@pytest.mark.parametrize("command", ["demo", "worker"])
+def test_training_commands_without_their_packages_give_one_line(
+    command: str, missing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A None entry in sys.modules is what importlib reports as "not installed".
+    monkeypatch.setitem(sys.modules, missing, None)
+    storage = tmp_path / "s.log"
+    argv = ["demo", "--study", "s"] if command == "demo" else WORKER
+    err = assert_refused(*run_cli([*argv, "--storage", str(storage)]), command, "trains models")
+    assert {"torch": "PyTorch", "sklearn": "scikit-learn"}[missing] in err
+    assert not storage.exists()

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import optuna
 import pytest
 
+from optuna_sm2 import SuccessiveHalvingEnergyPruner, report
 from optuna_sm2.cli import main
 from optuna_sm2.cli._common import open_storage
 from tests.support.report_studies import build_sm2_study
@@ -261,3 +263,57 @@ def test_help_says_the_overrides_are_for_studies_without_settings(
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert "used only for a study that does not store its pruner's settings" in text
+
+
+def _lr_searching_study(url: str, n_trials: int) -> optuna.Study:
+    """optuna-examples' pytorch_simple.py in miniature: ``lr`` is a searched hyperparameter,
+    every trial reports its value and energy, none a stable LR."""
+    study = optuna.create_study(
+        study_name="lr",
+        storage=url,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=SuccessiveHalvingEnergyPruner(rung_steps=[0]),
+    )
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+        for step in range(2):
+            report(trial, lr * (step + 1), step, energy_per_epoch_j=10.0 + trial.number % 3)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return lr
+
+    study.optimize(objective, n_trials=n_trials)
+    return study
+
+
+def test_a_study_whose_loop_chooses_its_lr_says_once_what_ranked_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'lr.db'}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study = _lr_searching_study(url, 12)
+    assert not [w for w in caught if "is missing" in str(w.message)]
+    assert main(["report", "--storage", url, "--study", "lr"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("stable LR (sm2.stable_lr") == 1
+    assert (
+        "note: no trial reports a stable LR (sm2.stable_lr; its training loop chooses the LR): "
+        "every rung is ranked by performance 0.857, energy 0.143" in out
+    )
+    assert "missing for trial" not in out
+    assert main(["report", "--storage", url, "--study", "lr", "--json"]) == 0
+    (rung,) = json.loads(capsys.readouterr().out)["rungs"]
+    assert rung["unreported"] == ["lr"] and rung["left_out"] == {"lr": list(range(12))}
+
+    # One trial that reports an LR makes the others' lack a mistake: listed, shortened.
+    late = study.ask()
+    with pytest.warns(UserWarning, match="stable learning rate is missing"):
+        report(late, 0.5, 0, energy_per_epoch_j=1.0, stable_lr=0.1)
+        late.should_prune()
+    assert main(["report", "--storage", url, "--study", "lr"]) == 0
+    out = capsys.readouterr().out
+    assert "lr left out (missing for trial 0–11 (12 trials))" in out
+    assert "no trial reports a stable LR" not in out

@@ -21,7 +21,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
     ],
 )
 def test_example_runs(script, study_name, tmp_path):
-    (tmp_path / "studies").mkdir()
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), "--tiny"],
         cwd=tmp_path,

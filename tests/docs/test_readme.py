@@ -18,8 +18,7 @@ def test_readme_has_python_examples():
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_runs(index, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "studies").mkdir()
+    monkeypatch.chdir(tmp_path)  # a folder without studies/: the example makes what it needs
     script = tmp_path / f"readme_{index}.py"
     script.write_text(BLOCKS[index], encoding="utf-8")
     runpy.run_path(str(script), run_name="__main__")

@@ -22,7 +22,6 @@ def test_own_loop_recipe_stores_totals_source_and_invalid_windows(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(_tracker, "_shared", None)  # this machine's auto_meter(), made afresh
-    (tmp_path / "studies").mkdir()
     (tmp_path / "own_loop.py").write_text(OWN_LOOP, encoding="utf-8")
     runpy.run_path(str(tmp_path / "own_loop.py"), run_name="__main__")
     source = shared_tracker().source

@@ -167,13 +167,15 @@ def test_zeus_meter(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sources_is_the_one_list_of_labels(
     machine: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Every probe and every meter carries a label of SOURCES, probed in its order."""
-    assert [p.source for p in probe_meters()] == [s for s in SOURCES if s != "simulated"]
+    """Every probe, every meter and every estimated window carries a label of SOURCES, probed
+    in its order."""
+    windows_only = ("simulated", "nvml-power-estimate")
+    assert [p.source for p in probe_meters()] == [s for s in SOURCES if s not in windows_only]
     machine.add_gpu()
     machine.add_rapl()
     labels = {SimulatedMeter().source, CpuTimeMeter().source}
     with NvmlMeter() as counter, NvmlMeter(method="power") as sampled:
-        labels |= {counter.source, sampled.source}
+        labels |= {counter.source, sampled.source, counter.estimate_source}
     with RaplMeter(make_powercap(tmp_path / "rapl", [Zone("package-0", 1)])) as rapl:
         labels.add(rapl.source)
     with auto_meter() as meter:

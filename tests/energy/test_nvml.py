@@ -21,6 +21,11 @@ from optuna_sm2.testing.fake_pynvml import FakeGpu
 
 UUIDS = ["GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111", "GPU-cccccccc-2222"]
 
+BY_HAND = 1e-9
+"""A ``counter_period_s`` for the counters these tests move by hand between reads: every
+window is longer than its step, so the tracker books the counter's reading, never an estimate
+from power (that is tested with the stepping counter in ``test_resolution.py``)."""
+
 
 @pytest.fixture
 def nvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakeGpu]]:
@@ -90,7 +95,7 @@ def test_method_forces_counter_or_power(nvml: list[FakeGpu]) -> None:
 
 
 def test_counter_error_mid_run_invalidates_windows_not_training(nvml: list[FakeGpu]) -> None:
-    tracker = EnergyTracker(NvmlMeter([0]))
+    tracker = EnergyTracker(NvmlMeter([0], counter_period_s=BY_HAND))
     with tracker.window() as outer:
         with tracker.window() as inner:
             nvml[0].error = fake_pynvml.NVML_ERROR_GPU_IS_LOST
@@ -195,7 +200,7 @@ def test_parse_visible_devices() -> None:
 
 
 def test_counter_going_backwards_is_never_booked(nvml: list[FakeGpu]) -> None:
-    tracker = EnergyTracker(NvmlMeter([0, 1]))
+    tracker = EnergyTracker(NvmlMeter([0, 1], counter_period_s=BY_HAND))
     with tracker.window() as before:
         nvml[0].energy_mj += 4_000
     with tracker.window() as across:
@@ -219,7 +224,7 @@ def test_power_bound_is_twice_the_enforced_limit(nvml: list[FakeGpu]) -> None:
     with NvmlMeter([0, 1, 2]) as meter:
         assert meter.power_limits_w == (250.0, 300.0, None)
         assert meter.max_power_w == pytest.approx(2 * 250 + 2 * 300 + _nvml.GPU_POWER_CAP_W)
-    with NvmlMeter([0]) as meter:
+    with NvmlMeter([0], counter_period_s=BY_HAND) as meter:
         tracker = EnergyTracker(meter)
         with tracker.window() as plausible:
             nvml[0].energy_mj += 20_000  # 20 J: within 500 W x (t + 0.1 s)
@@ -246,3 +251,50 @@ def test_torch_is_consulted_only_when_already_imported(monkeypatch: pytest.Monke
     assert _nvml._torch_current_device() == 3
     cuda.is_available = lambda: False
     assert _nvml._torch_current_device() is None
+
+
+def test_the_fake_counter_steps_like_the_real_one(nvml: list[FakeGpu]) -> None:
+    """Millijoules published every 100 ms on the fake clock, power in milliwatts."""
+    nvml[0].counter_period_s = 0.1
+    nvml[0].power_mw = 570_000
+    start = nvml[0].energy_mj
+    fake_pynvml.advance(0.099)
+    assert nvml[0].energy_mj == start  # drawn, not yet published
+    fake_pynvml.advance(0.002)
+    assert nvml[0].energy_mj == start + 57_000  # one step: 570 W x 100 ms
+    fake_pynvml.advance(0.25)
+    assert nvml[0].energy_mj == start + 3 * 57_000 and fake_pynvml.clock() == pytest.approx(0.351)
+    assert nvml[0].drawn_mj == pytest.approx(570 * 351)
+    assert nvml[1].energy_mj == start  # a GPU without a period moves only by hand
+
+
+def test_windows_shorter_than_the_counter_step_are_estimated_from_power(
+    nvml: list[FakeGpu],
+) -> None:
+    nvml[0].counter_period_s = 0.1
+    nvml[0].power_mw = 570_000
+    with NvmlMeter([0]) as meter:
+        assert meter.update_period_s == _nvml.NVML_COUNTER_PERIOD_S == 0.1
+        assert meter.instant_power_w() == 570.0
+        tracker = EnergyTracker(meter, clock=fake_pynvml.clock)
+        fake_pynvml.advance(0.07)
+        with tracker.window() as across:  # 70 .. 120 ms: the counter reads one whole step
+            fake_pynvml.advance(0.05)
+        with tracker.window() as within:  # 120 .. 170 ms: the counter reads 0 J
+            fake_pynvml.advance(0.05)
+        with tracker.window() as long:  # 2 s: 20 steps, read from the counter
+            fake_pynvml.advance(2.0)
+    for window in (across, within):
+        assert window.valid and window.joules == pytest.approx(570.0 * 0.05)
+        assert window.source == "nvml-power-estimate" and window.is_estimate
+    assert long.source == "nvml-counter" and not long.is_estimate
+    assert abs(long.joules - 570.0 * 2.0) <= 57.0 and long.update_period_s == 0.1
+    with NvmlMeter([0], method="power", sample_interval_s=10.0) as sampled:
+        assert sampled.update_period_s == 0.0  # integrated up to each read: no step
+
+
+def test_counter_period_is_validated(nvml: list[FakeGpu]) -> None:
+    for bad in (0.0, -0.1, math.inf, "0.1"):
+        with pytest.raises(ValueError, match="`counter_period_s` must be a finite number > 0"):
+            NvmlMeter([0], counter_period_s=bad)  # type: ignore[arg-type]
+    assert fake_pynvml.init_count == 0

@@ -10,6 +10,7 @@ import pytest
 
 from optuna_sm2 import EnergyMeter, EnergyTracker
 from optuna_sm2.energy import (
+    DEFAULT_MAX_POWER_W,
     WATTS_PER_CORE,
     CpuTimeMeter,
     EnergyReadError,
@@ -18,7 +19,7 @@ from optuna_sm2.energy import (
     SumMeter,
     _tracker,
 )
-from tests.support.meters import ScriptedMeter
+from tests.support.meters import CoarseMeter, ScriptedMeter
 
 
 class Clock:
@@ -128,6 +129,70 @@ def test_closing_with_bad_figures_is_refused(
     with pytest.raises(ValueError, match=argument):
         window.close(seconds, joules, reason)  # type: ignore[arg-type]
     assert not window.closed
+
+
+def test_a_window_estimated_from_power_is_relabeled_when_it_closes() -> None:
+    window = EnergyWindow("nvml-counter", is_estimate=False, update_period_s=0.1)
+    assert window.update_period_s == 0.1 and window.source == "nvml-counter"
+    window.close(0.05, 28.5, estimated_as="nvml-power-estimate")
+    assert window.source == "nvml-power-estimate" and window.is_estimate
+    assert EnergyWindow("rapl", is_estimate=False).update_period_s == 0.0
+    for bad in (-0.1, math.inf, math.nan, "0.1"):
+        with pytest.raises(ValueError, match="`update_period_s` must be a finite number >= 0"):
+            EnergyWindow("simulated", False, bad)  # type: ignore[arg-type]
+    for label in ("", 3):
+        unlabeled = EnergyWindow("simulated", is_estimate=False)
+        with pytest.raises(ValueError, match="`estimated_as`"):
+            unlabeled.close(1.0, 1.0, estimated_as=label)  # type: ignore[arg-type]
+        assert not unlabeled.closed
+
+
+@pytest.mark.parametrize(
+    ("power", "joules", "source"),
+    [
+        (300.0, 6.0, "nvml-power-estimate"),  # 300 W x 20 ms, not the step's 0 J
+        (None, 0.0, "simulated"),  # no power reading: the reading, its step shown by the book
+        (EnergyReadError("power gone"), 0.0, "simulated"),  # a failed estimate keeps it
+        (math.nan, 0.0, "simulated"),
+        (-5.0, 0.0, "simulated"),
+    ],
+)
+def test_a_window_shorter_than_the_step_is_estimated_from_power(
+    power: object, joules: float, source: str
+) -> None:
+    ticks = iter([0.0, 0.02, 1.0, 1.5])
+    tracker = EnergyTracker(CoarseMeter(0.0, 0.0, 0.0, 30.0, power=power), clock=ticks.__next__)
+    with tracker.window() as short:
+        pass
+    with tracker.window() as long:  # half a second: five steps, read as they are
+        pass
+    assert short.valid and short.joules == pytest.approx(joules) and short.source == source
+    assert short.is_estimate == (source == "nvml-power-estimate")
+    assert short.update_period_s == 0.1
+    assert long.valid and long.joules == 30.0 and long.source == "simulated"
+    assert not long.is_estimate
+
+
+def test_a_meter_without_a_bound_is_held_to_the_default_bound() -> None:
+    """Issue 22, item 7: a custom meter that declares no ``max_power_w`` jumps by 1e9 J in
+    20 ms; the window is invalid and never booked, later windows are."""
+    import optuna
+
+    from optuna_sm2 import TrialEnergy
+
+    ticks = iter([0.0, 0.02, 1.0, 2.0])
+    meter = ScriptedMeter(0.0, 1e9, 1e9, 1e9 + 50.0)
+    assert meter.max_power_w is None
+    tracker = EnergyTracker(meter, clock=ticks.__next__)
+    book = TrialEnergy(optuna.trial.FixedTrial({}), tracker)
+    with book.window("train") as jump:
+        pass
+    assert not jump.valid and math.isnan(jump.joules)
+    assert f"above the {DEFAULT_MAX_POWER_W:.6g} W simulated" in str(jump.invalid_reason)
+    assert book.total_j is None and book.invalid_windows == 1  # never booked
+    with book.window("train") as after:
+        pass
+    assert after.valid and book.total_j == 50.0
 
 
 def test_exception_in_block_closes_the_window_and_propagates() -> None:
@@ -301,6 +366,23 @@ def test_a_bad_power_bound_is_refused() -> None:
     for bad in (0.0, -5.0, math.inf, math.nan):
         with pytest.raises(ValueError, match=r"ScriptedMeter\.max_power_w must be"):
             EnergyTracker(ScriptedMeter(bound=bad))
+
+
+def test_a_bad_update_period_is_refused() -> None:
+    class BadPeriod(ScriptedMeter):
+        period: object = None
+
+        @property
+        def update_period_s(self) -> float:
+            return self.period  # type: ignore[return-value]
+
+    for bad in (-0.1, math.inf, math.nan, "0.1", None):
+        meter = BadPeriod()
+        meter.period = bad
+        with pytest.raises(ValueError, match=r"BadPeriod\.update_period_s must be"):
+            EnergyTracker(meter)
+    with pytest.raises(ValueError, match="`clock` must be"):
+        EnergyTracker(ScriptedMeter(), clock="now")  # type: ignore[arg-type]
 
 
 def test_power_bounds_of_the_meters() -> None:

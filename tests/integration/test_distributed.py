@@ -32,6 +32,7 @@ def test_windows_hold_the_sum_over_two_ranks(tmp_path: Path) -> None:
         assert not valid
         assert "rank 1 of 2" in reason
         assert ("counter gone" in reason) == (rank == 1)
+        assert out["estimated"] == [True, "simulated+nvml-power-estimate", True]
         assert out["book"] == [pytest.approx(4 * total), pytest.approx(total)]
     assert len(ranks[0]["host_warnings"]) == 1
     assert "ranks 0, 1 on host" in ranks[0]["host_warnings"][0]
@@ -66,7 +67,8 @@ def test_bad_trackers_are_refused() -> None:
 def test_lightning_ddp_spawn_sums_ranks_and_prunes_from_a_worker(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     storage = f"sqlite:///{tmp_path / 'ddp.db'}"
     study = optuna.create_study(
         study_name="ddp",

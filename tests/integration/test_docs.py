@@ -49,7 +49,8 @@ def _check_totals(storage: str, name: str, summary: dict[str, object]) -> None:
 def test_the_lightning_example_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "studies").mkdir()
     script = tmp_path / "lightning_example.py"

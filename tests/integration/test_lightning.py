@@ -1,4 +1,5 @@
-"""``SM2PruningCallback`` with a real tiny LightningModule on the CPU."""
+"""``SM2PruningCallback`` with a real tiny LightningModule on the CPU, with Trainers of both of
+Lightning's namespaces (``lightning.pytorch`` and ``pytorch_lightning``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import numpy as np
 import optuna
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from optuna_sm2 import EnergyTracker, SuccessiveHalvingEnergyPruner, attrs
@@ -25,7 +26,7 @@ from optuna_sm2.integration._module_sweep import sweep_module
 from optuna_sm2.lr import sweep_plan
 from optuna_sm2.lr._plan import FLOOR
 from optuna_sm2.training._phases import SweepSettings
-from tests.support.lightning import TinyClassifier, loaders, trainer
+from tests.support.lightning import NAMESPACES, TinyClassifier, loaders, trainer
 from tests.support.meters import ScriptedMeter, StepMeter
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*treespec:FutureWarning")
@@ -36,16 +37,23 @@ WATTS = 10.0
 
 @pytest.fixture(autouse=True)
 def _quiet_lightning() -> Iterator[None]:
-    logger = logging.getLogger("pytorch_lightning")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in NAMESPACES]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     yield
-    logger.setLevel(level)
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 def _objective(
-    tracker: EnergyTracker, callbacks: list[SM2PruningCallback], max_epochs: int = 4
+    tracker: EnergyTracker,
+    callbacks: list[SM2PruningCallback],
+    max_epochs: int = 4,
+    namespace: str = "lightning.pytorch",
 ) -> Any:
+    module, classifier = NAMESPACES[namespace]
+
     def objective(trial: optuna.trial.Trial) -> float:
         explore = trial.suggest_categorical("explore", [True, False])
         lr = trial.suggest_float("lr", 1e-5, 1.0, log=True)
@@ -54,17 +62,19 @@ def _objective(
             trial, monitor="val_acc", explore=explore, n_lrs=5, tracker=tracker
         )
         callbacks.append(callback)
-        fit = trainer(callback, max_epochs)
-        fit.fit(TinyClassifier(lr=lr), *loaders())
+        fit = trainer(callback, max_epochs, module)
+        fit.fit(classifier(lr=lr), *loaders())
         callback.check_pruned()
-        return fit.callback_metrics["val_acc"].item()
+        return float(fit.callback_metrics["val_acc"].item())
 
     return objective
 
 
+@pytest.mark.parametrize("namespace", list(NAMESPACES))
 def test_a_study_in_sqlite_books_energy_prunes_and_reports(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    namespace: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The same callback class with a Trainer of either namespace."""
     storage = f"sqlite:///{tmp_path / 'lightning.db'}"
     study = optuna.create_study(
         study_name="lightning",
@@ -76,7 +86,8 @@ def test_a_study_in_sqlite_books_energy_prunes_and_reports(
     study.enqueue_trial({"explore": True, "lr": 0.05})
     study.enqueue_trial({"explore": False, "lr": 1e-5})
     callbacks: list[SM2PruningCallback] = []
-    study.optimize(_objective(EnergyTracker(StepMeter(WATTS)), callbacks), n_trials=2)
+    tracker = EnergyTracker(StepMeter(WATTS))
+    study.optimize(_objective(tracker, callbacks, namespace=namespace), n_trials=2)
 
     complete, pruned = study.trials
     assert complete.state == optuna.trial.TrialState.COMPLETE
@@ -246,11 +257,13 @@ def test_numpy_numbers_are_accepted() -> None:
     )
 
 
-def test_a_frozen_trial_is_refused() -> None:
+@pytest.mark.parametrize("frozen", [True, False])
+def test_a_missing_or_frozen_trial_is_refused(frozen: bool) -> None:
     study = optuna.create_study()
     study.optimize(lambda t: 0.0, n_trials=1)
-    with pytest.raises(ValueError, match="`trial`"):
-        SM2PruningCallback(study.trials[0], "val_acc")  # type: ignore[arg-type]
+    given = study.trials[0] if frozen else None
+    with pytest.raises(ValueError, match=r"`trial`.*SM2PruningCallback\(trial, monitor=\.\.\.\)"):
+        SM2PruningCallback(given, "val_acc")  # type: ignore[arg-type]
 
 
 class _Manual(TinyClassifier):
@@ -268,20 +281,21 @@ class _Manual(TinyClassifier):
 
 
 @pytest.mark.parametrize(
-    ("module", "options", "message"),
+    ("namespace", "module", "options", "message"),
     [
-        (TinyClassifier, {"val_check_interval": 0.5}, "val_check_interval"),
-        (TinyClassifier, {"check_val_every_n_epoch": 2}, "check_val_every_n_epoch"),
-        (_Manual, {}, "manual optimization"),
+        ("lightning.pytorch", TinyClassifier, {"val_check_interval": 0.5}, "val_check_interval"),
+        ("pytorch_lightning", None, {"check_val_every_n_epoch": 2}, "check_val_every_n_epoch"),
+        ("lightning.pytorch", _Manual, {}, "manual optimization"),
     ],
 )
 def test_setups_it_cannot_measure_are_refused_before_writing(
-    module: type[TinyClassifier], options: dict[str, Any], message: str
+    namespace: str, module: type[Any] | None, options: dict[str, Any], message: str
 ) -> None:
+    lightning, classifier = NAMESPACES[namespace]
     study = optuna.create_study(direction="maximize")
     callback = SM2PruningCallback(study.ask(), "val_acc", tracker=EnergyTracker(StepMeter(1.0)))
     with pytest.raises(ValueError, match=message):
-        trainer(callback, 2, **options).fit(module(), *loaders())
+        trainer(callback, 2, lightning, **options).fit((module or classifier)(), *loaders())
     assert study.trials[0].user_attrs == {}
 
 
@@ -303,8 +317,81 @@ def test_ddp_needs_a_study_every_process_reaches() -> None:
 def test_importing_the_integration_imports_neither_torch_nor_lightning() -> None:
     code = (
         "import sys, optuna_sm2.integration as i; "
-        "print('torch' in sys.modules, 'pytorch_lightning' in sys.modules, dir(i))"
+        "print('torch' in sys.modules, 'lightning' in sys.modules, "
+        "'pytorch_lightning' in sys.modules, dir(i))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.startswith("False False ")
+    assert out.stdout.startswith("False False False ")
     assert "'DistributedEnergyTracker', 'SM2PruningCallback'" in out.stdout
+
+
+def test_the_callback_is_a_callback_of_both_namespaces() -> None:
+    import pytorch_lightning
+
+    callback = SM2PruningCallback(optuna.create_study().ask(), "val_acc")
+    assert isinstance(callback, pl.Callback)
+    assert isinstance(callback, pytorch_lightning.Callback)
+
+
+_ONE_NAMESPACE = """
+import sys
+sys.modules["pytorch_lightning"] = None  # as if only `lightning` were installed
+import lightning.pytorch as pl, optuna, torch
+from torch.utils.data import DataLoader, TensorDataset
+from optuna_sm2.integration import SM2PruningCallback
+
+class Model(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 2)
+
+    def training_step(self, batch, batch_idx):
+        loss = torch.nn.functional.cross_entropy(self.layer(batch[0]), batch[1])
+        self.log("train_loss", loss, on_epoch=True, on_step=False)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+x = torch.randn(64, 2)
+study = optuna.create_study()
+callback = SM2PruningCallback(study.ask(), "train_loss", n_lrs=4)
+print(SM2PruningCallback.__mro__[1].__module__)
+pl.Trainer(max_epochs=2, callbacks=[callback], logger=False, enable_progress_bar=False,
+           enable_checkpointing=False, enable_model_summary=False).fit(
+    Model(), DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8))
+stored = study.trials[0]
+print(sorted(stored.intermediate_values), "sm2.energy_total_j" in stored.user_attrs)
+"""
+
+
+@pytest.mark.filterwarnings("ignore:.*treespec:FutureWarning")
+def test_lightning_alone_is_enough() -> None:
+    """With ``lightning`` installed and not ``pytorch_lightning``, the callback is a
+    ``lightning.pytorch`` Callback and a study's trial trains with it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ONE_NAMESPACE], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-2:] == ["lightning.pytorch.callbacks.callback", "[0, 1] True"]
+
+
+def test_without_lightning_the_error_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['lightning'] = sys.modules['pytorch_lightning'] = None\n"
+        "from optuna_sm2.integration import SM2PruningCallback"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "ImportError: optuna_sm2.integration.SM2PruningCallback needs lightning: "
+        "pip install 'optuna-sm2[lightning]'."
+    )
+
+
+def test_given_to_a_transformers_trainer_it_names_the_trainer_callback(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    callback = SM2PruningCallback(optuna.create_study().ask(), "eval_loss")
+    arguments = transformers.TrainingArguments(output_dir=str(tmp_path), report_to=[])
+    with pytest.raises(TypeError, match=r"optuna_sm2\.integration\.SM2TrainerCallback"):
+        transformers.Trainer(model=torch.nn.Linear(2, 2), args=arguments, callbacks=[callback])

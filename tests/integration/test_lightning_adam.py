@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 import pytest
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -98,7 +98,7 @@ def _study(explore: bool) -> tuple[optuna.Study, list[float]]:
 
 
 def test_adam_trials_train_as_well_as_without_the_sweep() -> None:
-    logger = logging.getLogger("pytorch_lightning")
+    logger = logging.getLogger("lightning.pytorch")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:

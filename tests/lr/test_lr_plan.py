@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 from typing import Any
 
@@ -89,9 +88,3 @@ def test_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
     args = {"n_samples": 100, "batch_size": 10, "explore_fraction": 0.25, "n_lrs": 20} | kwargs
     with pytest.raises(ValueError, match=f"`{name}`"):
         sweep_plan(**args)
-
-
-def test_doctests() -> None:
-    from optuna_sm2.lr import _selection
-
-    assert doctest.testmod(_selection, raise_on_error=True).failed == 0

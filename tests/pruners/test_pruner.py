@@ -12,7 +12,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from optuna_sm2 import SuccessiveHalvingEnergyPruner, attrs, report
-from optuna_sm2.pruners import own_records
+from optuna_sm2.pruners import RungRecord, own_records
 from tests.pruners.test_weighted_objective import _brute_force
 
 
@@ -159,6 +159,34 @@ def test_missing_attribute_is_left_out_with_one_warning():
     missing = [w for w in caught if "energy per epoch is missing" in str(w.message)]
     assert len(missing) == 1
     assert "trial(s) [1]" in str(missing[0].message)
+
+
+def test_a_study_without_any_stable_lr_ranks_by_performance_and_energy_without_warning():
+    """A loop that searches the LR itself (optuna-examples' pytorch_simple.py) reports none:
+    nothing to act on, so no warning; a trial that then reports one makes the lack a mistake."""
+    study = _study(alpha=0.5, rung_steps=[0])
+    trials = [study.ask() for _ in range(4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        figures = [(0.5, 4.0), (0.5, 1.0), (0.9, 9.0), (0.1, 0.5)]
+        for t, (value, joules) in zip(trials, figures, strict=True):
+            report(t, value, 0, energy_per_epoch_j=joules)
+            t.should_prune()
+    assert not [w for w in caught if "is missing" in str(w.message)]
+    pruner = study.pruner
+    assert isinstance(pruner, SuccessiveHalvingEnergyPruner)
+    ranking = pruner.rank(study, list(_records_of(study, 0)))
+    assert ranking.left_out == {"lr": (0, 1, 2, 3)} and ranking.unreported == ("lr",)
+    assert ranking.weights == pytest.approx({"performance": 2 / 3, "energy": 1 / 3})
+
+    late = study.ask()
+    with pytest.warns(UserWarning, match=r"stable learning rate is missing for trial\(s\) \[0, "):
+        report(late, 0.5, 0, energy_per_epoch_j=1.0, stable_lr=0.1)
+        late.should_prune()
+
+
+def _records_of(study, rung):
+    return [RungRecord(**record) for record in _records(study, rung).values()]
 
 
 def test_records_are_written_once_and_hold_what_was_ranked():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -15,10 +14,6 @@ from optuna.trial import TrialState
 from optuna_sm2 import SuccessiveHalvingEnergyPruner, report, weighted_objective
 from optuna_sm2.pruners import (
     RungRecord,
-    _ranking,
-    _records,
-    _robust,
-    _settings,
     rank_rung,
     weighted_components,
 )
@@ -36,11 +31,6 @@ records_strategy = st.lists(
 
 def _records_of(rows):
     return [RungRecord(i, v, e, lr) for i, (v, e, lr) in enumerate(rows)]
-
-
-def test_doctests():
-    for module in (_ranking, _records, _robust, _settings):
-        assert doctest.testmod(module, raise_on_error=True).failed == 0
 
 
 @settings(max_examples=200, deadline=None)
@@ -138,6 +128,21 @@ def test_missing_components_and_zero_weights():
     # A zero weight is never consulted: nothing is left out.
     ranking = rank_rung(records, direction="maximize", alpha=1.0)
     assert ranking.left_out == {} and ranking.weights == {"performance": 1.0}
+
+
+def test_unreported_components_are_those_no_counted_competitor_has():
+    # Nobody reports an LR: left out and unreported (a loop that chooses its own LR).
+    records = [RungRecord(0, 0.5, 10.0, None), RungRecord(1, 0.4, 1.0, None)]
+    ranking = rank_rung(records, direction="maximize")
+    assert ranking.left_out == {"lr": (0, 1)} and ranking.unreported == ("lr",)
+    # One trial reports it: left out, but a lack to fix, not unreported.
+    records.append(RungRecord(2, 0.45, 2.0, 0.1))
+    ranking = rank_rung(records, direction="maximize")
+    assert ranking.left_out == {"lr": (0, 1)} and ranking.unreported == ()
+    # The one reporting it diverged: the others, who count, report none.
+    records = [*records[:2], RungRecord(2, -1e9, 2.0, 0.1), RungRecord(3, 0.45, 2.0, None)]
+    ranking = rank_rung(records, direction="maximize")
+    assert ranking.diverged == (2,) and ranking.unreported == ("lr",)
 
 
 def test_bootstrapping_promotes_nobody():

@@ -66,6 +66,7 @@ def test_parts_totals_and_source_are_stored() -> None:
         attrs.ENERGY_EVAL_J: 5.0,
         attrs.ENERGY_SOURCE: "simulated",
         attrs.ENERGY_PER_EPOCH_SPREAD: None,
+        attrs.ENERGY_PER_EPOCH_RESOLUTION: 0.0,  # a simulated meter has no steps
     }
     assert book.user_attrs() == trial.user_attrs
 
@@ -94,6 +95,7 @@ def test_a_trial_with_no_valid_window_has_no_total(caplog: pytest.LogCaptureFixt
         attrs.ENERGY_INVALID_WINDOWS: 6,
         attrs.ENERGY_SOURCE: "simulated",
         attrs.ENERGY_PER_EPOCH_SPREAD: None,
+        attrs.ENERGY_PER_EPOCH_RESOLUTION: None,
     }
     assert "train energy window invalid, not counted" in caplog.text and "OSError" in caplog.text
 

@@ -168,6 +168,7 @@ def test_comparisons_targets_and_means_over_seeds() -> None:
     assert result.targets == {
         "less_energy_than_tpe_hyperband": True,
         "less_energy_than_grid": True,
+        "less_energy_than_zeus_cost": None,  # not run
         "metric_within_2pct_of_best_arm": False,  # 12% worse than TPE
         "metric_within_2pct_of_alpha1": True,  # 10.2 against 10.2
     }
@@ -187,6 +188,7 @@ def test_targets_of_arms_not_run_are_unknown() -> None:
     assert result.targets == {
         "less_energy_than_tpe_hyperband": None,
         "less_energy_than_grid": None,
+        "less_energy_than_zeus_cost": None,
         "metric_within_2pct_of_best_arm": False,
         "metric_within_2pct_of_alpha1": None,
     }

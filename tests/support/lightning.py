@@ -1,10 +1,14 @@
-"""A tiny real LightningModule, its data and a quiet CPU trainer, for the integration tests."""
+"""A tiny real LightningModule, its data and a quiet CPU trainer, for the integration tests, in
+each of Lightning's namespaces: ``lightning.pytorch`` (the current package) and
+``pytorch_lightning`` (its older name)."""
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
-import pytorch_lightning as pl
+import lightning.pytorch as L
+import pytorch_lightning as P
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -22,8 +26,9 @@ def loaders(n: int = 256, batch_size: int = 16, seed: int = 0) -> tuple[DataLoad
     return train, valid
 
 
-class TinyClassifier(pl.LightningModule):
-    """A linear classifier that logs ``train_loss`` and ``val_acc``."""
+class _Tiny:
+    """A linear classifier that logs ``train_loss`` and ``val_acc`` (the body of both
+    namespaces' modules)."""
 
     def __init__(self, lr: float = 0.05, momentum: float = 0.0) -> None:
         super().__init__()
@@ -41,15 +46,31 @@ class TinyClassifier(pl.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x, y = batch
-        self.log("val_acc", (self(x).argmax(1) == y).float().mean())
+        accuracy = (self(x).argmax(1) == y).float().mean()
+        self.log("val_acc", accuracy)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=self.momentum)
 
 
-def trainer(callback: pl.Callback, max_epochs: int, **kwargs: Any) -> pl.Trainer:
-    """A quiet CPU trainer."""
-    return pl.Trainer(
+class TinyClassifier(_Tiny, L.LightningModule):
+    """The tiny classifier as a ``lightning.pytorch`` module."""
+
+
+class LegacyTinyClassifier(_Tiny, P.LightningModule):
+    """The tiny classifier as a ``pytorch_lightning`` module."""
+
+
+NAMESPACES: dict[str, tuple[ModuleType, type[_Tiny]]] = {
+    "lightning.pytorch": (L, TinyClassifier),
+    "pytorch_lightning": (P, LegacyTinyClassifier),
+}
+"""Each namespace: its module and its tiny classifier."""
+
+
+def trainer(callback: Any, max_epochs: int, namespace: ModuleType = L, **kwargs: Any) -> Any:
+    """A quiet CPU trainer of ``namespace``."""
+    return namespace.Trainer(
         max_epochs=max_epochs,
         callbacks=[callback],
         accelerator="cpu",

@@ -29,6 +29,28 @@ class ScriptedMeter(EnergyMeter):
         return reading  # type: ignore[return-value]
 
 
+class CoarseMeter(ScriptedMeter):
+    """Scripted readings of a meter advancing every 100 ms; ``power`` is what
+    ``instant_power_w`` returns (or raises), ``None`` for a meter that cannot tell."""
+
+    def __init__(self, *readings: object, power: object = None) -> None:
+        super().__init__(*readings)
+        self.power = power
+
+    @property
+    def update_period_s(self) -> float:
+        return 0.1
+
+    def instant_power_w(self) -> float | None:
+        if isinstance(self.power, BaseException):
+            raise self.power
+        return self.power  # type: ignore[return-value]
+
+    @property
+    def estimate_source(self) -> str | None:
+        return None if self.power is None else "nvml-power-estimate"
+
+
 class StepMeter(EnergyMeter):
     """``power_w`` for one second between reads: every window holds ``power_w`` joules.
 
@@ -71,3 +93,24 @@ class SteppingMeter(EnergyMeter):
 
     def read(self) -> float:
         return (self.clock() // self.period) * self.period * self.power_w
+
+
+class PlaybackMeter(EnergyMeter):
+    """Plays given window energies back: reads come in pairs (a window's open and close), and
+    the ``k``-th window holds ``joules[k]``. For a run whose windows are known in advance."""
+
+    def __init__(self, joules: list[float], *, label: str = "simulated") -> None:
+        self.joules = list(joules)
+        self.label = label
+        self.reads = 0
+        self.total = 0.0
+
+    @property
+    def source(self) -> str:
+        return self.label
+
+    def read(self) -> float:
+        if self.reads % 2:
+            self.total += self.joules[self.reads // 2]
+        self.reads += 1
+        return self.total

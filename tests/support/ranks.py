@@ -14,7 +14,7 @@ import torch.distributed as dist
 from optuna_sm2 import EnergyTracker, TrialEnergy
 from optuna_sm2.energy import EnergyReadError
 from optuna_sm2.training._distributed import DistributedEnergyTracker
-from tests.support.meters import ScriptedMeter, StepMeter
+from tests.support.meters import CoarseMeter, ScriptedMeter, StepMeter
 
 POWERS = (10.0, 30.0)
 """Rank r's meter draws POWERS[r]: every summed window holds 40 J."""
@@ -38,6 +38,13 @@ def measure_on_rank(rank: int, world_size: int, tmp: str) -> None:
     with DistributedEnergyTracker(EnergyTracker(meter)).window() as partial:
         pass
     out["partial"] = [partial.valid, partial.invalid_reason]
+
+    # Rank 1's window is shorter than its meter's step and estimated from power: the sum is an
+    # estimate on both ranks, and says so.
+    coarse = CoarseMeter(0.0, 0.0, power=30.0) if rank == 1 else StepMeter(10.0)
+    with DistributedEnergyTracker(EnergyTracker(coarse)).window() as estimated:
+        pass
+    out["estimated"] = [estimated.valid, estimated.source, estimated.is_estimate]
 
     # Two ranks reading a meter of the whole host: rank 0 warns.
     host_wide = DistributedEnergyTracker(EnergyTracker(StepMeter(1.0, label="rapl")))

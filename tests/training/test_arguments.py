@@ -15,15 +15,7 @@ from optuna.trial import TrialState
 
 from optuna_sm2 import optimize_synchronous
 from optuna_sm2.energy import SimulatedMeter
-from optuna_sm2.training import _data, _schedule
 from tests.support.tiny import accuracy, tiny_data, tiny_objective
-
-
-@pytest.mark.parametrize("module", [_data, _schedule])
-def test_docstring_examples_run(module: object) -> None:
-    import doctest
-
-    assert doctest.testmod(module, raise_on_error=True).failed == 0
 
 
 def test_numpy_numbers_are_accepted() -> None:

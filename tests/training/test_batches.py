@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-import doctest
-
 import pytest
 import torch
 
 import optuna_sm2
 from optuna_sm2 import PreloadedBatches
-from optuna_sm2.training import _batches
 
 
 def _data(n: int = 23, seed: int = 0) -> PreloadedBatches:
@@ -21,10 +18,6 @@ def _epoch(data: PreloadedBatches, batch_size: int, **kwargs: object) -> list[in
         assert torch.equal(x[:, 0].long(), y)  # inputs and targets stay paired
         order += y.tolist()
     return order
-
-
-def test_docstring_examples_run() -> None:
-    assert doctest.testmod(_batches, raise_on_error=True).failed == 0
 
 
 def test_exported() -> None:

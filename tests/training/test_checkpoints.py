@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import logging
 import os
 from pathlib import Path
@@ -26,10 +25,6 @@ from optuna_sm2.training._checkpoint import (
 from tests.support.tiny import die_past_first_rung, fail_and_retry, tiny_objective
 
 HOSTILE = ["..", ".", "../../x", "/abs/evil", "a/b", "a\\b", "a\x00b", "", "~", "-", "é" * 300]
-
-
-def test_docstring_examples_run() -> None:
-    assert doctest.testmod(_checkpoint, raise_on_error=True).failed == 0
 
 
 def _is_one_safe_component(name: str) -> bool:

@@ -3,7 +3,6 @@ metric's validation form, and one clear error for each misuse before anything is
 
 from __future__ import annotations
 
-import doctest
 import os
 
 import optuna
@@ -15,17 +14,12 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from optuna_sm2 import SM2Objective, attrs
 from optuna_sm2.energy import SimulatedMeter
-from optuna_sm2.training import ValidBatches, _batches, _data, _streamed
+from optuna_sm2.training import ValidBatches, _batches, _data
 from optuna_sm2.training._data import ObjectiveData, check_data
 from optuna_sm2.training._streamed import StreamedBatches
 from tests.support.tiny import accuracy, tiny_data
 
 CPU = torch.device("cpu")
-
-
-@pytest.mark.parametrize("module", [_batches, _data, _streamed])
-def test_docstring_examples_run(module: object) -> None:
-    assert doctest.testmod(module, raise_on_error=True).failed == 0
 
 
 class Pairs(Dataset[tuple[object, object]]):

@@ -19,15 +19,6 @@ from optuna_sm2.training import _optimizer
 from tests.support.tiny import tiny_data, tiny_objective
 
 
-def test_docstring_examples_run() -> None:
-    import doctest
-
-    from optuna_sm2.training import _loss
-
-    for module in (_loss, _optimizer):
-        assert doctest.testmod(module, raise_on_error=True).failed == 0
-
-
 def _objective(**kwargs: Any) -> SM2Objective:
     return tiny_objective(**{"batch_sizes": (8, 16), **kwargs})
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import doctest
 import json
 import math
 import threading
@@ -52,20 +51,6 @@ def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.status == 200
         return json.loads(response.read())
-
-
-def test_doctests() -> None:
-    from optuna_sm2 import visualization
-
-    for module in (
-        visualization._attach,
-        visualization._cumulative,
-        visualization._energy_split,
-        visualization._notes,
-        visualization._pareto,
-        visualization._rung_scores,
-    ):
-        assert doctest.testmod(module, raise_on_error=True).failed == 0
 
 
 def _scores(rungs: tuple[RungSummary, ...]) -> list[tuple[RungSummary, RankedRecord]]:
@@ -328,3 +313,25 @@ def test_a_diverged_competitor_is_said_so(tmp_path: Path) -> None:
     hovers = figure.data[0].customdata
     assert ["diverged" in h for h in hovers] == [False, False, True, False]
     assert "rank 4 of 4" in figure.data[-1].text[2]
+
+
+def test_pareto_error_bars_stay_physical_and_its_best_points_are_named(tmp_path: Path) -> None:
+    """A spread wider than the figure (noisy estimate) draws the lower bar to 0 J, not below;
+    the front's points carry their trial and batch size on the figure, not only on hover."""
+    url = f"sqlite:///{tmp_path / 'noisy.db'}"
+    study = optuna.create_study(storage=url, study_name="noisy", direction="maximize")
+    for i, (per_epoch, spread, accuracy) in enumerate([(10.0, 1.6, 0.9), (4.0, 0.25, 0.7)]):
+        user_attrs = {
+            **sm2_attrs(100.0, 10.0, per_epoch, 4, 1),
+            "sm2.energy_per_epoch_spread": spread,
+        }
+        add(study, TrialState.COMPLETE, 32 * 2**i, user_attrs, {0: accuracy})
+    figure = build_figures(study)["sm2-energy-vs-performance"]
+    (complete,) = [t for t in figure.data if t.name == "complete"]
+    upper, lower = list(complete.error_x.array), list(complete.error_x.arrayminus)
+    assert upper == pytest.approx([16.0, 1.0])  # the half-range, as stored
+    assert lower == pytest.approx([10.0, 1.0])  # never below 0 J
+    assert all(x - low >= 0.0 for x, low in zip(complete.x, lower, strict=True))
+    (names,) = [t for t in figure.data if t.mode == "text"]
+    assert list(names.text) == ["#1 (batch 64)", "#0 (batch 32)"]
+    assert names.cliponaxis is False
