@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import lightning.pytorch as pl
 import optuna
 import pytest
-import lightning.pytorch as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
