@@ -100,9 +100,9 @@ class ShuffledEpochs(abc.ABC):
         """
         generators = self._generators()
         if not isinstance(state, Mapping) or set(state) != set(generators):
+            held = sorted(map(str, state)) if isinstance(state, Mapping) else type(state).__name__
             raise ValueError(
-                f"`state` must hold the states of the generators {sorted(generators)}, "
-                f"got {state!r}."
+                f"`state` must hold the states of the generators {sorted(generators)}, got {held}."
             )
         before = self.generator_state()
         try:

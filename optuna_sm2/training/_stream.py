@@ -75,8 +75,9 @@ class TorchStream:
             ValueError: ``state`` is not such a state; the stream is then left as it was.
         """
         if not isinstance(state, Mapping) or set(state) != set(self._state):
+            held = sorted(map(str, state)) if isinstance(state, Mapping) else type(state).__name__
             raise ValueError(
-                f"`state` must hold the generator states {sorted(self._state)}, got {state!r}."
+                f"`state` must hold the generator states {sorted(self._state)}, got {held}."
             )
         checked = {name: torch.as_tensor(value).to("cpu") for name, value in state.items()}
         try:

@@ -72,7 +72,8 @@ class TrainingState:
     def _restore_random(self, random: object) -> str | None:
         """Take over the random streams' states; ``None`` when done, else why not (unchanged)."""
         if not isinstance(random, dict) or set(random) != {"torch", "data"}:
-            return f"its random state is malformed: {random!r}"
+            held = sorted(map(str, random)) if isinstance(random, dict) else type(random).__name__
+            return f"its random state is malformed (it holds {held}, not torch and data)"
         data_before = self.train.generator_state()
         try:
             self.train.set_generator_state(random["data"])
