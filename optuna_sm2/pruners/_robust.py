@@ -144,7 +144,8 @@ def tie_lrs(lrs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """
     by = np.argsort(-lrs, kind="stable")
     x = lrs[by]
-    following = _first_outside(len(x), lambda m: x / x[m] <= LR_TIE_RATIO)
+    with np.errstate(over="ignore"):  # a ratio past the float range is past the tie ratio
+        following = _first_outside(len(x), lambda m: x / x[m] <= LR_TIE_RATIO)
     return _anchored(by, x, following.tolist())
 
 
