@@ -81,12 +81,12 @@ def _chain(following: list[int]) -> npt.NDArray[np.bool_]:
 
 
 def _anchored(
-    by: npt.NDArray[np.intp], sorted_x: npt.NDArray[np.float64], following: list[int]
+    by: npt.NDArray[np.intp], sorted_x: npt.NDArray[np.float64], anchors: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.float64]:
-    """``sorted_x`` (the values in the order ``by``) made equal to their group's anchor's
-    (:func:`_chain`), back in the original order."""
-    n = len(following)
-    anchor = np.maximum.accumulate(np.where(_chain(following), np.arange(n), 0))
+    """``sorted_x`` (the values in the order ``by``) made equal to their group's anchor's (the
+    last of ``anchors`` at or before them), back in the original order."""
+    n = len(anchors)
+    anchor = np.maximum.accumulate(np.where(anchors, np.arange(n), 0))
     tied = np.empty(n, dtype=np.float64)
     tied[by] = sorted_x[anchor]
     return tied
@@ -127,7 +127,7 @@ def tie_energies(
     e, h = energies[by], h[by]
     starts = np.maximum.accumulate(e * (1.0 - h))
     following = np.searchsorted(starts, e * (1.0 + h), side="right")
-    return _anchored(by, e, following.tolist())
+    return _anchored(by, e, _chain(following.tolist()))
 
 
 def tie_lrs(lrs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -143,10 +143,21 @@ def tie_lrs(lrs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         array([0.1 , 0.1 , 0.05, 1.  ])
     """
     by = np.argsort(-lrs, kind="stable")
-    x = lrs[by]
-    with np.errstate(over="ignore"):  # a ratio past the float range is past the tie ratio
-        following = _first_outside(len(x), lambda m: x / x[m] <= LR_TIE_RATIO)
-    return _anchored(by, x, following.tolist())
+    descending = lrs[by]
+    ascending, x = -descending, descending.tolist()
+    n = len(x)
+    anchors = np.zeros(n, dtype=np.bool_)
+    a = 0
+    while a < n:  # one step per group: the next starts at the first LR out of a's ratio
+        anchors[a] = True
+        # Near it by a binary search, then exactly where the rule puts it (equal LRs at once).
+        m = max(int(np.searchsorted(ascending, -(x[a] / LR_TIE_RATIO), side="left")), a + 1)
+        while m > a + 1 and x[a] / x[m - 1] > LR_TIE_RATIO:
+            m = max(int(np.searchsorted(ascending, ascending[m - 1], side="left")), a + 1)
+        while m < n and x[a] / x[m] <= LR_TIE_RATIO:
+            m = int(np.searchsorted(ascending, ascending[m], side="right"))
+        a = m
+    return _anchored(by, descending, anchors)
 
 
 def _first_outside(
