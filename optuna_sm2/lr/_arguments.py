@@ -23,8 +23,9 @@ DEFAULT_RUN_STEPS = 2 * CHECK_STEPS
 
 def check_arguments(
     loss_fn: object, batch_loss: object, batches: object, lr_min: object, lr_max: object
-) -> tuple[float, float]:
-    """Raise one clear ``ValueError`` for a bad argument of ``explore_lr``; the LR range."""
+) -> tuple[float | None, float | None]:
+    """Raise one clear ``ValueError`` for a bad argument of ``explore_lr``; the LR range given
+    (``None`` for an end the optimizer's default grid sets)."""
     if (loss_fn is None) == (batch_loss is None):
         raise ValueError(
             "exactly one of `loss_fn` (loss_fn(outputs, targets)) and `batch_loss` "
@@ -37,8 +38,10 @@ def check_arguments(
         check_callable("batch_loss", batch_loss, "(model, batch) -> scalar tensor")
     if batches is None or not isinstance(batches, Iterable):
         raise ValueError(f"`batches` must be an iterable of batches, got {batches!r}.")
-    low = check_real("lr_min", lr_min, low=0.0, low_inclusive=False)
-    return low, check_real("lr_max", lr_max, low=low, low_inclusive=False)
+    low = None if lr_min is None else check_real("lr_min", lr_min, low=0.0, low_inclusive=False)
+    if lr_max is None:
+        return low, None
+    return low, check_real("lr_max", lr_max, low=low or 0.0, low_inclusive=False)
 
 
 def check_parts(
@@ -100,6 +103,8 @@ class Setup:
     factory: OptimizerFactory | None
     optimizer: torch.optim.Optimizer | None
     device: torch.device
+    incumbent: float | None = None
+    """The LR the user configured, a candidate of the run-off when it lies in the grid."""
 
     @property
     def run_steps(self) -> int:

@@ -23,6 +23,7 @@ from torch import nn
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
+from optuna_sm2.lr._state import BUILD_LR
 from optuna_sm2.pruners._report import report
 from optuna_sm2.pruners._trial_energy import TrialEnergy
 from optuna_sm2.training._configurations import configuration_number
@@ -193,7 +194,7 @@ class TrialLoop:
             raise ValueError(f"`build_model` must return a torch nn.Module, got {model!r}.")
         model = model.to(self._device)
         factory = self._optimizer.bind(trial)
-        lr = self._sweep.lr_min
+        lr = BUILD_LR if self._sweep.lr_min is None else self._sweep.lr_min
         with self._batch_size_kept("optimizer_factory"):
             optimizer = factory(model.parameters(), lr)
         state = TrainingState(model, check_lr_honoured(optimizer, lr))
