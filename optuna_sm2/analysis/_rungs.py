@@ -37,8 +37,9 @@ class RungEntry:
             written without deciding, as the synchronous schedule writes them, where this *is*
             its decision; or by an optuna-sm2 version that did not store decisions).
         stored: Whether :attr:`decision` is the one stored when the pruner decided.
-        outcome: ``went on`` (holds the next rung's record), ``complete``, ``pruned``,
-            ``failed`` or ``running`` (its state, having gone no further).
+        outcome: ``went on`` (its configuration holds the next rung's record), ``complete``,
+            ``pruned``, ``failed`` or ``running`` (the state of the trial that carried its
+            configuration on, having gone no further: itself, or the last trial retrying it).
         bootstrapping: Whether there were too few competitors to promote any
             (``bootstrap_count``).
     """
@@ -178,9 +179,19 @@ def rung_step(
     )
 
 
-def _outcome(trial: FrozenTrial, rung: int, held: Mapping[int, RungRecord]) -> Outcome:
-    if rung + 1 in held:
+def _outcome(
+    number: int,
+    rung: int,
+    by_number: Mapping[int, FrozenTrial],
+    held: Mapping[int, Mapping[int, RungRecord]],
+    retries: Mapping[int, Sequence[int]],
+) -> Outcome:
+    """What trial ``number``'s configuration did after ``rung``: the trial and those that retry
+    it (the last of them carries the configuration on)."""
+    chain = [number, *retries.get(number, ())]
+    if any(rung + 1 in held.get(n, {}) for n in chain):
         return "went on"
+    trial = by_number[chain[-1]]
     if trial.state == TrialState.COMPLETE:
         return "complete"
     if trial.state == TrialState.PRUNED:
@@ -196,9 +207,13 @@ def summarize_rungs(
     settings: PrunerSettings,
     direction: Literal["maximize", "minimize"],
     schedule_steps: Sequence[int] | None = None,
+    retries: Mapping[int, Sequence[int]] | None = None,
 ) -> tuple[RungSummary, ...]:
     """Every rung some trial holds its own record for, with its decisions; ``held`` maps each
-    trial number to its own records (as :func:`optuna_sm2.pruners.read_records` reads them)."""
+    trial number to its own records (as :func:`optuna_sm2.pruners.read_records` reads them),
+    ``retries`` each retried trial's number to those of the trials that retry it, in order (a
+    retried trial's outcome is its configuration's: what its last retry did)."""
+    retries = {} if retries is None else retries
     by_number = {t.number: t for t in trials}
     rungs = sorted({r for records in held.values() for r in records})
     summaries = []
@@ -206,7 +221,7 @@ def summarize_rungs(
         numbers = sorted(n for n in held if rung in held[n])
         records = [held[n][rung] for n in numbers]
         ranking = settings.rank(records, direction=direction)
-        outcomes = {n: _outcome(by_number[n], rung, held[n]) for n in numbers}
+        outcomes = {n: _outcome(n, rung, by_number, held, retries) for n in numbers}
         entries = tuple(
             RungEntry(
                 record=record,

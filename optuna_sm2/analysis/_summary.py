@@ -30,6 +30,7 @@ from optuna_sm2.attrs import (
 from optuna_sm2.pruners import (
     LRScale,
     PrunerSettings,
+    RungRecord,
     read_records,
     stored_pruner_settings,
 )
@@ -185,15 +186,30 @@ def _schedule_totals(schedule: Any) -> tuple[int, int] | None:
     return None if epochs is None or explorations is None else (epochs, explorations)
 
 
-def _retried(trials: list[FrozenTrial]) -> set[int]:
-    """Numbers of the trials that a later trial retried (Optuna's heartbeat or SM²'s resume)."""
-    retried: set[int] = set()
+def _retries(trials: list[FrozenTrial]) -> dict[int, tuple[int, ...]]:
+    """For each trial that a later trial retried (Optuna's heartbeat or SM²'s resume), the
+    numbers of the trials that retry it, in order: the last carries its configuration on."""
+    retries: dict[int, set[int]] = {}
     for t in trials:
         for ref in (*_compat.retry_history(t), t.user_attrs.get(RESUMED_FROM)):
             number = count(ref)
             if number is not None and number != t.number:
-                retried.add(number)
-    return retried
+                retries.setdefault(number, set()).add(t.number)
+    return {number: tuple(sorted(by)) for number, by in retries.items()}
+
+
+def _configuration_records(
+    number: int,
+    held: Mapping[int, Mapping[int, RungRecord]],
+    retries: Mapping[int, tuple[int, ...]],
+) -> dict[int, RungRecord]:
+    """The rung records of trial ``number``'s configuration up to it: those of the trials it
+    retries, then its own."""
+    records: dict[int, RungRecord] = {}
+    for retried in sorted(n for n, by in retries.items() if number in by):
+        records.update(held.get(retried, {}))
+    records.update(held[number])
+    return records
 
 
 def _direction(study: optuna.Study) -> Literal["maximize", "minimize"]:
@@ -359,8 +375,9 @@ def summarize_study(
     how each rung was ranked.
 
     Per trial the report reads the user attributes of ``docs/stored-data.md`` and the highest
-    rung ``r`` whose ``sm2:rung_<r>`` system attribute is the trial's own (records a heartbeat
-    retry inherited from another trial do not count; a malformed record is left out, with a
+    rung ``r`` its configuration recorded up to it: an ``sm2:rung_<r>`` system attribute that
+    is the trial's own or one of the trials it retries (a retry, resumed from its checkpoint,
+    goes on from the rung its predecessor reached; a malformed record is left out, with a
     note). Per study:
 
     - total energy: the sum of ``sm2.energy_total_j`` over the measured trials. A trial without
@@ -433,9 +450,12 @@ def summarize_study(
     overrides = {"alpha": alpha, "beta": beta, "lr_scale": lr_scale}
     settings, origin, unreadable, ignored = _pruner_settings(study, overrides)
     totals = _schedule_totals(schedule)
-    retried = _retried(trials)
+    retries = _retries(trials)
     summaries = tuple(
-        summarize_trial(t, totals, t.number in retried, held[t.number]) for t in trials
+        summarize_trial(
+            t, totals, t.number in retries, _configuration_records(t.number, held, retries)
+        )
+        for t in trials
     )
     measured = [s for s in summaries if s.energy_total_j is not None]
     running = tuple(
@@ -473,6 +493,7 @@ def summarize_study(
             schedule_steps
             if isinstance(schedule_steps, list) and all(is_int(s) for s in schedule_steps)
             else None,
+            retries,
         ),
         saving_basis_j=basis,
         unmeasured_trials=tuple(s.number for s in summaries if s.energy_total_j is None),

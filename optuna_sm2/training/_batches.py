@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -69,6 +69,49 @@ class ShuffledEpochs(abc.ABC):
 
     def __len__(self) -> int:
         return self._n
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        """The generators the epochs draw from, by name (a subclass may add its own)."""
+        return {"order": self._generator}
+
+    def generator_state(self) -> dict[str, torch.Tensor]:
+        """Where the sequence of epochs stands: each generator's state, by name.
+
+        A checkpoint stores it, so that a resumed trial draws the very epochs that the trial
+        would have drawn had it not been interrupted.
+
+        >>> import torch
+        >>> data = PreloadedBatches(torch.randn(10, 3), torch.arange(10), seed=1)
+        >>> _ = data.batches(4)
+        >>> state = data.generator_state()
+        >>> first = [y.tolist() for _, y in data.batches(4)]
+        >>> data.set_generator_state(state)
+        >>> [y.tolist() for _, y in data.batches(4)] == first
+        True
+        """
+        return {name: g.get_state() for name, g in self._generators().items()}
+
+    def set_generator_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Go on from ``state``, what :meth:`generator_state` of data like this returned.
+
+        Raises:
+            ValueError: ``state`` is not such a state (other generators, or a tensor that is not
+                a generator's state); the generators are then left as they were.
+        """
+        generators = self._generators()
+        if not isinstance(state, Mapping) or set(state) != set(generators):
+            held = sorted(map(str, state)) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(
+                f"`state` must hold the states of the generators {sorted(generators)}, got {held}."
+            )
+        before = self.generator_state()
+        try:
+            for name, generator in generators.items():
+                generator.set_state(torch.as_tensor(state[name]).to("cpu"))
+        except (RuntimeError, TypeError) as exc:
+            for name, generator in generators.items():
+                generator.set_state(before[name])
+            raise ValueError(f"`state` is not a generator's state: {exc}") from None
 
     def _epoch_size(self, batch_size: object, fraction: object) -> tuple[int, int]:
         """The checked batch size and the number of samples one epoch covers."""

@@ -35,7 +35,8 @@ _NAME_CHARS = 64
 """At most this many characters of the study name go into its directory name."""
 
 CONTENT = ("key", "model", "optimizer", "progress")
-"""The entries of a checkpoint file."""
+"""The entries every checkpoint file holds; one written since the random streams are stored
+holds ``random`` too (the trial's torch and data-order generator states)."""
 
 
 def study_directory_name(study_name: str, study_id: int, storage: str | None = None) -> str:
@@ -109,7 +110,8 @@ class CheckpointKey:
 
 
 def save_checkpoint(path: Path, key: CheckpointKey, content: dict[str, Any]) -> None:
-    """Write ``content`` (model and optimizer state dicts, progress) and ``key`` to ``path``.
+    """Write ``content`` (model and optimizer state dicts, progress, random state) and ``key``
+    to ``path``.
 
     The file is written and flushed to disk next to its destination, then renamed over it, so a
     worker killed mid-write leaves the previous checkpoint intact.

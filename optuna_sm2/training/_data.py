@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator, Mapping, Sized
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,6 +73,10 @@ class TrialBatches(Protocol):
         fraction: float = 1.0,
         drop_last: bool = False,
     ) -> Iterator[DataPair]: ...
+
+    def generator_state(self) -> dict[str, torch.Tensor]: ...
+
+    def set_generator_state(self, state: Mapping[str, torch.Tensor]) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from optuna_sm2.energy import EnergyMeter, EnergyTracker
 from optuna_sm2.lr import BUILD_LR
 from optuna_sm2.pruners import TrialEnergy, report
 from optuna_sm2.training._configurations import configuration_number
-from optuna_sm2.training._data import ObjectiveData, TrialBatches
+from optuna_sm2.training._data import ObjectiveData
 from optuna_sm2.training._loss import Loss
 from optuna_sm2.training._optimizer import (
     TrialOptimizer,
@@ -43,6 +43,7 @@ from optuna_sm2.training._phases import (
     train_epoch,
 )
 from optuna_sm2.training._schedule import Phase, PhaseKind, Schedule
+from optuna_sm2.training._stream import TorchStream
 from optuna_sm2.training._trial_state import TrainingState, TrialCheckpoints
 
 _logger = logging.getLogger(__name__)
@@ -179,17 +180,20 @@ class TrialLoop:
             n_lrs=self._sweep.n_lrs,
         )
 
-    def _start(self, trial: optuna.trial.Trial) -> tuple[int, TrainingState, int]:
-        """The trial's batch size, its fresh model and optimizer, and its seed, checked before
-        anything of SM² is written to the study: the builder and the factory took the batch size
-        and the LR as SM² gives them, and (in the first trial) the metric returns a number.
+    def _start(self, trial: optuna.trial.Trial) -> tuple[int, TrainingState]:
+        """The trial's batch size and its fresh state (model, optimizer, random streams),
+        checked before anything of SM² is written to the study: the builder and the factory
+        took the batch size and the LR as SM² gives them, and (in the first trial) the metric
+        returns a number.
 
-        A retry starts from its configuration's seed: trained again, it repeats the first
-        trial."""
+        The trial's random streams (its data order, torch's numbers) start from its
+        configuration's seed, and are its own: the model is built, and every step runs, drawing
+        from them, whichever trials run in between. A retry trained again repeats the first
+        trial; one resumed from a checkpoint goes on from the streams' states stored there."""
         batch_size = int(trial.suggest_categorical("batch_size", list(self._batch_sizes)))
         seed = self._seed + configuration_number(_compat.frozen(trial))
-        torch.manual_seed(seed)
-        with self._batch_size_kept("build_model"):
+        stream = TorchStream(seed, self._device)
+        with self._batch_size_kept("build_model"), stream.drawn():
             model = self._build_model(trial)
         if not isinstance(model, nn.Module):
             raise ValueError(f"`build_model` must return a torch nn.Module, got {model!r}.")
@@ -198,12 +202,13 @@ class TrialLoop:
         lr = BUILD_LR if self._sweep.lr_min is None else self._sweep.lr_min
         with self._batch_size_kept("optimizer_factory"):
             optimizer = factory(model.parameters(), lr)
-        state = TrainingState(model, check_lr_honoured(optimizer, lr))
+        train = self._data.for_trial(seed)
+        state = TrainingState(model, check_lr_honoured(optimizer, lr), train, stream)
         check_no_lr_param(trial)
         if not self._metric_checked:
             metric_value(model, self._metric, self._data.valid)
             self._metric_checked = True
-        return batch_size, state, seed
+        return batch_size, state
 
     @contextlib.contextmanager
     def _batch_size_kept(self, name: str) -> Iterator[None]:
@@ -247,7 +252,7 @@ class TrialLoop:
         """The trial step by step: yields each step's result after reporting it; returns the
         final metric."""
         schedule = self._checked_schedule(trial)
-        batch_size, state, seed = self._start(trial)
+        batch_size, state = self._start(trial)
         if schedule is not None:
             trial.study.set_user_attr(_attrs.SCHEDULE, schedule)
         phases = self._schedule.phases
@@ -260,7 +265,6 @@ class TrialLoop:
             resumed_from = checkpoints.resume(trial, state, batch_size, len(phases))
             if resumed_from is not None:
                 trial.set_user_attr(_attrs.RESUMED_FROM, resumed_from)
-        train = self._data.for_trial(seed)
         book = TrialEnergy(trial, self.tracker)
         attrs = _TrialAttrs(trial)
         inherited = _compat.frozen(trial).intermediate_values
@@ -269,10 +273,9 @@ class TrialLoop:
         value = inherited.get(state.next_step - 1, math.nan)
         for phase in phases[state.next_step :]:
             started = time.perf_counter()
-            energy_per_epoch, spread = self._step(
-                trial, phase, state, train, batch_size, book, attrs
-            )
-            value, window = evaluate(state.model, self._metric, self._data.valid, self.tracker)
+            with state.stream.drawn():
+                energy_per_epoch, spread = self._step(trial, phase, state, batch_size, book, attrs)
+                value, window = evaluate(state.model, self._metric, self._data.valid, self.tracker)
             seconds = time.perf_counter() - started
             book.add("eval", window)
             check_finite_metric(value, phase.step, trial.number)
@@ -315,7 +318,6 @@ class TrialLoop:
         trial: optuna.trial.Trial,
         phase: Phase,
         state: TrainingState,
-        train: TrialBatches,
         batch_size: int,
         book: TrialEnergy,
         attrs: _TrialAttrs,
@@ -326,7 +328,7 @@ class TrialLoop:
             exploration = explore(
                 state.model,
                 state.optimizer,
-                train,
+                state.train,
                 batch_size,
                 self._sweep,
                 loss=self._loss,
@@ -348,7 +350,7 @@ class TrialLoop:
             book.start_block()
             return exploration.per_epoch(joules, len(self._data)), None
         epoch = train_epoch(
-            state.model, state.optimizer, train.batches(batch_size), self._loss, self.tracker
+            state.model, state.optimizer, state.train.batches(batch_size), self._loss, self.tracker
         )
         book.add("train", epoch.window)
         if epoch.diverged_loss is not None:

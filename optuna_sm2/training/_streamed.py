@@ -74,6 +74,9 @@ class StreamedBatches(ShuffledEpochs):
         """Where the batches are moved."""
         return self._device
 
+    def _generators(self) -> dict[str, torch.Generator]:
+        return {**super()._generators(), "loader_seeds": self._loader_seeds}
+
     def __repr__(self) -> str:
         return (
             f"StreamedBatches(n={len(self)}, device={self.device}, seed={self.seed}, "

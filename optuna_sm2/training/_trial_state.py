@@ -29,16 +29,22 @@ from optuna_sm2.training._checkpoint import (
     save_checkpoint,
     study_directory,
 )
+from optuna_sm2.training._data import TrialBatches
+from optuna_sm2.training._stream import TorchStream
 
 _logger = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainingState:
-    """Everything a checkpoint restores: the model, its optimizer, the LR and the progress."""
+    """Everything a checkpoint restores: the model, its optimizer, the LR, the progress, and
+    where the trial's random streams stand (the order of its epochs, torch's numbers), so that
+    a resumed trial explores and trains exactly as it would have uninterrupted."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
+    train: TrialBatches
+    stream: TorchStream
     lr: float = 0.0
     next_step: int = 0
     epochs_trained: int = 0
@@ -58,6 +64,24 @@ class TrainingState:
             "epochs_trained": self.epochs_trained,
             "explorations": self.explorations,
         }
+
+    def random_state(self) -> dict[str, Any]:
+        """The random streams' states a checkpoint stores next to the progress."""
+        return {"torch": self.stream.state(), "data": self.train.generator_state()}
+
+    def _restore_random(self, random: object) -> str | None:
+        """Take over the random streams' states; ``None`` when done, else why not (unchanged)."""
+        if not isinstance(random, dict) or set(random) != {"torch", "data"}:
+            held = sorted(map(str, random)) if isinstance(random, dict) else type(random).__name__
+            return f"its random state is malformed (it holds {held}, not torch and data)"
+        data_before = self.train.generator_state()
+        try:
+            self.train.set_generator_state(random["data"])
+            self.stream.set_state(random["torch"])
+        except ValueError as exc:
+            self.train.set_generator_state(data_before)
+            return f"its random state does not fit this trial ({_check.first_line(exc)})"
+        return None
 
     def restore(self, content: dict[str, Any], n_steps: int) -> str | None:
         """Take over a checkpoint's content; ``None`` when done, else why not (state unchanged).
@@ -81,6 +105,12 @@ class TrainingState:
             return malformed
         if counts[0] > n_steps:
             return f"it is at step {counts[0]}, past this schedule's {n_steps} steps"
+        random = content.get("random")
+        stream_before, data_before = self.stream.state(), self.train.generator_state()
+        if random is not None:
+            why = self._restore_random(random)
+            if why is not None:
+                return why
         model_before = copy.deepcopy(self.model.state_dict())
         optimizer_before = copy.deepcopy(self.optimizer.state_dict())
         try:
@@ -89,9 +119,17 @@ class TrainingState:
         except Exception as exc:  # another architecture, another optimizer
             self.model.load_state_dict(model_before)
             self.optimizer.load_state_dict(optimizer_before)
+            self.stream.set_state(stream_before)
+            self.train.set_generator_state(data_before)
             return f"its state does not fit this model or optimizer ({_check.first_line(exc)})"
         self.lr = lr
         self.next_step, self.epochs_trained, self.explorations = counts
+        if random is None:
+            _logger.warning(
+                "checkpoint without the trial's random state (an earlier optuna-sm2 wrote it): "
+                "the trial resumes with its streams from their seed, so its next epochs see "
+                "other batches than the interrupted run would have"
+            )
         return None
 
 
@@ -133,6 +171,7 @@ class TrialCheckpoints:
                 "model": state.model.state_dict(),
                 "optimizer": state.optimizer.state_dict(),
                 "progress": state.progress(),
+                "random": state.random_state(),
             },
         )
         return path

@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_sm2.analysis._summary import summarize_study
-from tests.support.report_studies import add, build_sm2_study, rung, sm2_attrs
+from tests.support.report_studies import SCHEDULE, add, build_sm2_study, rung, sm2_attrs
 
 # By hand, from tests/support/report_studies.py (train_epochs_total 20, explorations_total 4):
 #   totals 1000 + 300 + 100 + 50 + 80 (trial 5 unmeasured, left out) = 1530 J,
@@ -37,7 +37,8 @@ def test_per_trial_figures(tmp_path: Path) -> None:
     ]
     assert t[0].batch_size == 32 and t[0].stable_lr == 0.25 and t[0].energy_per_epoch_j == 40.0
     assert t[0].last_value == 0.9 and t[0].last_step == 23
-    assert [t[n].rung for n in range(6)] == [2, 1, 0, 0, None, None]  # 4's record is 3's
+    # 4 holds no record of its own: it retries 3, and goes on from the rung 3 reached.
+    assert [t[n].rung for n in range(6)] == [2, 1, 0, 0, 0, None]
     assert [t[n].projected_energy_j for n in range(6)] == [1000.0, 810.0, 620.0, 50.0, 320.0, None]
     assert t[5].energy_total_j is None and t[5].last_value is None and t[5].last_step is None
     assert t[4].energy_source == "rapl"
@@ -208,7 +209,8 @@ def test_rungs_ranked_with_the_stored_settings_or_the_arguments(tmp_path: Path) 
     assert [r.trial for r in rung_0.ranking.records] == [0, 1, 2, 3]  # 4's copy is 3's
     assert rung_0.step == 0  # sm2.schedule's rung_steps [0, 6, 12]
     assert rung_0.ranking.promoted == (0, 1)  # values 0.5, 0.4, 0.3, 0.2; k = 2
-    assert rung_0.outcomes == {0: "went on", 1: "went on", 2: "pruned", 3: "failed"}
+    # Trial 3 failed; trial 4, its retry, carried it on and was pruned.
+    assert rung_0.outcomes == {0: "went on", 1: "went on", 2: "pruned", 3: "pruned"}
     assert [r.rung for r in summary.rungs] == [0, 1, 2]
     study = _load(url)
     stored = {**summary.pruner.to_json(), "alpha": 0.5, "reduction_factor": 4}
@@ -256,3 +258,29 @@ def test_the_hugging_face_trainers_batch_size_parameter_is_the_batch_size() -> N
     )
     (trial,) = summarize_study(study).trials
     assert trial.batch_size == 16
+
+
+def test_a_retry_carries_its_configuration_on() -> None:
+    """A promoted trial killed in its final epochs and resumed by a retry (as
+    ``optimize_synchronous`` does): the retry goes on from the rung its predecessor reached, and
+    the predecessor's outcome at its rungs is what the retry did, not "failed"."""
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("sm2.schedule", SCHEDULE)
+    records = {"sm2:rung_0": rung(0, 0.5), "sm2:rung_1": rung(0, 0.7)}
+    add(study, TrialState.FAIL, 32, sm2_attrs(9.0, 3.0, 1.0, 4, 3), {0: 0.5, 6: 0.7}, records)
+    add(
+        study,
+        TrialState.PRUNED,
+        64,
+        sm2_attrs(2.0, 1.0, 1.0, 1, 1),
+        {0: 0.2},
+        {"sm2:rung_0": rung(1, 0.2)},
+    )
+    retry = {"failed_trial": 0, "retry_history": [0], **records}  # inherited, not its own
+    resumed = {**sm2_attrs(4.0, 1.0, 1.0, 2, 1), "sm2.resumed_from": 0}
+    add(study, TrialState.COMPLETE, 32, resumed, {0: 0.5, 6: 0.7, 12: 0.9}, retry)
+    summary = summarize_study(study)
+    assert [t.rung for t in summary.trials] == [1, 0, 1]
+    assert summary.rungs[0].outcomes == {0: "went on", 1: "pruned"}
+    assert summary.rungs[1].outcomes == {0: "complete"}
+    assert [r.trial for r in summary.rungs[1].ranking.records] == [0]  # counted once

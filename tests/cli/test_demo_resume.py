@@ -3,6 +3,7 @@ with the same command: the study is finished where it stopped, not reported half
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -115,6 +116,16 @@ def test_demo_run_again_finishes_an_interrupted_study(
             assert retry.user_attrs[attrs.RESUMED_FROM] == failed.number
         else:  # killed before its first rung: trained again from the start
             assert attrs.RESUMED_FROM not in retry.user_attrs
+
+    # The report follows each configuration through its retries: the winner is at the last
+    # rung, and no promoted trial is shown "failed" where a retry carried it on.
+    code, out, err = run_cli(["report", "--storage", storage, "--study", "sm2-demo", "--json"])
+    assert code == 0, err
+    report = json.loads(out)
+    (winner,) = [t for t in report["trials"] if t["state"] == "COMPLETE"]
+    assert winner["rung"] == len(report["rungs"]) - 1
+    outcomes = [e["outcome"] for r in report["rungs"] for e in r["entries"] if e["promoted"]]
+    assert "failed" not in outcomes and outcomes[-1] == "complete"
 
     # A third run finds the study finished and shows its report.
     code, out, err = run_cli(["demo", "--storage", storage, *TINY])

@@ -87,7 +87,7 @@ def test_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert data["saving_j"] == 1270.0
     assert data["pruned_energy_j"] == 480.0
     assert data["energy_sources"] == ["rapl"]
-    assert [t["rung"] for t in data["trials"]] == [2, 1, 0, 0, None, None]
+    assert [t["rung"] for t in data["trials"]] == [2, 1, 0, 0, 0, None]  # 4 goes on from 3
 
 
 def test_journal_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -187,7 +187,7 @@ def test_rungs_are_explained_with_the_pruners_rule(
         ["promoted", "went on"],
         ["promoted", "went on"],
         ["pruned", "pruned"],
-        ["pruned", "failed"],
+        ["pruned", "pruned"],  # trial 3 failed; its retry, trial 4, was pruned
     ]
     # A study that stores its pruner's settings is explained with them, whatever --alpha says.
     study = optuna.load_study(study_name="sm2", storage=url)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -20,6 +21,8 @@ from optuna.trial import TrialState
 
 from optuna_sm2 import attrs
 from optuna_sm2.analysis._summary import summarize_study
+from optuna_sm2.pruners import own_records
+from optuna_sm2.training._configurations import read_configurations
 from optuna_sm2.training._run_lease import stored_lease
 from tests.support.synchronous import assert_finished, counting_objective, outcomes
 from tests.support.synchronous_run import STUDY, main, storage_of
@@ -30,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _kill(url: str, point: str, sig: str, ckpt: Path | None = None) -> int:
+def _kill(url: str, point: str, sig: str, ckpt: Path | None = None, workload: str = "") -> int:
     """Run the study in a process that gets ``SIG<sig>`` at ``point``; its exit code."""
-    args = [url, point, sig, *([str(ckpt)] if ckpt else [])]
+    args = [url, point, sig, *([str(ckpt), workload] if ckpt else [])]
     done = subprocess.run(
         [sys.executable, "-m", "tests.support.synchronous_run", *args],
         cwd=ROOT,
@@ -44,9 +47,9 @@ def _kill(url: str, point: str, sig: str, ckpt: Path | None = None) -> int:
     return done.returncode
 
 
-def _run(url: str, ckpt: Path | None = None) -> None:
+def _run(url: str, ckpt: Path | None = None, workload: str = "") -> None:
     """Run the study to its end here, in another process than the one killed."""
-    main(url, "none", "KILL", None if ckpt is None else str(ckpt))
+    main(url, "none", "KILL", None if ckpt is None else str(ckpt), workload)
 
 
 def _study(url: str) -> optuna.Study:
@@ -109,3 +112,51 @@ def test_killed_mid_block_resumes_from_its_checkpoint(tmp_path: Path) -> None:
         t.user_attrs.get(attrs.ENERGY_TOTAL_J, 0.0) for t in study.trials
     )
     assert all(t.state != TrialState.RUNNING for t in study.trials)
+
+
+def _replayed(study: optuna.Study) -> dict[int, Any]:
+    """Per batch size: how its configuration ended, the value and LR of each of its rung
+    records, every step's value, its final value, and the LR and window of its last
+    exploration."""
+    result = {}
+    for configuration in read_configurations(study).values():
+        current = configuration.current
+        rungs = {
+            rung: (record.value, record.stable_lr)
+            for trial in configuration.trials
+            for rung, record in own_records(trial.number, trial.system_attrs).items()
+        }
+        result[configuration.batch_size] = (
+            current.state.name,
+            rungs,
+            current.intermediate_values,
+            current.value,
+            current.user_attrs.get(attrs.STABLE_LR),
+            current.user_attrs.get(attrs.LR_WINDOW),
+        )
+    return result
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_dropout(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Any]:
+    path = tmp_path_factory.mktemp("whole-dropout")
+    _run(str(path / "study.log"), path / "ckpt", "dropout")
+    return _replayed(_study(str(path / "study.log")))
+
+
+@pytest.mark.parametrize("point", ["between rungs", "during the final epochs"])
+def test_killed_then_resumed_from_checkpoints_replays_the_same_run(
+    tmp_path: Path, point: str, uninterrupted_dropout: dict[int, Any]
+) -> None:
+    """Killed right after an exploration was reported (the first of block 1, or of the final
+    block), the study resumed from its checkpoints is the uninterrupted run: the resumed trials
+    explore the same batches with the same dropout masks, so they select the same LRs and
+    reach the same values, to the last bit on one CPU thread."""
+    url, ckpt = str(tmp_path / "study.log"), tmp_path / "ckpt"
+    assert _kill(url, point, "KILL", ckpt, "dropout") == -signal.SIGKILL
+    _run(url, ckpt, "dropout")
+    study = _study(url)
+    assert_finished(study, counting_objective())
+    resumed = [t for t in study.trials if attrs.RESUMED_FROM in t.user_attrs]
+    assert resumed  # the killed trial went on from its checkpoint, not from scratch
+    assert _replayed(study) == uninterrupted_dropout

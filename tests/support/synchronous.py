@@ -42,6 +42,8 @@ def counting_objective(**kwargs: Any) -> SM2Objective:
 
     train, valid = tiny_data()
     options: dict[str, Any] = {
+        "build_model": lambda trial: nn.Linear(4, 2),
+        "metric": accuracy,
         "batch_sizes": (4, 8, 12, 16, 24, 32, 48, 72),
         "n_lrs": 6,
         "epochs_per_rung": 1,
@@ -50,7 +52,24 @@ def counting_objective(**kwargs: Any) -> SM2Objective:
         "metric_name": "accuracy",
     }
     options.update(kwargs)
-    return SM2Objective(lambda trial: nn.Linear(4, 2), train, valid, loss, accuracy, **options)
+    return SM2Objective(train_data=train, valid_data=valid, loss_fn=loss, **options)
+
+
+def minus_loss(model: nn.Module, data: Any) -> float:
+    """A metric to maximize that moves with every weight (accuracy, on tiny data, may not)."""
+    inputs, targets = data
+    return -float(nn.functional.cross_entropy(model(inputs), targets))
+
+
+DROPOUT: dict[str, Any] = {
+    "build_model": lambda trial: nn.Sequential(
+        nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2)
+    ),
+    "metric": minus_loss,
+    "metric_name": "minus_loss",
+}
+"""Arguments of :func:`counting_objective` for a workload that draws torch's random numbers in
+every step (dropout) and whose metric tells any two trainings apart."""
 
 
 LAST_RUNG_STEP = 5

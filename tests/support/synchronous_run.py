@@ -1,8 +1,9 @@
-"""``python -m tests.support.synchronous_run STORAGE POINT SIGNAL [CHECKPOINT_DIR]``: run the
-tiny synchronous study of :mod:`tests.support.synchronous` and send this process ``SIGNAL``
-(``KILL`` or ``INT``) at ``POINT``, one of :data:`~tests.support.synchronous.POINTS` or
-``mid decision`` (after two losers of the first rung were told PRUNED); ``none`` runs it to the
-end. A storage ending in ``.log`` is a journal file, anything else a database URL."""
+"""``python -m tests.support.synchronous_run STORAGE POINT SIGNAL [CHECKPOINT_DIR [dropout]]``:
+run the tiny synchronous study of :mod:`tests.support.synchronous` and send this process
+``SIGNAL`` (``KILL`` or ``INT``) at ``POINT``, one of :data:`~tests.support.synchronous.POINTS`
+or ``mid decision`` (after two losers of the first rung were told PRUNED); ``none`` runs it to
+the end. A storage ending in ``.log`` is a journal file, anything else a database URL;
+``dropout`` runs the workload of :data:`~tests.support.synchronous.DROPOUT`."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from optuna_sm2 import optimize_synchronous
-from tests.support.synchronous import POINTS, counting_objective
+from tests.support.synchronous import DROPOUT, POINTS, counting_objective
 
 STUDY = "killed"
 
@@ -27,7 +28,9 @@ def storage_of(url: str) -> Any:
     return JournalStorage(JournalFileBackend(url)) if url.endswith(".log") else url
 
 
-def main(url: str, point: str, sig: str, checkpoint_dir: str | None = None) -> None:
+def main(
+    url: str, point: str, sig: str, checkpoint_dir: str | None = None, workload: str = ""
+) -> None:
     number = getattr(signal, f"SIG{sig}")
 
     def die(*_: Any) -> None:
@@ -37,7 +40,8 @@ def main(url: str, point: str, sig: str, checkpoint_dir: str | None = None) -> N
         if point in POINTS and POINTS[point](result):
             die()
 
-    objective = counting_objective(checkpoint_dir=checkpoint_dir, callbacks=[at_point])
+    options = DROPOUT if workload == "dropout" else {}
+    objective = counting_objective(checkpoint_dir=checkpoint_dir, callbacks=[at_point], **options)
     study = optuna.create_study(
         storage=storage_of(url),
         study_name=STUDY,

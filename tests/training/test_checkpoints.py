@@ -136,6 +136,46 @@ def test_checkpoint_refused_by_weights_only_is_ignored(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "random",
+    [
+        {"torch": {"cpu": torch.zeros(3, dtype=torch.uint8)}, "data": {}},
+        {"torch": {}, "data": {"order": torch.zeros(3, dtype=torch.uint8)}},
+        "not a mapping",
+    ],
+)
+def test_checkpoint_whose_random_state_does_not_fit_is_ignored(
+    tmp_path: Path, random: object
+) -> None:
+    objective = tiny_objective(batch_sizes=(8,), checkpoint_dir=tmp_path / "ckpt")
+    study = _sqlite(tmp_path, objective)
+    die_past_first_rung(study, objective)
+    path = _checkpoint_of_trial_0(tmp_path)
+    content = torch.load(path, weights_only=True)
+    assert set(content["random"]) == {"torch", "data"}
+    torch.save({**content, "random": random}, path)
+    with pytest.warns(UserWarning, match=r"0\.pt ignored: its random state"):
+        retry = _retry(study, objective)
+    _started_from_scratch(retry, objective)
+
+
+def test_checkpoint_without_a_random_state_resumes_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Written before checkpoints held the random streams: resumed, its streams from their
+    seed, and the log says so."""
+    objective = tiny_objective(batch_sizes=(8,), checkpoint_dir=tmp_path / "ckpt")
+    study = _sqlite(tmp_path, objective)
+    die_past_first_rung(study, objective)
+    path = _checkpoint_of_trial_0(tmp_path)
+    content = torch.load(path, weights_only=True)
+    del content["random"]
+    torch.save(content, path)
+    retry = _retry(study, objective)
+    assert retry.user_attrs[attrs.RESUMED_FROM] == 0
+    assert "checkpoint without the trial's random state" in caplog.text
+
+
+@pytest.mark.parametrize(
     ("field", "other"),
     [
         ("study_id", 99),
