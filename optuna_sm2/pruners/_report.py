@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from optuna_sm2 import _compat
-from optuna_sm2 import attrs as _attrs
+from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2._validation import check_int, check_real, is_real
 
 if TYPE_CHECKING:
@@ -25,10 +25,11 @@ def report(
 
     Every argument is checked first; nothing is written unless all pass. Then the attributes
     are stored, as the user attributes ``sm2.energy_per_epoch_j``,
-    ``sm2.energy_per_epoch_spread`` and ``sm2.stable_lr``, and ``trial.report(value, step)``
-    is called, so that a following ``trial.should_prune()`` ranks the trial with them. An
-    attribute passed as ``None`` keeps its previous value (``TrialEnergy`` stores the spread
-    of its figure itself).
+    ``sm2.energy_per_epoch_spread`` and ``sm2.stable_lr`` (each only when the trial does not
+    hold that value already), and ``trial.report(value, step)`` is called, so that a
+    following ``trial.should_prune()`` ranks the trial with them. An attribute passed as
+    ``None`` keeps its previous value (``TrialEnergy`` stores the spread of its figure
+    itself).
 
     A step the trial has already reported is Optuna's case: ``trial.report`` ignores the value
     (with Optuna's warning), and the stored energy, spread and learning rate are left as they
@@ -89,12 +90,14 @@ def report(
             f"values in a study with {len(study.directions)} directions."
         )
     if step not in _compat.reported_steps(trial):
-        if energy is not None:
-            trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_J, energy)
-        if spread is not None:
-            trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_SPREAD, spread)
-        if lr is not None:
-            trial.set_user_attr(_attrs.STABLE_LR, lr)
+        writer = trial_attrs.TrialWriter(trial)
+        for attr, figure in (
+            (trial_attrs.ENERGY_PER_EPOCH_J, energy),
+            (trial_attrs.ENERGY_PER_EPOCH_SPREAD, spread),
+            (trial_attrs.STABLE_LR, lr),
+        ):
+            if figure is not None:
+                writer.write(attr, figure)
     trial.report(float(value), step)
 
 
