@@ -1,6 +1,7 @@
 """No ``set_user_attr`` call of a whole study writes a value the trial already stores: an
 ``SM2Objective`` study with a retried trial, an own loop (the README's ``TrialEnergy`` +
-``report`` recipe) and a Lightning study, each on a real SQLite file whose writes are counted."""
+``report`` recipe) and a Lightning study, each on a real SQLite file whose writes are counted
+(the Hugging Face callback's study is counted in ``tests/integration/test_transformers.py``)."""
 
 from __future__ import annotations
 
