@@ -100,6 +100,13 @@ LR_WINDOW = TrialAttr("lr_window", _attrs.LR_WINDOW, "[float, float]", _pair, _p
 LR_DIVERGED_AT = _real("lr_diverged_at", _attrs.LR_DIVERGED_AT, "float or null")
 RESUMED_FROM = _int("resumed_from", _attrs.RESUMED_FROM)
 
+ENERGY_PARTS_J: dict[str, TrialAttr[float]] = {
+    "explore": ENERGY_EXPLORE_J,
+    "train": ENERGY_TRAIN_J,
+    "eval": ENERGY_EVAL_J,
+}
+"""The parts of :data:`ENERGY_TOTAL_J`, by the energy book's part."""
+
 TRIAL_ATTRS: tuple[TrialAttr[Any], ...] = (
     ENERGY_PER_EPOCH_J,
     STABLE_LR,

@@ -19,15 +19,9 @@ _logger = logging.getLogger(__name__)
 PARTS = ("explore", "train", "eval")
 """The parts of a trial's energy: the LR exploration, thorough training, evaluation."""
 
-_PART_ATTRS = {
-    "explore": trial_attrs.ENERGY_EXPLORE_J,
-    "train": trial_attrs.ENERGY_TRAIN_J,
-    "eval": trial_attrs.ENERGY_EVAL_J,
-}
-
 _ATTRS: tuple[trial_attrs.TrialAttr[Any], ...] = (
     trial_attrs.ENERGY_TOTAL_J,
-    *_PART_ATTRS.values(),
+    *trial_attrs.ENERGY_PARTS_J.values(),
     trial_attrs.ENERGY_SOURCE,
     trial_attrs.ENERGY_INVALID_WINDOWS,
     trial_attrs.ENERGY_PER_EPOCH_SPREAD,
@@ -320,7 +314,7 @@ class TrialEnergy:
         total = self.total_j
         if total is not None:
             figures[trial_attrs.ENERGY_TOTAL_J] = total
-        for part, attr in _PART_ATTRS.items():
+        for part, attr in trial_attrs.ENERGY_PARTS_J.items():
             joules = self.part_j(part)
             if joules is not None:
                 figures[attr] = joules
