@@ -26,7 +26,7 @@ from optuna.storages import RDBStorage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.tiny import tiny_objective  # noqa: E402
+from tests.support.tiny import tiny_objective
 
 
 def main() -> None:

@@ -21,6 +21,9 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 # (and, with a callback, retried) by ``study.optimize``. Optuna keeps it in a private module.
 from optuna.storages._heartbeat import BaseHeartbeat as BaseHeartbeat
 
+# The base of a journal file's lock; Optuna 5 does not export it.
+from optuna.storages.journal._file import BaseJournalFileLock as BaseJournalFileLock
+
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
@@ -34,6 +37,34 @@ def storage_of(study: optuna.Study) -> BaseStorage:
 def study_id(study: optuna.Study) -> int:
     """The storage's id of the study (unique within its storage, unlike nothing else)."""
     return study._study_id
+
+
+def storage_identity(storage: BaseStorage) -> str:
+    """What tells ``storage`` from every other: a database URL without its password and query
+    (a SQLite file: its real path), a journal file's real path, a Redis URL and key prefix; for
+    another storage (in-memory), its type and this process's id of it."""
+    import os
+
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages._cached_storage import _CachedStorage
+    from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+
+    if isinstance(storage, _CachedStorage):
+        storage = storage._backend
+    if isinstance(storage, RDBStorage):
+        from sqlalchemy.engine import make_url
+
+        url = make_url(storage.url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return f"sqlite:{os.path.realpath(url.database)}"
+        return url.set(password=None, query={}).render_as_string(hide_password=False)
+    if isinstance(storage, JournalStorage):
+        backend = storage._backend
+        if isinstance(backend, JournalFileBackend):
+            return f"journal:{os.path.realpath(backend._file_path)}"
+        if isinstance(backend, JournalRedisBackend):
+            return f"{backend._url}#{backend._prefix}"
+    return f"{type(storage).__name__}:{os.getpid()}:{id(storage)}"
 
 
 def study_system_attrs(study: optuna.Study) -> dict[str, Any]:

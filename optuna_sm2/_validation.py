@@ -37,11 +37,16 @@ def count(x: object) -> int | None:
     return int(value) if value is not None and value >= 0 and value == int(value) else None
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
-    """``value`` as an ``int``; it must be an integer ``>= minimum`` (when given)."""
+def check_int(
+    name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """``value`` as an ``int``; it must be an integer ``>= minimum`` and ``<= maximum`` (each
+    when given)."""
     accepted = "an integer" if minimum is None else f"an integer >= {minimum}"
     if not is_int(value) or (minimum is not None and int(value) < minimum):
         raise ValueError(f"`{name}` must be {accepted}, got {value!r}.")
+    if maximum is not None and int(value) > maximum:
+        raise ValueError(f"`{name}` must be {accepted} and <= {maximum}, got {value!r}.")
     return int(value)
 
 

@@ -1,4 +1,5 @@
-"""Every rung of a study ranked with the pruner's own rule, and what happened afterwards."""
+"""Every rung of a study with the pruner's decisions as it stored them, and what happened
+afterwards."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from optuna.trial import TrialState
 
 from optuna_sm2.attrs import ENERGY_PER_EPOCH_J, STABLE_LR
-from optuna_sm2.pruners import PrunerSettings, RungRanking, RungRecord
+from optuna_sm2.pruners import PrunerSettings, RungDecision, RungRanking, RungRecord
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -24,28 +25,108 @@ _REPORTED_AS = {
 """What a trial reports for each cost component of Eq. 2, in words."""
 
 
+@dataclass(frozen=True)
+class RungEntry:
+    """One competitor at a rung: what it was ranked with, what the pruner decided for it, and
+    what it did next.
+
+    Attributes:
+        record: What it was ranked with (its own record at the rung).
+        decision: The pruner's decision: the one stored in the record when the pruner decided
+            (``stored``), else the rung's records ranked now (``stored`` is ``False``: a record
+            written without deciding, as the synchronous schedule writes them, where this *is*
+            its decision; or by an optuna-sm2 version that did not store decisions).
+        stored: Whether :attr:`decision` is the one stored when the pruner decided.
+        outcome: ``went on`` (holds the next rung's record), ``complete``, ``pruned``,
+            ``failed`` or ``running`` (its state, having gone no further).
+        bootstrapping: Whether there were too few competitors to promote any
+            (``bootstrap_count``).
+    """
+
+    record: RungRecord
+    decision: RungDecision
+    stored: bool
+    outcome: Outcome
+    bootstrapping: bool = False
+
+    @property
+    def trial(self) -> int:
+        return self.record.trial
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision.promoted
+
+    @property
+    def verdict(self) -> str:
+        """``promoted`` or ``pruned``."""
+        return "promoted" if self.decision.promoted else "pruned"
+
+    @property
+    def basis(self) -> str:
+        """Against whom it was ranked, in words: ``rank 2 of 5 when it arrived`` (stored) or
+        ``rank 2 of 5, ranked now`` (not stored)."""
+        d = self.decision
+        when = "when it arrived" if self.stored else "ranked now"
+        return f"rank {d.rank} of {d.competitors} {when}"
+
+    def explanation(self) -> str | None:
+        """Why the decision and what the trial did next disagree, in words; ``None`` when they
+        agree (promoted and went on or completed, pruned and pruned, ...)."""
+        went_on = self.outcome in ("went on", "complete")
+        if self.promoted or not went_on:
+            return None
+        if self.stored:
+            return (
+                f"trial {self.trial} was told to prune here but {self.outcome}, because its "
+                "objective did not stop when should_prune() said so"
+            )
+        return (
+            f"trial {self.trial} ranks among the pruned now but {self.outcome}, because this "
+            "rung holds no stored decision and is ranked now against every trial that reached "
+            "it, while asynchronous halving (Optuna's rule, study.optimize) decided it when it "
+            "arrived, against only the trials that had reached the rung before it, and "
+            "promoted it"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class RungSummary:
-    """One rung of a study: its competitors ranked by :func:`optuna_sm2.pruners.rank_rung`
-    with the study's pruner settings, and what each competitor did next.
+    """One rung of a study: each competitor with the pruner's decision, and what it did next.
 
-    The ranking is over every trial holding its own record for the rung now, which is what the
-    pruner's ``is_promoted`` decides with (and, for the synchronous schedule, what it decided
-    with). An asynchronous study decided each trial when it arrived, among the competitors
-    present then; :attr:`outcomes` says what actually happened to each.
+    An asynchronous study (``study.optimize``) decides each trial when it arrives at the rung,
+    among the competitors present then: the pruner stores that decision in the trial's record
+    (:class:`~optuna_sm2.pruners.RungDecision`), and :attr:`entries` show it. Records that
+    hold none (the synchronous schedule, which records every configuration and then ranks
+    them all together; records of older versions) are ranked now, with the study's pruner
+    settings, over every trial that holds its own record for the rung: :attr:`ranking`.
 
     Attributes:
         rung: The rung's index (0 first).
         step: The step at which the rung is reached, when the settings tell it.
-        ranking: The ranking; ``ranking.records`` are in trial order.
-        outcomes: Per trial number: ``went on`` (holds the next rung's record), ``complete``,
-            ``pruned``, ``failed`` or ``running`` (its state, having gone no further).
+        entries: The competitors in trial order, each with its decision and outcome.
+        ranking: The rung's records ranked now (``ranking.records`` in trial order): the
+            decision of the records that store none, and the weights of the heading.
+        outcomes: Per trial number, what it did next (as in :attr:`entries`).
     """
 
     rung: int
     step: int | None
+    entries: tuple[RungEntry, ...]
     ranking: RungRanking
     outcomes: Mapping[int, Outcome]
+
+    @property
+    def all_stored(self) -> bool:
+        """Whether every decision at the rung is the one stored when the pruner decided."""
+        return all(e.stored for e in self.entries)
+
+    def entry(self, trial: int) -> RungEntry:
+        """Trial number ``trial``'s entry; ``KeyError`` when it does not compete here."""
+        for e in self.entries:
+            if e.trial == trial:
+                return e
+        raise KeyError(trial)
 
     def to_json(self) -> dict[str, Any]:
         """The rung as JSON values (a non-finite value becomes ``None``)."""
@@ -66,13 +147,17 @@ class RungSummary:
                     "energy_per_epoch_j": e.record.energy_per_epoch_j,
                     "energy_per_epoch_spread": e.record.energy_per_epoch_spread,
                     "stable_lr": e.record.stable_lr,
-                    "score": e.score,
-                    "terms": dict(e.terms),
-                    "rank": e.rank,
+                    "score": e.decision.score,
+                    "terms": dict(e.decision.terms),
+                    "rank": e.decision.rank,
+                    "competitors": e.decision.competitors,
+                    "promote_count": e.decision.promote_count,
                     "promoted": e.promoted,
-                    "outcome": self.outcomes[e.trial],
+                    "decision": "stored" if e.stored else "ranked now",
+                    "outcome": e.outcome,
+                    "explanation": e.explanation(),
                 }
-                for e in ranking.entries
+                for e in self.entries
             ],
         }
 
@@ -112,20 +197,37 @@ def summarize_rungs(
     direction: Literal["maximize", "minimize"],
     schedule_steps: Sequence[int] | None = None,
 ) -> tuple[RungSummary, ...]:
-    """Every rung some trial holds its own record for, ranked; ``held`` maps each trial number
-    to its own records (as :func:`optuna_sm2.pruners.read_records` reads them)."""
+    """Every rung some trial holds its own record for, with its decisions; ``held`` maps each
+    trial number to its own records (as :func:`optuna_sm2.pruners.read_records` reads them)."""
     by_number = {t.number: t for t in trials}
     rungs = sorted({r for records in held.values() for r in records})
     summaries = []
     for rung in rungs:
         numbers = sorted(n for n in held if rung in held[n])
-        ranking = settings.rank([held[n][rung] for n in numbers], direction=direction)
+        records = [held[n][rung] for n in numbers]
+        ranking = settings.rank(records, direction=direction)
+        outcomes = {n: _outcome(by_number[n], rung, held[n]) for n in numbers}
+        entries = tuple(
+            RungEntry(
+                record=record,
+                decision=record.decision or RungDecision.at(ranking, i),
+                stored=record.decision is not None,
+                outcome=outcomes[record.trial],
+                bootstrapping=(
+                    ranking.bootstrapping
+                    if record.decision is None
+                    else record.decision.competitors <= settings.bootstrap_count
+                ),
+            )
+            for i, record in enumerate(records)
+        )
         summaries.append(
             RungSummary(
                 rung=rung,
                 step=rung_step(settings, rung, schedule_steps),
+                entries=entries,
                 ranking=ranking,
-                outcomes={n: _outcome(by_number[n], rung, held[n]) for n in numbers},
+                outcomes=outcomes,
             )
         )
     return tuple(summaries)

@@ -297,9 +297,11 @@ def summarize_study(
       counts its actual total and is listed in ``unprojected_trials``, so the saving is then
       understated, never overstated. Without ``sm2.schedule`` there is no projection;
     - the saving is the projected energy minus the actual total of the same trials;
-    - the rungs: each ranked by :func:`optuna_sm2.pruners.rank_rung` with the pruner settings
-      the study stores (``sm2.pruner``); for a study that stores none, with ``alpha``,
-      ``beta`` and ``lr_scale`` where given and the pruner's defaults for the rest.
+    - the rungs: each competitor with the decision the pruner stored in its record when it
+      decided (:class:`~optuna_sm2.analysis.RungEntry`); records without one are ranked now by
+      :func:`optuna_sm2.pruners.rank_rung` with the pruner settings the study stores
+      (``sm2.pruner``); for a study that stores none, with ``alpha``, ``beta`` and
+      ``lr_scale`` where given and the pruner's defaults for the rest.
 
     Args:
         study: Any study holding SM² data: written by ``SM2Objective`` (with ``sm2.schedule``)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import random
+import sys
 import time
+import urllib.parse
 import warnings
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 import optuna
-from optuna.storages.journal import (
-    BaseJournalBackend,
-    JournalFileBackend,
-    JournalRedisBackend,
-)
+from optuna.storages.journal import BaseJournalBackend, JournalRedisBackend
+
+from optuna_sm2.cli._journal_file import JournalAppendError, JournalFile
 
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 """A ``--storage`` ending in one of these is a JournalStorage file, not a database URL."""
@@ -34,12 +38,31 @@ def storage_failures() -> tuple[type[Exception], ...]:
     """
     import sqlalchemy.exc
 
-    failures = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
+    failures = (
+        sqlalchemy.exc.SQLAlchemyError,
+        optuna.exceptions.StorageInternalError,
+        JournalAppendError,
+    )
     try:
         from redis.exceptions import RedisError
     except ImportError:  # pragma: no cover - redis is optional
         return failures
     return (*failures, RedisError)
+
+
+def storage_failure_in(exc: BaseException) -> BaseException | None:
+    """The storage failure (:func:`storage_failures`) that ``exc`` is or arose from, else
+    ``None``. Optuna raises other errors while it handles a storage that failed (reading the
+    trial back after a failed ``tell``, for one: an ``UnboundLocalError``); the failure is then
+    the ``__cause__`` or ``__context__`` of what reaches the caller."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, storage_failures()):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _storage_errors() -> tuple[type[Exception], ...]:
@@ -52,6 +75,63 @@ def _storage_errors() -> tuple[type[Exception], ...]:
         ValueError,
         KeyError,
     )
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The password of a storage URL (``postgresql://user:PW@host/db``, ``redis://:PW@host``),
+    as written and percent-decoded; ``[]`` when it has none."""
+    if not url or "://" not in url:
+        return []
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        return []
+    if not password:
+        return []
+    return sorted({password, urllib.parse.unquote(password)}, key=len, reverse=True)
+
+
+class _Masked(io.TextIOBase):
+    """A text stream writing to ``stream`` with each of ``secrets`` replaced by ``***``."""
+
+    def __init__(self, stream: TextIO, secrets: Sequence[str]) -> None:
+        self._stream = stream
+        self._secrets = secrets
+
+    def write(self, text: str) -> int:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding
+
+
+@contextlib.contextmanager
+def secrets_masked(url: str | None) -> Iterator[None]:
+    """Mask the password of the storage URL ``url`` in everything written to ``sys.stdout`` and
+    ``sys.stderr`` meanwhile: every message, error line and report names the storage as
+    ``postgresql://user:***@host/db``. Nothing is changed when the URL holds no password."""
+    secrets = url_secrets(url)
+    if not secrets:
+        yield
+        return
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Masked(out, secrets), _Masked(err, secrets)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 class CLIError(Exception):
@@ -136,7 +216,7 @@ def open_storage(
         if must_exist and not os.path.exists(url):
             raise CLIError(f"journal file {url} does not exist")
         try:
-            return _journal(JournalFileBackend(url), heartbeat_interval)
+            return _journal(JournalFile(url), heartbeat_interval)
         except (OSError, ValueError) as exc:
             raise CLIError(f"cannot open journal file {url}: {one_line(exc)}") from exc
     if "://" not in url:
@@ -219,6 +299,8 @@ def _rdb_storage(
 
     from optuna_sm2.cli._lease import LeasedRDBStorage
 
+    if not must_exist and url.startswith("sqlite"):
+        _create_sqlite_whole(url)
     for attempt in range(_SCHEMA_ATTEMPTS):
         try:
             with warnings.catch_warnings():
@@ -237,6 +319,35 @@ def _rdb_storage(
 
 
 _SCHEMA_ATTEMPTS = 5
+
+
+def _create_sqlite_whole(url: str) -> None:
+    """Create the SQLite file ``url`` names, with Optuna's schema, whole or not at all.
+
+    The schema is made in a new file beside it, which is then linked to its name (``os.link``:
+    never over a file another process made meanwhile) and removed. A failure (a full disk) leaves
+    no file under the name: one half-made would be refused by every later command (``no such
+    table``). Nothing is done when the file exists, or for an in-memory database.
+    """
+    from sqlalchemy.engine import make_url
+
+    path = _sqlite_path(url)
+    if path is None or os.path.exists(path):
+        return
+    part = f"{path}.creating-{os.getpid()}-{random.randrange(1 << 32):08x}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            made = optuna.storages.RDBStorage(
+                make_url(url).set(database=part).render_as_string(hide_password=False)
+            )
+        made.engine.dispose()
+        with contextlib.suppress(FileExistsError):  # another worker made it meanwhile: used
+            os.link(part, path)
+    finally:
+        for leftover in (part, f"{part}-journal"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
 
 
 def load_study(storage_url: str, study_name: str) -> optuna.Study:
@@ -278,6 +389,42 @@ def make_sqlite_parent(storage: str) -> None:
                 os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
             except OSError as exc:
                 raise CLIError(f"cannot create the folder for {database}: {exc}") from exc
+
+
+_PROBE_BYTES = 1 << 16
+
+
+def check_writable_folder(folder: str, what: str) -> None:
+    """Write (then remove) a 64 KiB file in ``folder``, so that a read-only or full folder is
+    found before any trial starts, not by a trial's first checkpoint. The folders made for it are
+    removed again: nothing is left. ``what`` names the folder in the message.
+
+    Raises:
+        CLIError: the folder cannot be made or written; one line naming ``what``.
+    """
+    made: list[str] = []  # deepest first
+    path = os.path.abspath(folder)
+    while not os.path.exists(path) and path != os.path.dirname(path):
+        made.append(path)
+        path = os.path.dirname(path)
+    probe = os.path.join(folder, f".sm2-probe-{os.getpid()}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * _PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise CLIError(
+            f"{what} {folder} cannot be written ({exc.strerror or exc}): trials checkpoint "
+            "there after each rung; free space, or choose another folder"
+        ) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(probe)
+        for created in made:
+            with contextlib.suppress(OSError):
+                os.rmdir(created)
 
 
 def study_names(storage: optuna.storages.BaseStorage, storage_url: str) -> list[str]:

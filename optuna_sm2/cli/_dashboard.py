@@ -53,8 +53,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1, this machine only); the dashboard can "
-        "edit and delete studies, so expose it to a network deliberately",
+        help="address to listen on (default 127.0.0.1, this machine only); a request whose "
+        "Host header names another host (DNS rebinding) is refused",
+    )
+    parser.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="let the dashboard edit and delete studies, trials and notes (POST, PUT, DELETE); "
+        "without it the dashboard is read-only",
     )
     parser.add_argument(
         "--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free one)"
@@ -97,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
         available = ", ".join(names) if names else "none, the storage holds no studies"
         raise CLIError(f"no study named {args.study!r} in {args.storage}; available: {available}")
     # Bind first, so that a busy port or a bad --host fails before anything is written.
-    server = None if args.no_serve else make_dashboard_server(storage, args.host, args.port)
+    server = (
+        None
+        if args.no_serve
+        else make_dashboard_server(storage, args.host, args.port, allow_writes=args.allow_writes)
+    )
     try:
         attached = _attach_all(storage, names, args)
         if server is None:
@@ -105,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         if not _is_loopback(args.host):
             print(
                 f"optuna-sm2 dashboard: warning: listening on {args.host}, reachable from other "
-                "machines; the dashboard can edit and delete studies",
+                "machines"
+                + ("; the dashboard can edit and delete studies" if args.allow_writes else ""),
                 file=sys.stderr,
             )
         port = server.server_port

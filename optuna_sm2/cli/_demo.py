@@ -18,6 +18,7 @@ from optuna_sm2 import attrs as _attrs
 from optuna_sm2.analysis._summary import summarize_study
 from optuna_sm2.cli._common import (
     CLIError,
+    check_writable_folder,
     load_study,
     make_sqlite_parent,
     open_storage,
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             "it where it stopped (run with --fresh to delete it and start over)"
         )
 
+    check_writable_folder(checkpoints, "the demo's checkpoint folder")
     make_sqlite_parent(args.storage)
     storage = open_storage(args.storage, must_exist=False)
     if plan.stored is not None and args.fresh:

@@ -42,6 +42,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2._process import Process, strict_int
+from optuna_sm2.cli._common import storage_failure_in
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,11 @@ class _Leases:
             # Another worker found this trial stale (this process was stopped or cut off longer
             # than the grace period) and failed it; its retry is queued, nothing to renew.
             self._acquired.pop(trial_id, None)
+        except Exception as exc:
+            if storage_failure_in(exc) is None:
+                raise
+            # The storage failed: the next renewal tries again, and the trial, which writes to
+            # the storage too, ends its worker with one line if the storage stays lost.
 
     def stale(self, study_id: int, *, by_age: bool) -> list[int]:
         """The RUNNING trials whose own lease names a process of this machine that is gone, and
@@ -173,7 +179,13 @@ class LeasedRDBStorage(RDBStorage):
         self._leases = _Leases(self, 2 * heartbeat_interval)
 
     def record_heartbeat(self, trial_id: int) -> None:
-        super().record_heartbeat(trial_id)
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as exc:
+            if storage_failure_in(exc) is None:
+                raise
+            # The storage failed: a heartbeat thread that raised would print a traceback and
+            # stop beating; the next beat tries again (see _Leases.renew).
         self._leases.renew(trial_id)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:

@@ -122,10 +122,15 @@ def add_name_list(
 def add_text(
     parser: argparse.ArgumentParser, flag: str, *, max_length: int | None = None, **kwargs: Any
 ) -> None:
-    """Add ``flag`` taking non-empty text without NUL characters (a name, a path, a URL)."""
+    """Add ``flag`` taking text that is neither empty nor blank, without NUL characters (a name,
+    a path, a URL)."""
 
     def parse(text: str) -> str:
-        if not text.strip() or "\x00" in text:
+        if text and not text.strip():
+            raise OptionError(
+                parser.prog, f"{flag} must not be blank (white space only), got {text!r}"
+            )
+        if not text or "\x00" in text:
             raise OptionError(
                 parser.prog, f"{flag} must be non-empty text without NUL characters, got {text!r}"
             )

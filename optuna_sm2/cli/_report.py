@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,9 +64,11 @@ def register(subparsers: Any) -> None:
             "measured trials, exploration share, energy spent on pruned trials, and the saving "
             "against training every configuration to the end, projected from the study's "
             "sm2.schedule over its finished, measured trials). Then each rung: every "
-            "competitor's Eq. 2 score and terms, its rank and the pruner's decision, ranked "
-            "with the pruner settings the study stores (sm2.pruner). Figures from an "
-            "estimating meter are labelled as estimates."
+            "competitor's Eq. 2 score and terms, its rank among the competitors it was ranked "
+            "against and the pruner's decision, as the pruner stored them when it decided "
+            "(records without a stored decision are ranked now with the pruner settings the "
+            "study stores, sm2.pruner), what each trial did next, and why where the two "
+            "disagree. Figures from an estimating meter are labelled as estimates."
         ),
     )
     add_storage_option(parser)
@@ -154,15 +157,15 @@ def _rung_rows(rung: RungSummary) -> list[tuple[str, ...]]:
             format_number(e.record.value),
             _per_epoch(e.record.energy_per_epoch_j, e.record.energy_per_epoch_spread),
             _fmt(e.record.stable_lr, ".3g"),
-            f"{e.terms['performance']:.3f}",
-            f"{e.terms['energy']:.3f}",
-            f"{e.terms['lr']:.3f}",
-            f"{e.score:.3f}",
-            str(e.rank),
-            "promoted" if e.promoted else "pruned",
-            rung.outcomes[e.trial],
+            f"{e.decision.terms['performance']:.3f}",
+            f"{e.decision.terms['energy']:.3f}",
+            f"{e.decision.terms['lr']:.3f}",
+            f"{e.decision.score:.3f}",
+            f"{e.decision.rank}/{e.decision.competitors}" + ("" if e.stored else "*"),
+            e.verdict,
+            e.outcome,
         )
-        for e in rung.ranking.entries
+        for e in rung.entries
     ]
 
 
@@ -170,25 +173,39 @@ def _rung_heading(rung: RungSummary, chosen: tuple[str, ...]) -> str:
     ranking = rung.ranking
     n = len(ranking.records)
     step = "" if rung.step is None else f" (step {rung.step})"
+    left_out = "".join(
+        f"; {name} left out (missing for trial {format_trials(trials)})"
+        for name, trials in ranking.left_out.items()
+        if name not in chosen  # no trial of the study reports it: said once, in a note
+    )
+    if rung.all_stored:
+        rule = (
+            "each decided when it reached the rung, among the trials there then (rank r/n: "
+            "of n competitors then; the best max(n // reduction_factor, 1) and ties promoted)"
+        )
+        return f"rung {rung.rung}{step}: {plural(n, 'competitor')}; {rule}{left_out}"
     rule = (
         f"the best {ranking.promote_count} (and ties) promoted"
         if not ranking.bootstrapping
         else "too few to promote any (bootstrap_count)"
     )
     weights = ", ".join(f"{name} {w:.3g}" for name, w in ranking.weights.items())
-    left_out = "".join(
-        f"; {name} left out (missing for trial {format_trials(trials)})"
-        for name, trials in ranking.left_out.items()
-        if name not in chosen  # no trial of the study reports it: said once, in a note
-    )
     return (
         f"rung {rung.rung}{step}: {plural(n, 'competitor')}, {rule}; weights {weights}{left_out}"
     )
 
 
+_RANKED_NOW = (
+    "* no decision stored in the record: the rung's records ranked now with the pruner's "
+    "settings (the synchronous schedule's own decision, which ranks every configuration "
+    "together; for records of an older optuna-sm2 from study.optimize, an approximation)"
+)
+
+
 def format_rungs(summary: StudyReport) -> list[str]:
-    """How each rung was ranked: the settings, then per rung its competitors' scores, terms,
-    ranks and the pruner's decisions (``rank_rung``), and what each trial did next."""
+    """How each rung was decided: the settings, then per rung its competitors' scores, terms,
+    ranks and the pruner's decisions (as it stored them when it decided, else ranked now with
+    ``rank_rung``), what each trial did next, and why where the two disagree."""
     if not summary.rungs:
         return ["rungs: none reached"]
     lines = [f"pruner: {summary.describe_pruner()}"]
@@ -196,6 +213,9 @@ def format_rungs(summary: StudyReport) -> list[str]:
     for rung in summary.rungs:
         rows = _table(_RUNG_COLUMNS, _rung_rows(rung), "  ")
         lines += ["", _rung_heading(rung, chosen), *rows]
+        lines += [f"  why: {why}" for e in rung.entries if (why := e.explanation())]
+    if not all(rung.all_stored for rung in summary.rungs):
+        lines += ["", _RANKED_NOW]
     return lines
 
 
@@ -253,4 +273,23 @@ def format_report(summary: StudyReport) -> str:
     if summary.notes:
         lines.append("")
     lines += [f"note: {note}" for note in summary.notes]
-    return "\n".join(lines)
+    return printable("\n".join(lines))
+
+
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every control character but the newline, and every bidirectional override,
+    written as its escape (``\x1b``): a string read from storage (a study name, an attribute)
+    can then neither move the cursor, clear the screen, set the title nor reorder the line.
+
+    >>> print(printable("study \x1b]0;owned\x07\x1b[2J\u202eok\tdone"))
+    study \x1b]0;owned\x07\x1b[2J\u202eok\tdone
+    """
+    return "".join(
+        c.encode("unicode_escape").decode("ascii")
+        if c != "\n" and (unicodedata.category(c) == "Cc" or c in _BIDI)
+        else c
+        for c in text
+    )

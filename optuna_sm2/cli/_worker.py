@@ -14,10 +14,12 @@ from optuna_sm2 import _compat
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.cli._common import (
     CLIError,
+    check_writable_folder,
     make_sqlite_parent,
     open_storage,
     require,
     storage_failure,
+    storage_failure_in,
     storage_failures,
 )
 from optuna_sm2.cli._options import add_int, add_schedule_options, add_text
@@ -129,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_run(args.storage, args.study, given, build, direction, what, _KEEP)
     objective, settings = plan.objective, plan.settings
 
+    check_writable_folder(args.checkpoint_dir, "--checkpoint-dir")
     make_sqlite_parent(args.storage)
     storage = open_storage(
         args.storage, must_exist=False, heartbeat_interval=args.heartbeat_interval
@@ -180,9 +183,26 @@ def _scenario(
     return build, scenario.direction, what
 
 
+class _StorageLost(BaseException):
+    """The storage failed inside the objective: raised past Optuna (not an ``Exception``), so
+    that it neither tells the trial nor logs a traceback, and the trial stays RUNNING with its
+    heartbeat and lease, from which the next worker retries it (see :func:`_optimize`)."""
+
+    def __init__(self, failure: BaseException) -> None:
+        super().__init__(failure)
+        self.failure = failure
+
+
 def _optimize(study: optuna.Study, objective: SM2Objective, n_trials: int, url: str) -> None:
     """``study.optimize``; a Ctrl-C fails the running trial and queues it again (as a heartbeat
-    retry, so that the next worker resumes it from its checkpoint) before it is passed on."""
+    retry, so that the next worker resumes it from its checkpoint) before it is passed on.
+
+    A storage that fails at any point ends the worker with one line (a :class:`CLIError`). One
+    that fails inside a trial leaves the trial RUNNING, as a kill would: its heartbeat and lease
+    stop, and the next worker to start a trial once the storage is back fails it and queues its
+    retry (at once on this machine, where the lease names a process that has ended; elsewhere
+    after two heartbeat intervals), which resumes from the trial's last checkpoint.
+    """
     current: list[int] = []
 
     def trial_of_this_worker(trial: optuna.trial.Trial) -> float:
@@ -193,6 +213,10 @@ def _optimize(study: optuna.Study, objective: SM2Objective, n_trials: int, url: 
             # Optuna logs the failed trial with the interrupt's traceback: one line is enough.
             optuna.logging.set_verbosity(optuna.logging.ERROR)
             raise
+        except Exception as exc:
+            if (failure := storage_failure_in(exc)) is not None:
+                raise _StorageLost(failure) from exc
+            raise
 
     try:
         study.optimize(trial_of_this_worker, n_trials=n_trials)
@@ -200,8 +224,12 @@ def _optimize(study: optuna.Study, objective: SM2Objective, n_trials: int, url: 
         if current:
             _queue_again(study, current[0])
         raise
-    except storage_failures() as exc:
-        raise storage_failure("write to", url, exc) from exc
+    except _StorageLost as lost:
+        raise storage_failure("write to", url, lost.failure) from lost.failure
+    except Exception as exc:
+        if (failure := storage_failure_in(exc)) is None:
+            raise
+        raise storage_failure("write to", url, failure) from failure
 
 
 def _queue_again(study: optuna.Study, number: int) -> None:

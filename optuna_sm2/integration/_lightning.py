@@ -75,7 +75,11 @@ class SM2PruningCallback(_Callback):
             optimization with one optimizer and one training DataLoader).
         explore_every: Epochs per block; ``None`` for the pruner's rungs (see above).
         lr_min, lr_max, n_lrs: The sweep's log-spaced LR grid (``0 < lr_min < lr_max``,
-            ``n_lrs >= 3``).
+            ``n_lrs >= 3``); ``None`` (default) for the range that follows from the optimizer
+            and the LR ``configure_optimizers`` gave it (Adam at ``1e-3``: ``1e-4 .. 0.1``; plain
+            SGD: ``1e-3 .. 1`` widened to a decade around its LR). That LR is the sweep's
+            incumbent: the sweep's pick gives way to it when the pick's run-off run does not
+            train and the configured LR's does better (``docs/lr-sweep.md``).
         explore_fraction: Share of an epoch's training batches one sweep spends, in (0, 1]:
             the whole exploration (sweep, stability check, run-off) takes at most that share
             of the epoch's batch passes plus one, or 21 where that is more (the loader is
@@ -130,8 +134,8 @@ class SM2PruningCallback(_Callback):
         *,
         explore: bool = True,
         explore_every: int | None = None,
-        lr_min: float = 1e-3,
-        lr_max: float = 1.0,
+        lr_min: float | None = None,
+        lr_max: float | None = None,
         n_lrs: int = 20,
         explore_fraction: float = 0.25,
         tracker: EnergyTracker | None = None,

@@ -23,8 +23,9 @@ DEFAULT_RUN_STEPS = 2 * CHECK_STEPS
 
 def check_arguments(
     loss_fn: object, batch_loss: object, batches: object, lr_min: object, lr_max: object
-) -> tuple[float, float]:
-    """Raise one clear ``ValueError`` for a bad argument of ``explore_lr``; the LR range."""
+) -> tuple[float | None, float | None]:
+    """Raise one clear ``ValueError`` for a bad argument of ``explore_lr``; the LR range given
+    (``None`` for an end the optimizer's default grid sets)."""
     if (loss_fn is None) == (batch_loss is None):
         raise ValueError(
             "exactly one of `loss_fn` (loss_fn(outputs, targets)) and `batch_loss` "
@@ -37,8 +38,10 @@ def check_arguments(
         check_callable("batch_loss", batch_loss, "(model, batch) -> scalar tensor")
     if batches is None or not isinstance(batches, Iterable):
         raise ValueError(f"`batches` must be an iterable of batches, got {batches!r}.")
-    low = check_real("lr_min", lr_min, low=0.0, low_inclusive=False)
-    return low, check_real("lr_max", lr_max, low=low, low_inclusive=False)
+    low = None if lr_min is None else check_real("lr_min", lr_min, low=0.0, low_inclusive=False)
+    if lr_max is None:
+        return low, None
+    return low, check_real("lr_max", lr_max, low=low or 0.0, low_inclusive=False)
 
 
 def check_parts(
@@ -52,6 +55,7 @@ def check_parts(
         raise ValueError(
             f"`optimizer` must be a torch.optim.Optimizer of `model`, or None, got {optimizer!r}."
         )
+    check_model_and_optimizer(model, optimizer)
     if optimizer_factory is not None:
         check_callable(
             "optimizer_factory", optimizer_factory, "(params, lr) -> torch optimizer, or None"
@@ -99,7 +103,28 @@ class Setup:
     factory: OptimizerFactory | None
     optimizer: torch.optim.Optimizer | None
     device: torch.device
+    incumbent: float | None = None
+    """The LR the user configured, a candidate of the run-off when it lies in the grid."""
 
     @property
     def run_steps(self) -> int:
         return DEFAULT_RUN_STEPS if self.plan is None else self.plan.run_steps
+
+
+def check_model_and_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+    """Refuse a model without trainable parameters (no LR can change it), and an optimizer
+    holding parameters that are not the model's (another model's optimizer)."""
+    own = {id(p) for p in model.parameters()}
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(
+            f"`model` has no trainable parameters (none, or all with requires_grad=False): "
+            f"no learning rate changes it, got {type(model).__name__}."
+        )
+    if optimizer is not None:
+        held = [p for group in optimizer.param_groups for p in group["params"]]
+        foreign = sum(id(p) not in own for p in held)
+        if foreign:
+            raise ValueError(
+                f"`optimizer` holds {foreign} of {len(held)} parameters that are not `model`'s "
+                "(another model's optimizer?): pass the optimizer made for `model`."
+            )

@@ -48,12 +48,35 @@ def batches_on(batches: Iterable[Any], device: torch.device, pairs: bool) -> Ite
                 f"each batch must be an (inputs, targets) pair, got {type(batch).__name__}; "
                 "pass `batch_loss` for batches of another shape."
             )
-        if _samples(batch) is None:
+        samples = _samples(batch)
+        if samples is None:
             raise ValueError(
                 "each batch must hold a tensor (a tensor, or a tuple/list/dict of them) whose "
                 f"first dimension counts its samples, got {type(batch).__name__}."
             )
+        _check_batch(samples)
         yield _to_device(batch, device)
+
+
+def _check_batch(samples: int) -> None:
+    """Refuse an empty batch."""
+    if samples == 0:
+        raise ValueError("`batches` must not hold an empty batch (0 samples): it trains nothing.")
+
+
+def scalar_loss(name: str, loss: Any) -> torch.Tensor:
+    """``loss`` if it is a one-element tensor, else one ``ValueError`` naming ``name``."""
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        got = (
+            type(loss).__name__
+            if not isinstance(loss, torch.Tensor)
+            else f"shape {tuple(loss.shape)}"
+        )
+        raise ValueError(
+            f"`{name}` must return a scalar tensor (one element, e.g. a mean over the batch), "
+            f"got {got}."
+        )
+    return loss
 
 
 def pair_loss(loss_fn: LossFn) -> BatchLoss:
@@ -61,7 +84,20 @@ def pair_loss(loss_fn: LossFn) -> BatchLoss:
 
     def batch_loss(model: nn.Module, batch: Any) -> torch.Tensor:
         inputs, targets = batch
-        return loss_fn(model(inputs), targets)
+        try:
+            loss = loss_fn(model(inputs), targets)
+        except (RuntimeError, ValueError) as exc:
+            counts = _samples(inputs), _samples(targets)
+            if None in counts or counts[0] == counts[1]:
+                raise
+            # Targets may count other items than inputs (one per token): only a failure says
+            # that this pair does not match.
+            raise ValueError(
+                f"`batches` holds a batch of {counts[0]} inputs and {counts[1]} targets that "
+                f"`loss_fn` refused ({str(exc).strip().splitlines()[0]}): each (inputs, "
+                "targets) pair must match."
+            ) from exc
+        return scalar_loss("loss_fn", loss)
 
     return batch_loss
 
@@ -76,7 +112,7 @@ class Passes:
     def __call__(self, batch: Any) -> torch.Tensor:
         self.count += 1
         self.samples += _samples(batch) or 0
-        return self.batch_loss(self.model, batch)
+        return scalar_loss("batch_loss", self.batch_loss(self.model, batch))
 
 
 class Counted:

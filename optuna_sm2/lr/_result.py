@@ -50,9 +50,13 @@ class LRExploration:
         all_unstable: ``True`` when not even ``lr_min`` passed the check; ``selected_lr`` is
             then ``lr_min`` and should not be trusted.
         candidate_lr: The largest LR of the window, before the stability check and margin.
+        incumbent_lr: The LR the user configured (the optimizer's, or the factory's or an
+            adaptive optimizer's default), when it lies in the grid's range: the rule's pick
+            gives way to it when the pick's run-off run did not train and the user's did better;
+            ``None`` where there is none (plain SGD from the default factory).
         checks: ``(lr, stable)`` of each step-after-step check, in the order run.
-        runs: ``(lr, loss)`` of each run of the run-off, in the order run: the mean loss of
-            the last half of its steps.
+        runs: ``(lr, loss)`` of each run of the run-off (the incumbent's included), in the
+            order run: the mean loss of the last half of its steps.
         energy: The tracker's window over the whole call, or ``None`` without a tracker.
         n_batches: Batches trained on by the sweep (the checks' and runs' steps not
             included).
@@ -70,6 +74,7 @@ class LRExploration:
     diverged_at: float | None
     all_unstable: bool
     candidate_lr: float
+    incumbent_lr: float | None
     checks: tuple[tuple[float, bool], ...]
     runs: tuple[tuple[float, float], ...]
     energy: Any

@@ -124,29 +124,53 @@ class Runs:
 
 def run_off(
     verified: int | None, probe: FloatArray, runs: Runs, passes: Passes, setup: Setup
-) -> tuple[int, list[tuple[float, float]]]:
-    """The selected grid index after the run-off from ``verified``, and the runs' log.
+) -> tuple[float, list[tuple[float, float]]]:
+    """The selected LR after the run-off from ``verified``, and the runs' log.
 
     The first comparison always runs; its runs are as long as the plan says, shortened (not
     below :data:`RUN_STEPS_MIN`) to what the checks left of the budget. It costs one run and
     the continuation of the verified LR's check. Each later comparison needs one more run
     and ends the run-off when it does not fit the budget.
+
+    From ``verified`` the run-off moves down while the smaller LR trains better
+    (:func:`optuna_sm2.lr._selection.run_off`). With an incumbent (``setup.incumbent``, the
+    user's LR) below the LR the rule would select, the first comparison's second run is the
+    incumbent's instead, and the rule's pick (the run-off's LR, judged by its run) gives way to
+    the incumbent where :func:`optuna_sm2.lr._selection.user_lr_wins` says so. An incumbent
+    above the rule's selection is above what the checks call stable with a margin, and is not
+    a candidate.
     """
     log: list[tuple[float, float]] = []
     if verified is None or setup.run_steps == 0:
-        return sel.with_margin(verified), log
+        return float(probe[sel.with_margin(verified)]), log
     budget = math.inf if setup.plan is None else setup.plan.budget
     left = budget - passes.count
     steps = int(max(RUN_STEPS_MIN, min(setup.run_steps, (left + CHECK_STEPS) // 2)))
-    memo: dict[int, FloatArray] = {}
+    memo: dict[float, FloatArray] = {}
 
-    def run(k: int) -> FloatArray | None:
-        if k not in memo:
+    def run_lr(lr: float) -> FloatArray | None:
+        if lr not in memo:
             if len(memo) >= 2 and passes.count + steps > budget:
                 return None
-            memo[k] = runs.steps(float(probe[k]), steps)
-            log.append((float(probe[k]), float(memo[k][steps // 2 :].mean())))
-        return memo[k]
+            memo[lr] = runs.steps(lr, steps)
+            log.append((lr, float(memo[lr][steps // 2 :].mean())))
+        return memo[lr]
 
-    here = sel.run_off(verified, sel.progress_step(setup.lrs), run)
-    return (sel.with_margin(verified) if here == verified else here), log
+    def run(k: int) -> FloatArray | None:
+        return run_lr(float(probe[k]))
+
+    step = sel.progress_step(setup.lrs)
+    user, plain = setup.incumbent, float(probe[sel.with_margin(verified)])
+    if user is not None and math.isclose(user, plain, rel_tol=1e-9):
+        return user, log
+    held: FloatArray | None = None
+    run(verified)
+    if user is not None and user < plain:
+        held = run_lr(user)  # the first comparison's second run, which always runs
+    here = sel.run_off(verified, step, run)
+    pick = float(probe[sel.with_margin(verified) if here == verified else here])
+    if held is None or user is None:
+        return pick, log
+    picked = run(here)
+    assert picked is not None  # run by the run-off
+    return (user if sel.user_lr_wins(held, picked) else pick), log

@@ -232,9 +232,18 @@ def progress_step(lrs: FloatArray) -> int:
 
 #: Standard errors by which a smaller LR's run must end lower to beat a larger one.
 RUNOFF_Z = 1.0
+#: How long a lead must last, in lengths of the run that measured it: the gap's trend over the
+#: run's last half, projected to this many times the run's length, must still favour the leader.
+HORIZON = 2.0
+#: Scales a median absolute deviation to a standard deviation (normal noise).
+MAD_TO_SD = 1.4826
+#: Share of the incumbent's loss by which a challenger must end lower to replace the user's LR.
+INCUMBENT_MARGIN = 0.01
 
 
-def clearly_lower(smaller: FloatArray, larger: FloatArray, z: float = RUNOFF_Z) -> bool:
+def clearly_lower(
+    smaller: FloatArray, larger: FloatArray, z: float = RUNOFF_Z, margin: float = 0.0
+) -> bool:
     """Whether the run at the smaller LR ended clearly lower than the run at the larger one.
 
     Both arrays hold the per-step losses of one run (each measured before the step on that
@@ -253,11 +262,88 @@ def clearly_lower(smaller: FloatArray, larger: FloatArray, z: float = RUNOFF_Z) 
         return False
     diff = b - a
     spread = float(diff.std(ddof=1)) / np.sqrt(diff.size) if diff.size > 1 else 0.0
-    return float(diff.mean()) > z * spread
+    return float(diff.mean()) > z * spread + margin
+
+
+def robust_trend(steps: FloatArray, values: FloatArray) -> tuple[float, float, float]:
+    """``(slope, intercept, standard error of the slope)`` of a Theil-Sen line through the points.
+
+    The slope is the median of the pairwise slopes, the intercept the median of the residual
+    offsets, so that one outlying minibatch loss does not tilt the line; the standard error is
+    the least-squares formula with the residuals' scaled median absolute deviation as their
+    spread. Needs at least 3 points.
+    """
+    i, j = np.triu_indices(values.size, k=1)
+    slope = float(np.median((values[j] - values[i]) / (steps[j] - steps[i])))
+    intercept = float(np.median(values - slope * steps))
+    sigma = MAD_TO_SD * float(np.median(np.abs(values - (slope * steps + intercept))))
+    return slope, intercept, sigma / float(np.sqrt(((steps - steps.mean()) ** 2).sum()))
+
+
+def lead_lasts(
+    ahead: FloatArray, behind: FloatArray, horizon: float = HORIZON, z: float = RUNOFF_Z
+) -> bool:
+    """Whether the lead of the run ``ahead`` over the run ``behind`` is not seen to close.
+
+    Over the last half of the steps, robust lines (:func:`robust_trend`) are fitted to the gap
+    ``behind - ahead`` and to ``behind``'s own losses. The lead is closing when ``behind`` is
+    still training (its loss falls by more than ``z`` standard errors of its slope, and it
+    :func:`progressed`: a run recovering from a spike above its starting loss has not trained
+    yet), and the gap's line slopes down and, projected to step ``horizon x n`` (``n`` the
+    run's steps), is at or below 0. A short run favours a small LR (its loss falls first; Wu
+    et al. 2018): a larger LR that is catching up, fast enough to overtake within as long
+    again, keeps its place. A larger LR that stalls does not veto a lead. Non-finite runs: as
+    in :func:`clearly_lower`.
+
+    >>> t = np.arange(12.0)
+    >>> lead_lasts(2.0 - 0.01 * t, 2.1 - 0.01 * t), lead_lasts(2.0 - 0.01 * t, 2.1 - 0.03 * t)
+    (True, False)
+    """
+    a = np.asarray(ahead, dtype=np.float64)
+    b = np.asarray(behind, dtype=np.float64)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return bool(np.isfinite(a).all())
+    start = a.size // 2
+    if a.size - start < 3:
+        return True
+    steps = np.arange(start, a.size, dtype=np.float64)
+    slope, intercept, _ = robust_trend(steps, (b - a)[start:])
+    falling, _, falling_spread = robust_trend(steps, b[start:])
+    training = falling < -z * falling_spread and progressed(b)
+    closing = slope < 0.0 and slope * (horizon * a.size - 1) + intercept <= 0.0
+    return not (training and closing)
+
+
+def trains_better(challenger: FloatArray, other: FloatArray, margin: float = 0.0) -> bool:
+    """``challenger``'s run ended clearly lower than ``other``'s (by ``margin`` more than the
+    noise) and its lead lasts (:func:`clearly_lower`, :func:`lead_lasts`)."""
+    return clearly_lower(challenger, other, margin=margin) and lead_lasts(challenger, other)
+
+
+def progressed(run: FloatArray) -> bool:
+    """Whether a run trained: its losses are finite and the median over its last half is below
+    its first loss (the loss of the starting weights)."""
+    losses = np.asarray(run, dtype=np.float64)
+    tail = losses[losses.size // 2 :]
+    return bool(np.isfinite(losses).all() and float(np.median(tail)) < losses[0])
+
+
+def user_lr_wins(user: FloatArray, pick: FloatArray) -> bool:
+    """Whether the rule's pick gives way to the user's LR: the pick's run did not train
+    (:func:`progressed`), and the run at the user's LR trains better than it by
+    :data:`INCUMBENT_MARGIN` of the pick's loss (over the last half) beyond the noise, with a
+    lead that lasts (:func:`trains_better`). A pick that trains keeps its place over a
+    smaller user's LR whose short run ends lower (short-horizon bias, Wu et al. 2018)."""
+    if progressed(pick):
+        return False
+    tail = np.asarray(pick, dtype=np.float64)[len(pick) // 2 :]
+    level = float(np.abs(tail).mean()) if np.isfinite(tail).all() else 0.0
+    return trains_better(user, pick, INCUMBENT_MARGIN * level)
 
 
 def run_off(top: int, step: int, runs: Callable[[int], FloatArray | None]) -> int:
-    """From ``top``, move down ``step`` grid indices while the smaller LR clearly trains better.
+    """From ``top``, move down ``step`` grid indices while the smaller LR clearly trains better
+    and its lead lasts (:func:`trains_better`).
 
     ``runs(k)`` gives the per-step losses of a run at index ``k`` (see :func:`clearly_lower`),
     or ``None`` when the budget has no room for it, which ends the run-off where it stands.
@@ -265,7 +351,7 @@ def run_off(top: int, step: int, runs: Callable[[int], FloatArray | None]) -> in
     here = top
     while here - step >= 0:
         larger, smaller = runs(here), runs(here - step)
-        if larger is None or smaller is None or not clearly_lower(smaller, larger):
+        if larger is None or smaller is None or not trains_better(smaller, larger):
             break
         here -= step
     return here

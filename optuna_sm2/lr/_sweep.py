@@ -22,6 +22,7 @@ from optuna_sm2.lr._arguments import Setup, check_arguments, check_parts, check_
 from optuna_sm2.lr._batches import BatchLoss, Counted, LossFn, Passes, batches_on, pair_loss
 from optuna_sm2.lr._cycles import Sweep, aggregate, run_cycles
 from optuna_sm2.lr._device import check_device
+from optuna_sm2.lr._grid import configured_lr, grid_range, reference_optimizer
 from optuna_sm2.lr._plan import CHECK_STEPS, SweepPlan
 from optuna_sm2.lr._result import LRExploration, WindowTracker
 from optuna_sm2.lr._runs import Runs, run_off
@@ -34,8 +35,8 @@ def explore_lr(
     batches: Iterable[Any] | None = None,
     *,
     batch_loss: BatchLoss | None = None,
-    lr_min: float = 1e-3,
-    lr_max: float = 1.0,
+    lr_min: float | None = None,
+    lr_max: float | None = None,
     n_lrs: int = 20,
     plan: SweepPlan | None = None,
     optimizer_factory: OptimizerFactory | None = None,
@@ -83,13 +84,18 @@ def explore_lr(
        its loss exploding). From the largest LR that passed, runs of ``run_steps`` steps from
        the original weights compare it with the LR half a decade below; while the smaller
        LR's run ends clearly lower (the mean paired difference of the losses over the last
-       half of the steps, each on a batch not yet trained on, exceeds one standard error),
-       the run-off moves down half a decade. A tie keeps the larger LR.
+       half of the steps, each on a batch not yet trained on, exceeds one standard error)
+       and its lead lasts (the larger LR is not measurably catching up: see
+       ``docs/lr-sweep.md``, short-horizon bias), the run-off moves down half a decade. A tie
+       keeps the larger LR. Where the user configured an LR (the incumbent, below the rule's
+       pick), the first comparison runs it instead, and the pick gives way to it when it
+       trains better than the pick by 1% of the loss beyond the noise, with a lead that lasts.
     6. **Margin.** When the run-off stays at the largest LR that passed, the selected LR is
        one grid step below it: a step-after-step check cannot see an LR barely above the
        stability limit, whose growth per step is close to 1. So ``lr_max`` is selected only
        when the probe above it passes. When the run-off moved down, its LR is selected.
-       When not even ``lr_min`` passes, ``lr_min`` is returned with ``all_unstable=True``.
+       When the user's LR won, it is selected. When not even ``lr_min`` passes, ``lr_min``
+       is returned with ``all_unstable=True``.
 
     On full-batch gradient descent over a quadratic (stability limit ``2 / λ_max``) this
     never selects above the limit (the run-off only moves down) and stays within a small
@@ -111,8 +117,12 @@ def explore_lr(
         batch_loss: ``batch_loss(model, batch)`` returning a scalar tensor, in place of
             ``loss_fn`` everywhere (sweep, checks, runs): for a model that returns its own
             loss, takes several inputs or dict batches.
-        lr_min: Smallest LR of the grid, > 0.
-        lr_max: Largest LR of the grid, > ``lr_min``.
+        lr_min: Smallest LR of the grid, > 0; ``None`` for the optimizer's default: plain
+            SGD (with or without momentum) ``1e-3``, widened to a decade below the user's LR;
+            an adaptive optimizer (Adam, AdamW, RMSprop, ...) a decade below its configured LR.
+        lr_max: Largest LR of the grid, > ``lr_min``; ``None`` for the default: plain SGD
+            ``1`` (or ten times the user's LR), an adaptive optimizer a hundred times its
+            configured LR, at most 1. A given end wins.
         n_lrs: Number of LRs in the grid, >= 3.
         plan: A :func:`optuna_sm2.lr.sweep_plan` for this grid: the sweep then trains with
             ``plan.sweep_lrs`` LRs of the grid, the run-off runs ``plan.run_steps`` steps (none
@@ -120,10 +130,12 @@ def explore_lr(
             Without a plan: every grid LR, runs of 12 steps, no budget.
         optimizer_factory: ``optimizer_factory(params, lr)`` returning the optimizer to
             explore with; default plain SGD without momentum (or ``optimizer``'s class and
-            parameter groups when ``optimizer`` is given).
+            parameter groups when ``optimizer`` is given). Its ``lr`` default, else an
+            adaptive optimizer's class default, is the user's LR.
         optimizer: An optimizer of ``model`` whose state (e.g. momentum buffers) the
-            exploration starts from; it is left unchanged. With ``optimizer_factory``, the
-            factory must build the same parameter-group layout.
+            exploration starts from; it is left unchanged. Without a factory, the LR it was
+            configured with (``optimizer.defaults["lr"]``) is the user's LR. With
+            ``optimizer_factory``, the factory must build the same parameter-group layout.
         tracker: Measures the call's energy: ``with tracker.window() as w`` around the
             whole call; ``w`` is returned as ``energy``.
         device: Where the copy trains; default the device of the model's first parameter
@@ -136,8 +148,10 @@ def explore_lr(
         ValueError: Before anything trains, for a ``model`` that is not an ``nn.Module``,
             neither or both of ``loss_fn`` and ``batch_loss``, a non-callable one, missing
             ``batches``, ``lr_min <= 0``, ``lr_max <= lr_min``, ``n_lrs < 3``, a plan for
-            another grid, a non-callable ``optimizer_factory``, an ``optimizer`` that is not a
-            ``torch.optim.Optimizer``, a ``tracker`` without a
+            another grid, a non-callable ``optimizer_factory`` or one that returns no torch
+            optimizer, an ``optimizer`` that is not a ``torch.optim.Optimizer``, an optimizer
+            the sweep cannot re-create from its groups or step without a closure (L-BFGS,
+            named by its class), a ``tracker`` without a
             callable ``window()``, a ``device`` that is not a torch device this machine has
             (``"cuda"`` where torch sees no GPU); while sweeping, for fewer batches than
             swept LRs or a batch that is not a pair (with ``loss_fn``) or holds no tensor.
@@ -156,8 +170,11 @@ def explore_lr(
             print(result.selected_lr, result.window, result.samples_processed)
     """
     check_parts(model, optimizer_factory, optimizer, tracker)
-    low, high = check_arguments(loss_fn, batch_loss, batches, lr_min, lr_max)
+    given = check_arguments(loss_fn, batch_loss, batches, lr_min, lr_max)
     n = check_int("n_lrs", n_lrs, minimum=sel.MIN_LRS)
+    built = reference_optimizer(model, optimizer_factory, optimizer)
+    user_lr = configured_lr(optimizer_factory, optimizer, built)
+    low, high = grid_range(*given, built, user_lr)
     dev = _model_device(model) if device is None else check_device(device)
     checked_plan = check_plan(plan, n)
     sweep_lrs = n if checked_plan is None else checked_plan.sweep_lrs
@@ -168,7 +185,8 @@ def explore_lr(
     lrs = sel.lr_grid(low, high, n)
     pairs = batch_loss is None
     loss = pair_loss(loss_fn) if batch_loss is None else batch_loss  # type: ignore[arg-type]
-    setup = Setup(lrs, sweep_lrs, checked_plan, optimizer_factory, optimizer, dev)
+    incumbent = user_lr if user_lr is not None and low <= user_lr <= high else None
+    setup = Setup(lrs, sweep_lrs, checked_plan, optimizer_factory, optimizer, dev, incumbent)
     window: Any = None
     fork_devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
@@ -234,13 +252,14 @@ def _explore(
         return ok
 
     verified = sel.largest_stable_index(begin, is_stable, upper=n)
-    chosen, run_log = run_off(verified, probe, runs, passes, setup)
+    selected, run_log = run_off(verified, probe, runs, passes, setup)
     unstable = [lr for lr, ok in checks if not ok] + ([float(lrs[div])] if div is not None else [])
     unstable = [lr for lr in unstable if lr <= lrs[-1]]
     return {
         "losses": losses,
         "curvature": curv,
-        "selected_lr": float(lrs[chosen]),
+        "selected_lr": selected,
+        "incumbent_lr": setup.incumbent,
         "window": (float(lrs[swept[first]]), float(lrs[swept[last]])),
         "diverged_at": min(unstable) if unstable else None,
         "all_unstable": verified is None,

@@ -8,7 +8,13 @@ Knows Optuna and numpy, never torch: a pruner runs in any Optuna script. The ran
 from __future__ import annotations
 
 from optuna_sm2.pruners._ranking import RankedRecord, RungRanking, rank_rung
-from optuna_sm2.pruners._records import RungRecord, own_records, read_records, rung_key
+from optuna_sm2.pruners._records import (
+    RungDecision,
+    RungRecord,
+    own_records,
+    read_records,
+    rung_key,
+)
 from optuna_sm2.pruners._report import report
 from optuna_sm2.pruners._settings import PrunerSettings, stored_pruner_settings
 from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
@@ -23,6 +29,7 @@ __all__ = [
     "COMPONENTS",
     "PrunerSettings",
     "RankedRecord",
+    "RungDecision",
     "RungRanking",
     "RungRecord",
     "SuccessiveHalvingEnergyPruner",

@@ -10,6 +10,7 @@ and cost-driven promotions over clearly better performers are handled by the ste
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -170,12 +171,13 @@ def _components(
     columns: dict[str, list[float] | None] = {}
     left_out: dict[str, tuple[int, ...]] = {}
     for component, field in _ATTRIBUTES.items():
+        columns[component] = None
+        if weights[component] == 0.0:
+            continue  # not read: alpha=1 ranks by performance alone
         column = [getattr(r, field) for r in records]
         missing = tuple(r.trial for r, x in zip(records, column, strict=True) if x is None)
-        if weights[component] == 0.0 or missing:
-            columns[component] = None
-            if missing and weights[component] != 0.0:
-                left_out[component] = missing
+        if missing:
+            left_out[component] = missing
         else:
             columns[component] = [float(x) for x in column if x is not None]
     return columns, left_out
@@ -296,6 +298,48 @@ def rank_rung(
     check_choice("direction", direction, DIRECTIONS)
     if not records:
         raise ValueError("`records` is empty: a rung needs at least one competitor.")
+    _check_figures(records)
+    return rank_checked(
+        records,
+        direction=direction,
+        alpha=alpha,
+        beta=beta,
+        lr_scale=lr_scale,
+        reduction_factor=reduction_factor,
+        bootstrap_count=bootstrap_count,
+        ranking=ranking,
+        performance_tolerance=performance_tolerance,
+    )
+
+
+def _check_figures(records: Sequence[RungRecord]) -> None:
+    """``ValueError`` for a record whose energy is not finite and >= 0 or whose LR is not
+    finite and > 0 (a record built by hand; stored ones read such figures as unknown)."""
+    for r in records:
+        e, lr = r.energy_per_epoch_j, r.stable_lr
+        if e is not None and not (math.isfinite(e) and e >= 0):
+            raise ValueError(
+                f"`energies` must be finite and >= 0 (joules per epoch), got {e!r} for "
+                f"trial {r.trial}."
+            )
+        if lr is not None and not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"`lrs` must be finite and > 0, got {lr!r} for trial {r.trial}.")
+
+
+def rank_checked(
+    records: Sequence[RungRecord],
+    *,
+    direction: Direction,
+    alpha: float,
+    beta: float,
+    lr_scale: LRScale,
+    reduction_factor: int,
+    bootstrap_count: int,
+    ranking: Ranking,
+    performance_tolerance: float,
+) -> RungRanking:
+    """:func:`rank_rung` over checked arguments: the private kernel each decision runs, which
+    trusts them (settings in range, at least one record, figures in range)."""
     robust = ranking == "robust"
     n = len(records)
     values = np.array([r.value for r in records], dtype=np.float64)
@@ -304,7 +348,7 @@ def rank_rung(
     tie_breaks = np.where(finite, oriented, -np.inf)
     diverged = _robust.diverged_mask(oriented) if robust else np.zeros(n, dtype=np.bool_)
     counted = np.flatnonzero(~diverged)
-    kept = [records[int(i)] for i in counted]
+    kept = [records[i] for i in counted.tolist()]
     columns, left_out = _components(kept, alpha, beta)
     energies, lrs = columns["energy"], columns["lr"]
     if robust and energies is not None:
@@ -326,9 +370,9 @@ def rank_rung(
         protected = _robust.protected_order(
             scores[ranked], oriented[ranked], performance_tolerance
         )
-        order = [int(ranked[i]) for i in protected]
+        order = ranked[protected].tolist()
         tail = np.flatnonzero(~finite | diverged)
-        order += [int(tail[i]) for i in np.argsort(-tie_breaks[tail], kind="stable")]
+        order += tail[np.argsort(-tie_breaks[tail], kind="stable")].tolist()
     else:
         order = np.lexsort((-tie_breaks, -scores)).tolist()
     promote_count = max(n // reduction_factor, 1)

@@ -12,6 +12,11 @@ if TYPE_CHECKING:
     import optuna
 
 
+MAX_STEP = 2**31 - 1
+"""The largest step every storage keeps (Optuna's database column is a 32-bit ``INTEGER`` on
+PostgreSQL and MySQL)."""
+
+
 def report(
     trial: optuna.trial.Trial,
     value: float,
@@ -36,11 +41,11 @@ def report(
     were too.
 
     Args:
-        trial: The running trial.
+        trial: The running trial (an ``optuna.trial.Trial``, or a ``FixedTrial``).
         value: The intermediate objective value, a number as for
             :meth:`optuna.trial.Trial.report` (NaN and infinities are reported; the pruner
             prunes a trial whose value at a rung is not finite). Booleans are refused.
-        step: The step (epoch), an integer >= 0.
+        step: The step (epoch), an integer from 0 to ``2**31 - 1`` (what every storage keeps).
         energy_per_epoch_j: Energy of one full pass over the training data, in joules (>= 0).
         stable_lr: The largest stable learning rate found for the trial (> 0).
         energy_per_epoch_spread: How much the figures behind ``energy_per_epoch_j`` varied,
@@ -70,9 +75,18 @@ def report(
             )
             study.optimize(objective, n_trials=10)
     """
+    import optuna
+
+    if not isinstance(trial, optuna.trial.BaseTrial) or isinstance(
+        trial, optuna.trial.FrozenTrial
+    ):
+        raise ValueError(
+            f"`trial` must be the running optuna.trial.Trial (the objective's argument), got "
+            f"{trial!r}."
+        )
     if not is_real(value):
         raise ValueError(f"`value` must be a number (NaN and infinities allowed), got {value!r}.")
-    step = check_int("step", step, minimum=0)
+    step = check_int("step", step, minimum=0, maximum=MAX_STEP)
     energy = _optional("energy_per_epoch_j", energy_per_epoch_j, low=0.0, low_inclusive=True)
     lr = _optional("stable_lr", stable_lr, low=0.0, low_inclusive=False)
     spread = _optional(
@@ -90,15 +104,26 @@ def report(
             f"values in a study with {len(study.directions)} directions."
         )
     if step not in _compat.reported_steps(trial):
-        writer = trial_attrs.TrialWriter(trial)
-        for attr, figure in (
-            (trial_attrs.ENERGY_PER_EPOCH_J, energy),
-            (trial_attrs.ENERGY_PER_EPOCH_SPREAD, spread),
-            (trial_attrs.STABLE_LR, lr),
-        ):
-            if figure is not None:
-                writer.write(attr, figure)
+        write_figures(trial_attrs.TrialWriter(trial), energy, spread, lr)
     trial.report(float(value), step)
+
+
+def write_figures(
+    writer: trial_attrs.TrialWriter,
+    energy_per_epoch_j: float | None,
+    energy_per_epoch_spread: float | None,
+    stable_lr: float | None,
+) -> None:
+    """Store the figures :func:`report` stores for a step, those not ``None``, with
+    ``writer`` (without reporting: SM²'s loop stores a retry's own figures at a step whose
+    value it inherited)."""
+    for attr, figure in (
+        (trial_attrs.ENERGY_PER_EPOCH_J, energy_per_epoch_j),
+        (trial_attrs.ENERGY_PER_EPOCH_SPREAD, energy_per_epoch_spread),
+        (trial_attrs.STABLE_LR, stable_lr),
+    ):
+        if figure is not None:
+            writer.write(attr, figure)
 
 
 def _optional(name: str, value: Any, *, low: float, low_inclusive: bool) -> float | None:

@@ -94,7 +94,10 @@ def tie_energies(
     h = [(ENERGY_NOISE_FLOOR if x is None else x) + r[i] for i, x in enumerate(spreads)]
     tied = list(energies)
     anchor: int | None = None
-    for i in sorted(range(len(energies)), key=lambda i: (energies[i], -h[i])):
+    by_energy = np.lexsort(
+        (-np.asarray(h, dtype=np.float64), np.asarray(energies, dtype=np.float64))
+    )
+    for i in by_energy.tolist():
         if anchor is None or energies[i] * (1.0 - h[i]) > energies[anchor] * (1.0 + h[anchor]):
             anchor = i
         tied[i] = energies[anchor]
@@ -114,11 +117,26 @@ def tie_lrs(lrs: Sequence[float]) -> list[float]:
     """
     tied = list(lrs)
     anchor: float | None = None
-    for i in sorted(range(len(lrs)), key=lambda i: -lrs[i]):
+    for i in np.argsort(-np.asarray(lrs, dtype=np.float64), kind="stable").tolist():
         if anchor is None or anchor / lrs[i] > LR_TIE_RATIO:
             anchor = lrs[i]
         tied[i] = anchor
     return tied
+
+
+def _window_ends(x: npt.NDArray[np.float64], tolerance: float) -> npt.NDArray[np.int64]:
+    """For ``x`` sorted from the largest down: per ``j``, how many of the first values are
+    within the tolerance of ``x[j]`` (``x[j] - x[m] <= tolerance * |x[j]|``, computed so), by
+    a binary search per ``j`` at once (the difference only grows with ``m``)."""
+    n = len(x)
+    limit = tolerance * np.abs(x)
+    low, high = np.arange(n), np.full(n, n)  # within at low, not at high (or high == n)
+    while (searching := high - low > 1).any():
+        middle = (low + high) // 2
+        within = x - x[np.minimum(middle, n - 1)] <= limit
+        low = np.where(searching & within, middle, low)
+        high = np.where(searching & ~within, middle, high)
+    return high
 
 
 def protected_order(
@@ -145,22 +163,34 @@ def protected_order(
     x_by_key = oriented[by_key]
     top_by_key = np.maximum.accumulate(x_by_key[::-1])[::-1]
     if (top_by_key - x_by_key <= tolerance * np.abs(top_by_key)).all():
-        return [int(i) for i in by_key]  # nobody overtakes a clearly better value
-    n, x, score = len(scores), oriented.tolist(), scores.tolist()
-    by_value = sorted(range(n), key=lambda i: -x[i])
-    placed = [False] * n
-    eligible: list[tuple[float, float, int]] = []
+        fast: list[int] = by_key.tolist()
+        return fast  # nobody overtakes a clearly better value
+    n = len(scores)
+    by_value = np.argsort(-oriented, kind="stable")
+    ends = _window_ends(oriented[by_value], tolerance).tolist()
+    priority = np.empty(n, dtype=np.int64)
+    priority[by_key] = np.arange(n)  # 0 for the largest (score, x): the heap pops it first
+    priority_by_value, trial_by_priority = priority[by_value].tolist(), by_key.tolist()
+    position = np.empty(n, dtype=np.int64)
+    position[by_value] = np.arange(n)
+    position_of = position.tolist()
+    placed = bytearray(n)  # by position in value order
+    eligible: list[int] = []  # priorities
     order: list[int] = []
     top = entered = 0
-    while len(order) < n:
-        while placed[by_value[top]]:
+    for _ in range(n):
+        while placed[top]:
             top += 1
-        best = x[by_value[top]]
-        while entered < n and best - x[by_value[entered]] <= tolerance * abs(best):
-            i = by_value[entered]
-            heapq.heappush(eligible, (-score[i], -x[i], i))
-            entered += 1
-        i = heapq.heappop(eligible)[2]
-        placed[i] = True
+        end = ends[top]
+        if end > entered:  # these come within the tolerance of the best value unplaced
+            if end - entered > len(eligible) // 4:
+                eligible.extend(priority_by_value[entered:end])
+                heapq.heapify(eligible)
+            else:
+                for p in priority_by_value[entered:end]:
+                    heapq.heappush(eligible, p)
+            entered = end
+        i = trial_by_priority[heapq.heappop(eligible)]
+        placed[position_of[i]] = 1
         order.append(i)
     return order

@@ -138,18 +138,22 @@ class PrunerSettings:
         )
 
     def rank(self, records: Sequence[RungRecord], *, direction: Direction) -> RungRanking:
-        """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` with these settings."""
-        return rank_rung(
-            records,
-            direction=direction,
-            alpha=self.alpha,
-            beta=self.beta,
-            lr_scale=self.lr_scale,
-            reduction_factor=self.reduction_factor,
-            bootstrap_count=self.bootstrap_count,
-            ranking=self.ranking,
-            performance_tolerance=self.performance_tolerance,
-        )
+        """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` with these settings (every
+        argument checked)."""
+        return rank_rung(records, direction=direction, **self.ranking_arguments())
+
+    def ranking_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`~optuna_sm2.pruners.rank_rung` these settings
+        give (all but ``records`` and ``direction``)."""
+        return {
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "lr_scale": self.lr_scale,
+            "reduction_factor": self.reduction_factor,
+            "bootstrap_count": self.bootstrap_count,
+            "ranking": self.ranking,
+            "performance_tolerance": self.performance_tolerance,
+        }
 
     def differences(self, other: PrunerSettings) -> tuple[str, ...]:
         """Each setting that differs, as ``"<name> <ours> against <other's>"``; the version

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from optuna.pruners import BasePruner
@@ -12,12 +13,18 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
+from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2 import attrs as _attrs
-from optuna_sm2._validation import finite_or_none
-from optuna_sm2.pruners._ranking import PERFORMANCE_TOLERANCE, Ranking, RungRanking
-from optuna_sm2.pruners._records import RungRecord, read_records, rung_key
+from optuna_sm2._validation import finite_or_none, is_int
+from optuna_sm2.pruners._ranking import (
+    PERFORMANCE_TOLERANCE,
+    Ranking,
+    RungRanking,
+    rank_checked,
+)
+from optuna_sm2.pruners._records import RungDecision, RungRecord, read_records, rung_key
 from optuna_sm2.pruners._settings import PrunerSettings, library_version
-from optuna_sm2.pruners._weighted_objective import LRScale
+from optuna_sm2.pruners._weighted_objective import Direction, LRScale
 
 if TYPE_CHECKING:
     import optuna
@@ -26,6 +33,14 @@ if TYPE_CHECKING:
 
 
 _WHAT = {"energy": "energy per epoch", "lr": "stable learning rate"}
+
+_RECORD_FIGURES = (
+    trial_attrs.ENERGY_PER_EPOCH_J,
+    trial_attrs.STABLE_LR,
+    trial_attrs.ENERGY_PER_EPOCH_SPREAD,
+    trial_attrs.ENERGY_PER_EPOCH_RESOLUTION,
+)
+"""The trial's figures a rung record holds, each under its field's name."""
 
 _CHOSEN = frozenset({"lr"})
 """Components a study may lack by design, without a warning, when no competitor of a rung
@@ -53,13 +68,31 @@ def value_at(trial: FrozenTrial, step: int) -> float | None:
 
 
 class _StudyCache:
-    """What one process has learnt of one study; valid because records never change."""
+    """What one process has learnt of one study; valid because records never change.
 
-    def __init__(self) -> None:
+    The records of finished trials are kept per rung (:attr:`at_rung`); :attr:`settled` trials
+    (the first ones in number order) are finished and kept, so that a decision reads only the
+    records of the trials after them.
+    """
+
+    def __init__(self, study: optuna.study.Study) -> None:
+        _check_single_objective(study)
+        self.direction: Direction = (
+            "maximize" if study.direction == StudyDirection.MAXIMIZE else "minimize"
+        )
         self.current_rung: dict[int, int] = {}
         self.finished: dict[int, Mapping[int, RungRecord]] = {}
+        self.at_rung: dict[int, list[RungRecord]] = {}
+        self.settled = 0
+        self.lineages: dict[int, list[FrozenTrial]] = {}
         self.warned_malformed: set[tuple[int, str]] = set()
         self.settings_checked = False
+
+    def keep_finished(self, number: int, records: Mapping[int, RungRecord]) -> None:
+        """Remember a finished trial's own records (they never change)."""
+        self.finished[number] = records
+        for rung, record in records.items():
+            self.at_rung.setdefault(rung, []).append(record)
 
 
 class SuccessiveHalvingEnergyPruner(BasePruner):
@@ -184,6 +217,7 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
                 "`min_early_stopping_rate` at their defaults (1 and 0) when passing it."
             )
         self._settings = settings
+        self._ranking_arguments = settings.ranking_arguments()  # checked once, here
         self._min_resource: int | None = (
             None if settings.min_resource == "auto" else settings.min_resource
         )
@@ -211,11 +245,18 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         self._caches = weakref.WeakKeyDictionary()
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
-        """Record each rung the trial has newly reached and decide there, as Optuna does."""
-        while (rung := self._unrecorded_rung(study, trial)) is not None:
-            if not self._write_record(study, trial, rung):
+        """Record each rung the trial has newly reached and decide there, as Optuna does; the
+        decision is stored in the record (:class:`~optuna_sm2.pruners.RungDecision`)."""
+        cache = self._cache(study)
+        while (rung := self._unrecorded_rung(study, cache, trial)) is not None:
+            record = self._new_record(study, cache, trial, rung)
+            if record is None:
                 return True
-            if not self.is_promoted(study, trial, rung):
+            others = self._rung_records(study, cache, rung, without=trial.number)
+            ranking = self._rank(cache, [*others, record])
+            decision = RungDecision.at(ranking, len(others))
+            self._write_record(study, cache, trial, rung, replace(record, decision=decision))
+            if not decision.promoted:
                 return True
         return False
 
@@ -224,38 +265,48 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
 
         Used to rank all configurations together (the paper's synchronous halving): record
         every trial first, then ask :meth:`is_promoted` for each. A non-finite value at a rung
-        is never recorded, so such a trial is never promoted.
+        is never recorded, so such a trial is never promoted. The records hold no decision.
 
         Returns:
             The rungs recorded now, in order.
         """
+        cache = self._cache(study)
         written: list[int] = []
-        while (rung := self._unrecorded_rung(study, trial)) is not None:
-            if not self._write_record(study, trial, rung):
+        while (rung := self._unrecorded_rung(study, cache, trial)) is not None:
+            record = self._new_record(study, cache, trial, rung)
+            if record is None:
                 break
+            self._write_record(study, cache, trial, rung, record)
             written.append(rung)
         return written
 
     def is_promoted(self, study: optuna.study.Study, trial: FrozenTrial, rung: int) -> bool:
-        """Whether :func:`~optuna_sm2.pruners.rank_rung` promotes the trial at ``rung``.
+        """Whether :func:`~optuna_sm2.pruners.rank_rung` promotes the trial at ``rung`` now.
 
         The competitors are every trial of the study, in any state, that holds its own record
-        for ``rung``. A trial without its own record there is not promoted.
+        for ``rung``. A trial without its own record there is not promoted. Nothing is stored:
+        the synchronous schedule ranks every configuration's record with this.
         """
-        _check_single_objective(study)
-        records = self._rung_records(study, rung)
-        if trial.number not in records:
+        cache = self._cache(study)
+        records = self._rung_records(study, cache, rung)
+        if not any(r.trial == trial.number for r in records):
             return False
-        return self.rank(study, list(records.values())).is_promoted(trial.number)
+        return self._rank(cache, records).is_promoted(trial.number)
 
     def rank(self, study: optuna.study.Study, records: list[RungRecord]) -> RungRanking:
-        """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` with this pruner's settings
-        and the study's direction; warns once per pruner when a component is left out because some
-        competitor lacks it (not when no competitor reports a stable LR: see ``_CHOSEN``)."""
-        ranking = self._settings.rank(
-            records,
-            direction="maximize" if study.direction == StudyDirection.MAXIMIZE else "minimize",
-        )
+        """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` (checked) with this pruner's
+        settings and the study's direction; warns once per pruner when a component is left out
+        because some competitor lacks it (not when no competitor reports a stable LR: see
+        ``_CHOSEN``)."""
+        cache = self._cache(study)
+        return self._warn_left_out(self._settings.rank(records, direction=cache.direction))
+
+    def _rank(self, cache: _StudyCache, records: list[RungRecord]) -> RungRanking:
+        """:meth:`rank` over records this pruner read or made (the kernel: nothing checked)."""
+        ranking = rank_checked(records, direction=cache.direction, **self._ranking_arguments)
+        return self._warn_left_out(ranking)
+
+    def _warn_left_out(self, ranking: RungRanking) -> RungRanking:
         unexpected = {
             component: missing
             for component, missing in ranking.left_out.items()
@@ -272,51 +323,92 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
             )
         return ranking
 
-    def _unrecorded_rung(self, study: optuna.study.Study, trial: FrozenTrial) -> int | None:
-        """The first rung the trial's latest step has reached without its record there.
+    def _unrecorded_rung(
+        self, study: optuna.study.Study, cache: _StudyCache, trial: FrozenTrial
+    ) -> int | None:
+        """The first rung the trial's latest step has reached without its configuration's
+        record there.
 
-        What this process wrote or read of the trial is remembered: nothing is read from
-        storage while the trial stays below its next rung.
+        A retry's configuration is the trial with the trials it retries (Optuna's
+        ``retry_history``): a rung one of them recorded is the retry's too, decided there and
+        never recorded again. What this process wrote or read of the trial is remembered:
+        nothing is read from storage while the trial stays below its next rung.
         """
-        _check_single_objective(study)
         if trial.last_step is None:
             return None
-        cache = self._cache(study)
-        rung = cache.current_rung.get(_compat.trial_id(trial))
+        rung = cache.current_rung.get(trial.number)
         if rung is None:
-            rung = len(_consecutive(self._own_records(cache, trial)))
-            cache.current_rung[_compat.trial_id(trial)] = rung
+            held = dict(self._own_records(cache, trial))
+            for earlier in reversed(self._lineage(study, cache, trial)):
+                held.update(self._own_records(cache, earlier))
+            rung = len(_consecutive(held))
+            cache.current_rung[trial.number] = rung
         promotion_step = self._promotion_step(study, rung)
         if promotion_step is None or trial.last_step < promotion_step:
             return None
         return rung
 
-    def _write_record(self, study: optuna.study.Study, trial: FrozenTrial, rung: int) -> bool:
-        """Store the trial's record at ``rung``; ``False`` (nothing stored) if its value there
-        is not finite."""
+    def _lineage(
+        self, study: optuna.study.Study, cache: _StudyCache, trial: FrozenTrial
+    ) -> list[FrozenTrial]:
+        """The trials ``trial`` retries (its ``retry_history``), oldest first; read once."""
+        lineage = cache.lineages.get(trial.number)
+        if lineage is None:
+            try:
+                history = _compat.retry_history(trial)
+            except TypeError:  # a malformed retry_history: the trial is its own configuration
+                history = []
+            numbers = {n for n in history if is_int(n) and 0 <= n < trial.number}
+            lineage = (
+                [t for t in study.get_trials(deepcopy=False) if t.number in numbers]
+                if numbers
+                else []
+            )
+            cache.lineages[trial.number] = lineage
+        return lineage
+
+    def _new_record(
+        self, study: optuna.study.Study, cache: _StudyCache, trial: FrozenTrial, rung: int
+    ) -> RungRecord | None:
+        """The trial's record at ``rung``, undecided; ``None`` if its value there is not
+        finite.
+
+        The figures (energy, spread, LR) are those of the first trial of its configuration
+        that reached the rung's step: the trial's own, unless a trial it retries reported that
+        step (and died before recording the rung), whose last stored figures they are then.
+        """
         promotion_step = self._promotion_step(study, rung)
         assert promotion_step is not None
         value = value_at(trial, promotion_step)
         if value is None or finite_or_none(value) is None:
-            return False
-        attrs = trial.user_attrs
-        record = RungRecord(
-            trial=trial.number,
-            value=value,
-            energy_per_epoch_j=finite_or_none(attrs.get(_attrs.ENERGY_PER_EPOCH_J)),
-            stable_lr=finite_or_none(attrs.get(_attrs.STABLE_LR)),
-            energy_per_epoch_spread=finite_or_none(attrs.get(_attrs.ENERGY_PER_EPOCH_SPREAD)),
-            energy_per_epoch_resolution=finite_or_none(
-                attrs.get(_attrs.ENERGY_PER_EPOCH_RESOLUTION)
+            return None
+        source = next(
+            (
+                t
+                for t in cache.lineages.get(trial.number, ())
+                if t.last_step is not None and t.last_step >= promotion_step
             ),
+            trial,
         )
-        cache = self._cache(study)
+        held = source.user_attrs
+        figures = {attr.name: attr.read(held) for attr in _RECORD_FIGURES}
+        # A figure out of its range reads as unknown.
+        return RungRecord.from_json({"trial": trial.number, "value": value, **figures})
+
+    def _write_record(
+        self,
+        study: optuna.study.Study,
+        cache: _StudyCache,
+        trial: FrozenTrial,
+        rung: int,
+        record: RungRecord,
+    ) -> None:
+        """Store the trial's record at ``rung`` (once; records never change)."""
         if not cache.settings_checked:
             cache.settings_checked = True
             self._store_settings(study)
         _compat.set_trial_system_attr(study, trial, rung_key(rung), record.to_json())
-        cache.current_rung[_compat.trial_id(trial)] = rung + 1
-        return True
+        cache.current_rung[trial.number] = rung + 1
 
     def _store_settings(self, study: optuna.study.Study) -> None:
         """Store :attr:`settings` as ``sm2.pruner`` unless the study holds some; warn once if
@@ -350,16 +442,23 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         return int(self._min_resource * s.reduction_factor ** (s.min_early_stopping_rate + rung))
 
     def _cache(self, study: optuna.study.Study) -> _StudyCache:
-        return self._caches.setdefault(_compat.storage_of(study), {}).setdefault(
-            _compat.study_id(study), _StudyCache()
-        )
+        """What this process knows of ``study``; made (the study checked single-objective)
+        at the first call on it."""
+        studies = self._caches.setdefault(_compat.storage_of(study), {})
+        cache = studies.get(_compat.study_id(study))
+        if cache is None:
+            cache = studies[_compat.study_id(study)] = _StudyCache(study)
+        return cache
 
     def _own_records(self, cache: _StudyCache, trial: FrozenTrial) -> Mapping[int, RungRecord]:
         """The trial's own records; a malformed one is left out with one warning."""
+        known = cache.finished.get(trial.number)
+        if known is not None:
+            return known
         read = read_records(trial.number, trial.system_attrs)
         for key in read.malformed:
-            if (_compat.trial_id(trial), key) not in cache.warned_malformed:
-                cache.warned_malformed.add((_compat.trial_id(trial), key))
+            if (trial.number, key) not in cache.warned_malformed:
+                cache.warned_malformed.add((trial.number, key))
                 warnings.warn(
                     f"Trial {trial.number} holds a malformed rung record {key!r} "
                     f"({trial.system_attrs[key]!r}); it is left out of the ranking.",
@@ -367,18 +466,30 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
                 )
         return read.records
 
-    def _rung_records(self, study: optuna.study.Study, rung: int) -> dict[int, RungRecord]:
-        """The records held at ``rung``, by trial number; finished trials are parsed once."""
-        cache = self._cache(study)
-        held: dict[int, RungRecord] = {}
-        for t in study.get_trials(deepcopy=False):
-            records = cache.finished.get(_compat.trial_id(t))
-            if records is None:
-                records = self._own_records(cache, t)
-                if t.state.is_finished():
-                    cache.finished[_compat.trial_id(t)] = records
+    def _rung_records(
+        self,
+        study: optuna.study.Study,
+        cache: _StudyCache,
+        rung: int,
+        without: int | None = None,
+    ) -> list[RungRecord]:
+        """The records held at ``rung`` (but trial number ``without``'s), in no set order.
+
+        Finished trials never change: their records are parsed once and kept per rung, and
+        only the trials after the :attr:`_StudyCache.settled` ones are looked at.
+        """
+        trials = study.get_trials(deepcopy=False)
+        held = list(cache.at_rung.get(rung, ()))
+        for t in trials[cache.settled :]:
+            if t.number in cache.finished or t.number == without:
+                continue  # a finished one is in `held` already
+            records = self._own_records(cache, t)
+            if t.state.is_finished():
+                cache.keep_finished(t.number, records)
             if rung in records:
-                held[t.number] = records[rung]
+                held.append(records[rung])
+        while cache.settled < len(trials) and trials[cache.settled].number in cache.finished:
+            cache.settled += 1
         return held
 
 

@@ -92,7 +92,7 @@ def weighted_objective(
             )
             best = int(scores.argmax())
     """
-    return eq2(values, energies, lrs, alpha, beta, direction, lr_scale).score
+    return _checked_eq2(values, energies, lrs, alpha, beta, direction, lr_scale).score
 
 
 COMPONENTS = ("performance", "energy", "lr")
@@ -127,7 +127,7 @@ def weighted_components(
         >>> [float(x) for x in parts["lr"]]  # equal for both: 1 x (1 - 0.75) x (1 - 0.5)
         [0.125, 0.125]
     """
-    return dict(eq2(values, energies, lrs, alpha, beta, direction, lr_scale).terms)
+    return dict(_checked_eq2(values, energies, lrs, alpha, beta, direction, lr_scale).terms)
 
 
 @dataclass(frozen=True)
@@ -145,17 +145,17 @@ class Eq2:
     score: npt.NDArray[np.float64]
 
 
-def eq2(
-    values: Sequence[float] | npt.NDArray[np.float64],
-    energies: Sequence[float] | npt.NDArray[np.float64] | None,
-    lrs: Sequence[float] | npt.NDArray[np.float64] | None,
-    alpha: float,
-    beta: float,
-    direction: Direction,
-    lr_scale: LRScale,
+def _checked_eq2(
+    values: Any,
+    energies: Any,
+    lrs: Any,
+    alpha: Any,
+    beta: Any,
+    direction: Any,
+    lr_scale: Any,
 ) -> Eq2:
-    """Eq. 2 of :func:`weighted_objective`, term by term; raises ``ValueError`` for bad
-    arguments (each named)."""
+    """:func:`eq2` after checking every argument (``ValueError`` naming a bad one): the
+    public boundary of :func:`weighted_objective` and :func:`weighted_components`."""
     alpha = check_unit_interval("alpha", alpha)
     beta = check_unit_interval("beta", beta)
     check_choice("direction", direction, DIRECTIONS)
@@ -164,6 +164,31 @@ def eq2(
     n = perf.size
     if n == 0:
         raise ValueError("`values` is empty: a rung needs at least one competitor.")
+    e = None if energies is None else _vector("energies", energies, n)
+    if e is not None and (not np.isfinite(e).all() or (e < 0).any()):
+        raise ValueError(
+            f"`energies` must be finite and >= 0 (joules per epoch), got {e.tolist()!r}."
+        )
+    lr = None if lrs is None else _vector("lrs", lrs, n)
+    if lr is not None and (not np.isfinite(lr).all() or (lr <= 0).any()):
+        raise ValueError(f"`lrs` must be finite and > 0, got {lr.tolist()!r}.")
+    return eq2(perf, e, lr, alpha, beta, direction, lr_scale)
+
+
+def eq2(
+    values: npt.NDArray[np.float64],
+    energies: npt.NDArray[np.float64] | None,
+    lrs: npt.NDArray[np.float64] | None,
+    alpha: float,
+    beta: float,
+    direction: Direction,
+    lr_scale: LRScale,
+) -> Eq2:
+    """Eq. 2 of :func:`weighted_objective`, term by term, over checked inputs: a private
+    kernel that trusts them (at least one value; energies finite and >= 0, LRs finite and
+    > 0, of the values' length; alpha and beta in [0, 1])."""
+    perf = values
+    n = perf.size
     finite = np.isfinite(perf)
     oriented_perf = perf if direction == "maximize" else -perf
     p_score = np.zeros(n)
@@ -173,17 +198,9 @@ def eq2(
     w_p, w_e, w_lr = component_weights(alpha, beta)
     normalized = [("performance", w_p, p_score)]
     if energies is not None:
-        e = _vector("energies", energies, n)
-        if not np.isfinite(e).all() or (e < 0).any():
-            raise ValueError(
-                f"`energies` must be finite and >= 0 (joules per epoch), got {e.tolist()!r}."
-            )
-        normalized.append(("energy", w_e, _min_max_best_is_one(-e)))
+        normalized.append(("energy", w_e, _min_max_best_is_one(-energies)))
     if lrs is not None:
-        lr = _vector("lrs", lrs, n)
-        if not np.isfinite(lr).all() or (lr <= 0).any():
-            raise ValueError(f"`lrs` must be finite and > 0, got {lr.tolist()!r}.")
-        lr_score = _min_max_best_is_one(np.log(lr) if lr_scale == "log" else lr)
+        lr_score = _min_max_best_is_one(np.log(lrs) if lr_scale == "log" else lrs)
         normalized.append(("lr", w_lr, lr_score))
 
     total_weight = math.fsum(w for _, w, _ in normalized)

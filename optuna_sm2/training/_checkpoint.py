@@ -2,16 +2,18 @@
 
 A checkpoint lives at ``<checkpoint_dir>/<study directory>/<trial number>.pt``. The study
 directory is one path component made from the study's name (reduced to letters, digits, ``.``,
-``_`` and ``-``) and the storage's study id, so that no study name can lead outside
-``checkpoint_dir`` and two studies never share a directory within a storage. Each file holds the
-:class:`CheckpointKey` of the trial that wrote it; a file whose key differs from the one expected,
-or that cannot be read (corrupt, truncated, refused by ``torch.load(weights_only=True)``), is
-ignored with a warning.
+``_`` and ``-``), the storage's study id and a digest of the storage (its URL without password,
+or its file), so that no study name can lead outside ``checkpoint_dir`` and two studies never
+share a directory, whether in one storage or in two whose studies have the same name and id.
+Each file holds the :class:`CheckpointKey` of the trial that wrote it; a file whose key differs
+from the one expected, or that cannot be read (corrupt, truncated, refused by
+``torch.load(weights_only=True)``), is ignored with a warning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import threading
@@ -36,15 +38,20 @@ CONTENT = ("key", "model", "optimizer", "progress")
 """The entries of a checkpoint file."""
 
 
-def study_directory_name(study_name: str, study_id: int) -> str:
-    """``<name>-<study id>``: one safe path component for a study, whatever its name holds.
+def study_directory_name(study_name: str, study_id: int, storage: str | None = None) -> str:
+    """``<name>-<study id>-<storage digest>``: one safe path component for a study, whatever its
+    name holds.
 
     Every run of characters other than ASCII letters, digits, ``.``, ``_`` and ``-`` becomes one
     ``_``; leading and trailing ``.`` and ``_`` are dropped (so the component never starts with a
-    dot); at most 64 characters of the name are kept; an empty result reads ``study``.
+    dot); at most 64 characters of the name are kept; an empty result reads ``study``. With
+    ``storage`` (the storage's identity, :func:`optuna_sm2._compat.storage_identity`), the first
+    10 hex digits of its SHA-256 end the name; without, it is the name of optuna-sm2 0.x.
 
     >>> study_directory_name("sm2-demo", 1)
     'sm2-demo-1'
+    >>> study_directory_name("sm2-demo", 1, "journal:/home/me/studies/demo.log")
+    'sm2-demo-1-f9be71621b'
     >>> study_directory_name("../../x", 2), study_directory_name("..", 3)
     ('x-2', 'study-3')
     >>> study_directory_name("/etc/passwd", 4), study_directory_name("a\\x00b\\\\c", 5)
@@ -54,11 +61,22 @@ def study_directory_name(study_name: str, study_id: int) -> str:
         raise ValueError(f"`study_name` must be a string, got {study_name!r}.")
     number = _check.check_int("study_id", study_id, minimum=0)
     name = _UNSAFE.sub("_", study_name).strip("._")[:_NAME_CHARS].strip("._")
-    return f"{name or 'study'}-{number}"
+    if storage is None:
+        return f"{name or 'study'}-{number}"
+    digest = hashlib.sha256(storage.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return f"{name or 'study'}-{number}-{digest}"
 
 
 def study_directory(checkpoint_dir: Path, study: optuna.Study) -> Path:
     """Where the checkpoints of ``study``'s trials live under ``checkpoint_dir``."""
+    storage = _compat.storage_identity(_compat.storage_of(study))
+    name = study_directory_name(study.study_name, _compat.study_id(study), storage)
+    return checkpoint_dir / name
+
+
+def legacy_study_directory(checkpoint_dir: Path, study: optuna.Study) -> Path:
+    """Where optuna-sm2 0.x kept them, without the storage's digest: read, never written (a
+    file there holds its trial's start time in its key, so another storage's is refused)."""
     return checkpoint_dir / study_directory_name(study.study_name, _compat.study_id(study))
 
 

@@ -24,7 +24,8 @@ from optuna_sm2 import _compat
 from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
-from optuna_sm2.pruners._report import report
+from optuna_sm2.lr._state import BUILD_LR
+from optuna_sm2.pruners._report import report, write_figures
 from optuna_sm2.pruners._trial_energy import TrialEnergy
 from optuna_sm2.training._configurations import configuration_number
 from optuna_sm2.training._data import ObjectiveData, TrialBatches
@@ -170,7 +171,7 @@ class TrialLoop:
             raise ValueError(f"`build_model` must return a torch nn.Module, got {model!r}.")
         model = model.to(self._device)
         factory = self._optimizer.bind(trial)
-        lr = self._sweep.lr_min
+        lr = BUILD_LR if self._sweep.lr_min is None else self._sweep.lr_min
         with self._batch_size_kept("optimizer_factory"):
             optimizer = factory(model.parameters(), lr)
         state = TrainingState(model, check_lr_honoured(optimizer, lr))
@@ -263,6 +264,8 @@ class TrialLoop:
                     stable_lr=state.lr,
                     energy_per_epoch_spread=spread,
                 )
+            else:  # a retry: the step's value is inherited, its figures are the retry's own
+                write_figures(writer, energy_per_epoch, spread, state.lr)
             self._log(trial, batch_size, phase, value, state.lr, energy_per_epoch)
             if phase.rung is not None and checkpoints is not None:
                 checkpoints.save(trial, state, batch_size)

@@ -117,7 +117,10 @@ class SM2Objective:
         batch_sizes: The batch sizes searched (the paper: 8 of them), integers in
             ``[1, len(train_data)]`` without repeats.
         lr_min, lr_max, n_lrs: The log-spaced LR grid of every sweep (``0 < lr_min < lr_max``,
-            finite; ``n_lrs >= 3``).
+            finite; ``n_lrs >= 3``). ``None`` (default) for the optimizer's default range:
+            plain SGD (with or without momentum) ``1e-3 .. 1``; an adaptive optimizer (Adam,
+            AdamW, RMSprop, ...) a decade below its configured LR to two above, at most 1
+            (Adam's default ``1e-3``: ``1e-4 .. 0.1``); see ``docs/lr-sweep.md``. A given end wins.
         explore_fraction: Share of the training data one exploration spends, in (0, 1] (paper:
             1/4): the whole exploration (sweep, stability check, run-off) is planned by
             :func:`optuna_sm2.lr.sweep_plan` to process at most that share of the samples plus
@@ -129,15 +132,18 @@ class SM2Objective:
             ``factory(trial, params, lr) -> Optimizer`` (exactly three parameters without
             defaults) to suggest the optimizer's own hyperparameters; used for sweeps and
             training, and it must build the optimizer at the ``lr`` it is given. Plain SGD by
-            default.
+            default. Its own ``lr`` default (or an adaptive optimizer's class default, Adam's
+            ``1e-3``) is the user's LR: a sweep's pick gives way to it when the pick's run-off
+            run does not train and the user's LR's does better (``docs/lr-sweep.md``).
         device: Training device; CUDA when available, else CPU. A device torch cannot use here
             (``'cuda'`` without CUDA) is refused.
         meter: An :class:`optuna_sm2.energy.EnergyMeter`; :func:`optuna_sm2.auto_meter`
             (found when first needed) when ``None``.
         checkpoint_dir: If given, after each rung the model and optimizer go to
-            ``checkpoint_dir/<study name>-<study id>/<trial number>.pt`` (the name reduced to
-            safe characters), and a trial retried by ``RetryHeartbeatStaleTrialCallback``
-            resumes from its predecessor's last one (see ``docs/objective.md``).
+            ``checkpoint_dir/<study name>-<study id>-<storage digest>/<trial number>.pt`` (the
+            name reduced to safe characters), and a trial retried by
+            ``RetryHeartbeatStaleTrialCallback`` resumes from its predecessor's last one (see
+            ``docs/objective.md``).
         seed: Seeds model initialisation and batch order of each trial (plus its number); an
             integer >= 0.
         metric_name: Name of the metric, shown by the report and the dashboard.
@@ -167,8 +173,8 @@ class SM2Objective:
         *,
         batch_loss: BatchLoss | None = None,
         batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-        lr_min: float = 1e-3,
-        lr_max: float = 1.0,
+        lr_min: float | None = None,
+        lr_max: float | None = None,
         n_lrs: int = 20,
         explore_fraction: float = 0.25,
         epochs_per_rung: int = 5,
@@ -259,7 +265,14 @@ class SM2Objective:
     def make_pruner(
         self, alpha: float = 0.75, beta: float = 0.5, **kwargs: Any
     ) -> SuccessiveHalvingEnergyPruner:
-        """The pruner whose rungs are this objective's (halving, ``reduction_factor=2``)."""
+        """The pruner whose rungs are this objective's (halving, ``reduction_factor=2``);
+        ``kwargs`` are the pruner's other arguments (``rung_steps`` is the objective's own)."""
+        if "rung_steps" in kwargs:
+            raise ValueError(
+                f"`rung_steps` is the objective's own ({self.rung_steps}), not an argument of "
+                "make_pruner; pass SuccessiveHalvingEnergyPruner's other arguments, or build "
+                f"that pruner yourself, got rung_steps={kwargs['rung_steps']!r}."
+            )
         return SuccessiveHalvingEnergyPruner(
             alpha=alpha, beta=beta, rung_steps=self.rung_steps, **kwargs
         )

@@ -44,8 +44,8 @@ class MetricError(ValueError):
 class SweepSettings:
     """The LR grid of every sweep and the share of the training data one sweep uses."""
 
-    lr_min: float
-    lr_max: float
+    lr_min: float | None
+    lr_max: float | None
     n_lrs: int
     explore_fraction: float
 
@@ -53,10 +53,19 @@ class SweepSettings:
     def checked(
         cls, lr_min: object, lr_max: object, n_lrs: object, explore_fraction: object
     ) -> SweepSettings:
-        """The settings as plain Python numbers; ``ValueError`` naming a bad one."""
-        low = _check.check_real("lr_min", lr_min, low=0.0, low_inclusive=False)
-        high = _check.check_real("lr_max", lr_max, low=0.0, low_inclusive=False)
-        if not low < high:
+        """The settings as plain Python numbers (``None`` for an end of the optimizer's default
+        grid); ``ValueError`` naming a bad one."""
+        low = (
+            None
+            if lr_min is None
+            else _check.check_real("lr_min", lr_min, low=0.0, low_inclusive=False)
+        )
+        high = (
+            None
+            if lr_max is None
+            else _check.check_real("lr_max", lr_max, low=0.0, low_inclusive=False)
+        )
+        if low is not None and high is not None and not low < high:
             raise ValueError(f"need 0 < `lr_min` < `lr_max`, got {lr_min!r} and {lr_max!r}.")
         n = _check.check_int("n_lrs", n_lrs, minimum=MIN_LRS)
         fraction = _check.finite_or_none(explore_fraction)

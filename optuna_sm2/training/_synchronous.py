@@ -68,9 +68,10 @@ def optimize_synchronous(
     Args:
         study: A single-objective study whose pruner is ``objective.make_pruner(...)``.
         objective: The :class:`SM2Objective` to run.
-        n_trials: Configurations the study compares, an integer >= 1: the number of batch sizes
-            by default. It counts the study's configurations (a trial and its retries are one),
-            so a resumed run adds only those missing, and none once a rung was decided.
+        n_trials: Configurations the study compares, an integer from 1 to the number of batch
+            sizes (the default): each configuration is one batch size, and more would train a
+            batch size twice. It counts the study's configurations (a trial and its retries are
+            one), so a resumed run adds only those missing, and none once a rung was decided.
         enqueue_batch_sizes: Enqueue each batch size the study does not hold yet (as many as
             ``n_trials`` allows) so that every one is compared, as in the paper; further
             configurations are sampled.
@@ -177,6 +178,13 @@ class _SynchronousRun:
                 f"{self.study.study_name!r} holds ({len(configurations)}), but its synchronous "
                 f"schedule has decided rung {decided} already: a configuration cannot join "
                 "later; use a new study"
+            )
+        sizes = len(self.objective.batch_sizes)
+        if n > sizes:
+            raise ValueError(
+                f"`n_trials` must be an integer in [1, {sizes}], got {n}: optimize_synchronous "
+                f"compares the objective's {sizes} batch sizes, one configuration each (more "
+                "would train a batch size twice)"
             )
 
     def decided(self) -> int:

@@ -24,6 +24,7 @@ from optuna_sm2.training._checkpoint import (
     CheckpointKey,
     checkpoint_file,
     ignore_checkpoint,
+    legacy_study_directory,
     read_checkpoint,
     save_checkpoint,
     study_directory,
@@ -111,6 +112,7 @@ class TrialCheckpoints:
         self._study_id = _compat.study_id(study)
         self.directory = study_directory(checkpoint_dir, study)
         """Where this study's checkpoints live."""
+        self._legacy = legacy_study_directory(checkpoint_dir, study)
 
     def _key(self, trial: optuna.trial.FrozenTrial, batch_size: int) -> CheckpointKey:
         return CheckpointKey(
@@ -150,14 +152,16 @@ class TrialCheckpoints:
             _logger.warning("trial %d: its retry_history is malformed; not resumed", trial.number)
         device = next(state.model.parameters(), torch.empty(0)).device
         for number in reversed(history):
-            if not _check.is_int(number) or number < 0:
+            if not _check.is_int(number) or not 0 <= number < trial.number:
                 _logger.warning(
-                    "trial %d: retry_history holds %r, not a trial number; skipped",
+                    "trial %d: retry_history holds %r, not a trial number before its own; skipped",
                     trial.number,
                     number,
                 )
                 continue
             path = checkpoint_file(self.directory, number)
+            if not path.exists():
+                path = checkpoint_file(self._legacy, number)  # written before the digest
             if not path.exists():
                 continue
             retried = self._stored_trial(number)

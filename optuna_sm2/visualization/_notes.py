@@ -19,6 +19,20 @@ Everything from this line to the end of the note is replaced on each attach; tex
 above it is kept."""
 
 
+_MARKUP = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def _inert(markdown: str) -> str:
+    """``markdown`` with every HTML tag and entity, autolink, link and image made plain text
+    (``&``, ``<``, ``>`` as entities, ``](`` as ``]\\(``): what a note shows from storage
+    (names, sources, notes) can then be no markup. The notes' own Markdown uses none of these.
+
+    >>> _inert("<img src=x onerror=alert(1)> [click](javascript:x) & window [1, 2]")
+    '&lt;img src=x onerror=alert(1)&gt; [click]\\\\(javascript:x) &amp; window [1, 2]'
+    """
+    return "".join(_MARKUP.get(c, c) for c in markdown).replace("](", "]\\(")
+
+
 def _joules(x: float | None) -> str:
     return "unmeasured" if x is None else f"{format_joules(x)} J"
 
@@ -70,23 +84,24 @@ def trial_note(summary: StudyReport, number: int) -> str:
     ]
     if t.resumed_from is not None:
         lines.append(f"- resumed from trial {t.resumed_from}")
-    own = [(r, r.ranking.entry(number)) for r in summary.rungs if number in r.outcomes]
+    own = [(r, r.entry(number)) for r in summary.rungs if number in r.outcomes]
     if not own:
         lines.append("- rung decisions: none (reached no rung)")
     else:
         lines.append("- rung decisions:")
         for rung, e in own:
-            ranking = rung.ranking
-            left_out = f"; {', '.join(ranking.left_out)} left out" if ranking.left_out else ""
-            verdict = "promoted" if e.promoted else "pruned"
+            d = e.decision
+            left_out = ""
+            if not e.stored and rung.ranking.left_out:
+                left_out = f"; {', '.join(rung.ranking.left_out)} left out"
+            why = e.explanation()
             lines.append(
                 f"  - rung {rung.rung}: value {format_number(e.record.value)}, score "
-                f"{e.score:.3f} (α·P {e.terms['performance']:.3f}, (1-α)·β·E "
-                f"{e.terms['energy']:.3f}, (1-α)·(1-β)·LR {e.terms['lr']:.3f}{left_out}), "
-                f"rank {e.rank} of {len(ranking.records)}: {verdict}; then "
-                f"{rung.outcomes[number]}"
+                f"{d.score:.3f} (α·P {d.terms['performance']:.3f}, (1-α)·β·E "
+                f"{d.terms['energy']:.3f}, (1-α)·(1-β)·LR {d.terms['lr']:.3f}{left_out}), "
+                f"{e.basis}: {e.verdict}; then {e.outcome}" + ("" if why is None else f" ({why})")
             )
-    return "\n".join(lines) + "\n"
+    return _inert("\n".join(lines)) + "\n"
 
 
 def study_note(summary: StudyReport) -> str:
@@ -135,7 +150,7 @@ def study_note(summary: StudyReport) -> str:
         )
     lines.append(f"- pruner: {summary.describe_pruner()}")
     lines += [f"- note: {note}" for note in summary.notes]
-    return "\n".join(lines) + "\n"
+    return _inert("\n".join(lines)) + "\n"
 
 
 def merge_note(existing: str, ours: str) -> str:

@@ -1,5 +1,6 @@
-"""Every rung's Eq. 2 scores, split into their weighted terms, with the pruner's promotions:
-data (the study summary's rankings, from ``rank_rung``), then drawing."""
+"""Every rung's Eq. 2 scores, split into their weighted terms, with the pruner's decisions:
+data (the study summary's entries: the decisions stored when the pruner decided, else ranked
+now with ``rank_rung``), then drawing."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-from optuna_sm2.analysis import RungSummary, StudyReport, format_number, plural
-from optuna_sm2.pruners import COMPONENTS, RankedRecord
+from optuna_sm2.analysis import RungEntry, RungSummary, StudyReport, format_number, plural
+from optuna_sm2.pruners import COMPONENTS
 from optuna_sm2.visualization._labels import title
 
 TERM_TITLES = {
@@ -20,28 +21,27 @@ TERM_TITLES = {
 
 @dataclass(frozen=True)
 class RungBar:
-    """One competitor at one rung, as :func:`optuna_sm2.pruners.rank_rung` ranked it."""
+    """One competitor at one rung, with the pruner's decision for it."""
 
     rung: RungSummary
-    entry: RankedRecord
+    entry: RungEntry
 
     @property
     def verdict(self) -> str:
-        """``promoted`` or ``pruned``: the pruner's decision over the rung's competitors."""
-        return "promoted" if self.entry.promoted else "pruned"
+        """``promoted`` or ``pruned``: the pruner's decision."""
+        return self.entry.verdict
 
     def describe(self) -> str:
-        """Rank, decision and what the trial did next, in words."""
-        ranking = self.rung.ranking
-        n = len(ranking.records)
+        """Rank, decision, what the trial did next and, where they disagree, why, in words."""
+        d = self.entry.decision
         rule = (
-            f"the best {ranking.promote_count} of {n} (and ties) promoted"
-            if not ranking.bootstrapping
-            else f"{plural(n, 'competitor')}, too few to promote any (bootstrap_count)"
+            f"{plural(d.competitors, 'competitor')}, too few to promote any"
+            if self.entry.bootstrapping
+            else f"the best {d.promote_count} (and ties) promoted"
         )
-        return (
-            f"rank {self.entry.rank} of {n} ({rule}): {self.verdict}; "
-            f"then {self.rung.outcomes[self.entry.trial]}"
+        why = self.entry.explanation()
+        return f"{self.entry.basis} ({rule}): {self.verdict}; then {self.entry.outcome}" + (
+            "" if why is None else f"<br>{why}"
         )
 
 
@@ -57,7 +57,7 @@ class RungScoresInfo:
 
 def get_rung_scores_info(summary: StudyReport) -> RungScoresInfo:
     return RungScoresInfo(
-        bars=tuple(RungBar(r, e) for r in summary.rungs for e in r.ranking.entries),
+        bars=tuple(RungBar(r, e) for r in summary.rungs for e in r.entries),
         alpha=summary.pruner.alpha,
         beta=summary.pruner.beta,
         origin={
@@ -84,7 +84,7 @@ def _hover(bar: RungBar) -> str:
         + (
             "<br>diverged (far worse than the rung's median): ranked last, not in the others' "
             "rescaling"
-            if bar.entry.diverged
+            if bar.entry.decision.diverged
             else ""
         )
     )
@@ -93,7 +93,9 @@ def _hover(bar: RungBar) -> str:
 def plot_rung_scores(summary: StudyReport) -> go.Figure:
     """At every rung, each competitor's Eq. 2 score as a stacked bar of its terms α·P,
     (1-α)·β·E and (1-α)·(1-β)·LR, and a marker for the pruner's decision: a circle where
-    it promotes, a cross where it prunes (see :func:`optuna_sm2.pruners.rank_rung`)."""
+    it promoted, a cross where it pruned. The scores, terms and decisions are those the pruner
+    stored when it decided (asynchronous studies decide each trial when it arrives); a rung
+    whose records store none is ranked now (:func:`optuna_sm2.pruners.rank_rung`)."""
     info = get_rung_scores_info(summary)
     x = [[f"rung {b.rung.rung}" for b in info.bars], [f"#{b.entry.trial}" for b in info.bars]]
     hover = [_hover(b) for b in info.bars]
@@ -102,7 +104,7 @@ def plot_rung_scores(summary: StudyReport) -> go.Figure:
         fig.add_trace(
             go.Bar(
                 x=x,
-                y=[b.entry.terms[name] for b in info.bars],
+                y=[b.entry.decision.terms[name] for b in info.bars],
                 name=TERM_TITLES[name],
                 customdata=hover,
                 hovertemplate="%{x}<br>%{y:.3f}<br>%{customdata}<extra>"
@@ -113,7 +115,7 @@ def plot_rung_scores(summary: StudyReport) -> go.Figure:
     fig.add_trace(
         go.Scatter(
             x=x,
-            y=[b.entry.score for b in info.bars],
+            y=[b.entry.decision.score for b in info.bars],
             mode="markers",
             name="score: ● promoted, ✕ pruned",
             marker={

@@ -116,6 +116,14 @@ def bad_int(minimum: int, *, optional: bool = False, also: tuple[Any, ...] = ())
     )
 
 
+def bad_int_in(minimum: int, maximum: int, *, optional: bool = False) -> Bad:
+    """Anything but an integer in ``[minimum, maximum]``."""
+    low = bad_int(minimum, optional=optional)
+    above = [maximum + 1, np.int64(maximum + 1), 2**64, 10**30]
+    more = st.one_of(low.strategy, st.integers(min_value=maximum + 1))
+    return Bad([*low.examples, *above], more)
+
+
 def bad_choice(choices: tuple[str, ...]) -> Bad:
     examples = [x for x in _junk(optional=False) if x not in choices]
     examples += [c.upper() for c in choices] + [f" {choices[0]}", 1, 0.5]
@@ -158,16 +166,25 @@ def _rapl(**override: Any) -> RaplMeter:
 
 
 def _explore(**override: Any) -> Any:
-    x, y = tiny_data()[0]
-    batches = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 48, 8)]
     kwargs: dict[str, Any] = {
         "model": nn.Linear(4, 2),
         "loss_fn": nn.functional.cross_entropy,
-        "batches": batches,
+        "batches": _batches(),
         "n_lrs": 3,
         **override,
     }
     return explore_lr(**kwargs)
+
+
+def _batches(rows: int = 8, targets: int | None = None) -> list[Any]:
+    """Six batches of ``rows`` inputs each, and ``targets`` targets (as many by default)."""
+    x, y = tiny_data()[0]
+    n = rows if targets is None else targets
+    return [(x[i : i + rows], y[i : i + n]) for i in range(0, 48, 8)]
+
+
+def _per_sample(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(outputs, targets, reduction="none")
 
 
 def _synchronous(**override: Any) -> None:
@@ -191,6 +208,7 @@ CALLS: dict[str, Callable[..., Any]] = {
     "weighted_objective": lambda **kw: weighted_objective(**{"values": [0.5, 0.7], **kw}),
     "explore_lr": _explore,
     "optimize_synchronous": _synchronous,
+    "SM2Objective.make_pruner": lambda **kw: _objective().make_pruner(**kw),
 }
 
 UNIT = bad_real(0.0, 1.0)
@@ -217,8 +235,8 @@ ARGUMENTS: list[tuple[str, str, Bad]] = [
         "batch_sizes",
         Bad([None, "abc", 5, 8.0, [], [0], [8, 8], [8.0], [True], [np.float64(8)], [-1], [1000]]),
     ),
-    ("SM2Objective", "lr_min", bad_real(0.0, low_inclusive=False)),
-    ("SM2Objective", "lr_max", bad_real(1e-3, low_inclusive=False)),
+    ("SM2Objective", "lr_min", bad_real(0.0, low_inclusive=False, optional=True)),
+    ("SM2Objective", "lr_max", bad_real(0.0, low_inclusive=False, optional=True)),
     ("SM2Objective", "n_lrs", bad_int(3)),
     ("SM2Objective", "explore_fraction", bad_real(0.0, 1.0, low_inclusive=False)),
     ("SM2Objective", "epochs_per_rung", bad_int(1)),
@@ -247,18 +265,25 @@ ARGUMENTS: list[tuple[str, str, Bad]] = [
     ("weighted_objective", "direction", bad_choice(("maximize", "minimize"))),
     ("weighted_objective", "lr_scale", bad_choice(("log", "linear"))),
     ("explore_lr", "loss_fn", not_callable()),
-    ("explore_lr", "lr_min", bad_real(0.0, low_inclusive=False)),
-    ("explore_lr", "lr_max", bad_real(1e-3, low_inclusive=False)),
+    ("explore_lr", "lr_min", bad_real(0.0, low_inclusive=False, optional=True)),
+    ("explore_lr", "lr_max", bad_real(0.0, low_inclusive=False, optional=True)),
     ("explore_lr", "n_lrs", bad_int(3)),
     ("explore_lr", "model", not_callable()),
     ("explore_lr", "batches", Bad([None, 5, 1.5, True])),
     ("explore_lr", "optimizer_factory", not_callable(optional=True)),
     ("explore_lr", "optimizer", Bad([5, "sgd", True, object()])),
     ("explore_lr", "tracker", not_callable(optional=True)),
+    # Bad in what they hold or return, found before torch or Python would fail on them.
+    ("explore_lr", "model", Bad([nn.ReLU(), nn.Linear(4, 2).requires_grad_(False)])),
+    ("explore_lr", "loss_fn", Bad([lambda out, y: 1.0, lambda out, y: _per_sample(out, y)])),
+    ("explore_lr", "batches", Bad([_batches(rows=0), _batches(targets=6)])),
+    ("explore_lr", "optimizer", Bad([torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)])),
     ("explore_lr", "device", Bad([5, True, "gpu0", "", "cuda:99", 1.5])),
     ("optimize_synchronous", "study", not_callable()),
     ("optimize_synchronous", "objective", not_callable()),
-    ("optimize_synchronous", "n_trials", bad_int(1, optional=True)),
+    # The objective has two batch sizes: a third configuration would train one twice.
+    ("optimize_synchronous", "n_trials", bad_int_in(1, 2, optional=True)),
+    ("SM2Objective.make_pruner", "rung_steps", Bad([None, [1], (1, 3, 5), [2, 4], "1,3"])),
     ("optimize_synchronous", "enqueue_batch_sizes", Bad([None, 1, 0, "yes", 1.0, np.bool_(True)])),
 ]
 
@@ -301,8 +326,10 @@ def _property(values: Bad, check: Callable[[Any], None]) -> None:
 # -- report(): refused before anything is written ----------------------------------------------
 
 REPORT_ARGUMENTS: dict[str, Bad] = {
+    "trial": Bad([None, "trial", 5, object(), _trial().study, optuna.trial.create_trial(value=1)]),
     "value": Bad([*JUNK, *BOOLS, None]),
-    "step": bad_int(0),
+    # Optuna's database keeps a step as a 32-bit integer.
+    "step": bad_int_in(0, 2**31 - 1),
     "energy_per_epoch_j": bad_real(0.0, optional=True),
     "stable_lr": bad_real(0.0, low_inclusive=False, optional=True),
 }
@@ -324,7 +351,7 @@ def test_a_refused_report_leaves_the_sqlite_storage_as_it_was(
     def refused(value: Any) -> None:
         before_bytes, before = fingerprint(path), study.trials
         with pytest.raises(ValueError) as error:
-            report(trial, **{**GOOD_REPORT, argument: value})
+            report(**{"trial": trial, **GOOD_REPORT, argument: value})
         assert f"`{argument}`" in str(error.value), str(error.value)
         assert fingerprint(path) == before_bytes
         after = optuna.load_study(study_name="s", storage=url).trials

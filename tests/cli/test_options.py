@@ -35,6 +35,7 @@ def test_the_n_lrs_bound_is_the_sweeps() -> None:
         (["--epochs-per-rung", "0"], "--epochs-per-rung must be >= 1 and <= 1000, got 0"),
         (["--final-epochs", "1e9"], "--final-epochs must be an integer >= 0 and <= 10000"),
         (["--study", ""], "--study must be non-empty text without NUL characters, got ''"),
+        (["--study", " \t"], "--study must not be blank (white space only), got ' \\t'"),
         (["--study", "x" * 513], "--study must be at most 512 characters, got 513"),
         (["--gpu", ""], "--gpu must be non-empty text"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +130,63 @@ def test_a_refused_worker_creates_no_folder(tmp_path: Path) -> None:
 
 def test_a_nul_in_a_storage_url(tmp_path: Path) -> None:
     _refused_everywhere("sqlite:///a\x00b.db", tmp_path, "NUL")
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from optuna_sm2.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _with_file_limit(limit: int, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``optuna-sm2 argv`` in a process whose files may not grow past ``limit`` bytes."""
+    return subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(limit), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_full_disk_while_creating_a_sqlite_file(tmp_path: Path) -> None:
+    """No file may grow past 96 KiB (``RLIMIT_FSIZE``: a write past it fails with ``EFBIG``, as
+    a full disk fails it with ``ENOSPC``; Optuna's empty schema takes 112 KiB): the new SQLite
+    file is not made at all, so the next command, with space, makes it whole."""
+    path = tmp_path / "new.db"
+    argv = _commands(f"sqlite:///{path}", tmp_path)["worker"]
+    done = _with_file_limit(96 << 10, argv)
+    assert_refused(done.returncode, done.stdout, done.stderr, "worker", "cannot open storage")
+    assert os.listdir(tmp_path) == []
+    assert run_cli(argv)[0] == 0
+    assert run_cli(["report", "--storage", f"sqlite:///{path}", "--study", "s"])[0] == 0
+
+
+def test_a_read_only_checkpoint_folder_is_refused_before_any_trial(tmp_path: Path) -> None:
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip("running as root, and chattr +i does not work here")
+    else:
+        folder.chmod(0o555)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    try:
+        err = assert_refused(*run_cli(_commands(storage, tmp_path)["worker"]), "worker")
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        folder.chmod(0o755)
+    assert f"--checkpoint-dir {folder} cannot be written" in err
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_full_checkpoint_folder_is_refused_before_any_trial(tmp_path: Path) -> None:
+    """Files may not grow past 8 KiB (as on a full disk): refused before the study is made."""
+    argv = _commands(f"sqlite:///{tmp_path / 's.db'}", tmp_path)["worker"]
+    done = _with_file_limit(8 << 10, argv)
+    err = assert_refused(done.returncode, done.stdout, done.stderr, "worker")
+    assert f"--checkpoint-dir {tmp_path / 'ckpt'} cannot be written" in err
+    assert os.listdir(tmp_path) == []

@@ -30,7 +30,8 @@ def test_sigkill_mid_trial_then_resume(tmp_path):
     before = {t.number: t for t in killed_study.trials}
     (killed,) = [n for n, t in before.items() if t.state == TrialState.RUNNING]  # stale now
     assert (study_directory(ckpt, killed_study) / f"{killed}.pt").exists()
-    assert [p.name for p in ckpt.iterdir()] == ["crash-1"]  # one directory per study
+    # One directory per study: its name, id and storage.
+    assert [p.name for p in ckpt.iterdir()] == [study_directory(ckpt, killed_study).name]
     time.sleep(3)  # past the grace period (2 heartbeats) of the killed trial
 
     again = start_worker(url, "crash", 1, ckpt, *SCHEDULE, *HEARTBEAT)

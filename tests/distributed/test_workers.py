@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Iterator
 
 import optuna
 import pytest
@@ -10,27 +10,15 @@ from optuna.trial import TrialState
 
 from optuna_sm2 import attrs
 from optuna_sm2.pruners import own_records, rung_key
+from tests.support.servers import postgres_database
 from tests.support.workers import start_worker
-
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture
-def fresh_postgres_database():
+def fresh_postgres_database() -> Iterator[str]:
     """A new, empty database: workers started together must also create Optuna's schema."""
-    try:
-        import psycopg
-
-        admin = psycopg.connect(f"{SERVER}/test", connect_timeout=3, autocommit=True)
-    except Exception as exc:  # any reason the server cannot be used: skip, saying which
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 (database test) is not usable: {exc}")
-    name = f"sm2_test_{uuid.uuid4().hex[:8]}"
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()
+    with postgres_database() as url:
+        yield url
 
 
 def _run_workers(storage_url: str, study_name: str, tmp_path, n_workers=4, n_trials=2):

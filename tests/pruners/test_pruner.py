@@ -12,7 +12,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from optuna_sm2 import SuccessiveHalvingEnergyPruner, attrs, report
-from optuna_sm2.pruners import RungRecord, own_records
+from optuna_sm2.pruners import RungDecision, RungRecord, own_records
 from tests.pruners.test_weighted_objective import _brute_force
 
 
@@ -202,6 +202,16 @@ def test_records_are_written_once_and_hold_what_was_ranked():
         "value": 0.5,
         "energy_per_epoch_j": 12.0,
         "stable_lr": 0.05,
+        # What the pruner decided, when it decided: alone at the rung, promoted.
+        "decision": {
+            "promoted": True,
+            "rank": 1,
+            "competitors": 1,
+            "promote_count": 1,
+            "score": 1.0,
+            "terms": {"performance": 0.75, "energy": 0.125, "lr": 0.125},
+            "diverged": False,
+        },
     }
     assert 0 not in _records(study, 1)
     assert not any(k.startswith("completed_rung") for k in study.trials[0].system_attrs)
@@ -234,7 +244,7 @@ def test_bootstrap_count_as_optuna():
     assert first.should_prune()  # too few competitors yet, as in Optuna
 
 
-def test_retried_trial_competes_for_its_rungs_again(tmp_path):
+def test_retried_trial_takes_its_configurations_rungs_and_earns_the_next(tmp_path):
     storage = optuna.storages.RDBStorage(
         f"sqlite:///{tmp_path / 's.db'}",
         heartbeat_interval=60,
@@ -266,15 +276,14 @@ def test_retried_trial_competes_for_its_rungs_again(tmp_path):
     assert retry.number == 3
     inherited = storage.get_trial_system_attrs(retry._trial_id)
     assert inherited["sm2:rung_0"]["trial"] == doomed.number
-    # The retry goes on and does worse this time: it must earn each rung itself.
+    # The retry goes on and does worse this time. Rung 0 (step 1) is its configuration's:
+    # the failed trial recorded it and was promoted there, so the retry is not ranked there
+    # again (against its own predecessor); it must earn rung 1 (step 2) itself.
     report(retry, 0.1, 2)
     assert retry.should_prune()
-    records = _records(study, 0)
-    assert sorted(records) == [0, 1, 2, 3]  # the failed trial counted once, the retry once
-    # Rung 0 (step 1) ranks the value at its own step, inherited from the failed trial; the
-    # later 0.1 is what rung 1 (step 2) ranks, where the retry is pruned.
-    assert records[3]["value"] == 0.95
+    assert sorted(_records(study, 0)) == [0, 1, 2]  # the configuration counted once
     assert _records(study, 1)[3]["value"] == 0.1
+    assert _records(study, 1)[3]["decision"]["rank"] == 3  # after 0.81 and 0.91
 
 
 def test_retry_ranks_the_value_at_the_rungs_step_not_a_later_inherited_one(tmp_path):
@@ -436,3 +445,39 @@ def test_numpy_arguments_are_accepted():
     )
     assert pruner.settings.min_resource == 2 and type(pruner.settings.min_resource) is int
     assert pruner.settings.alpha == 0.5 and type(pruner.settings.alpha) is float
+
+
+def test_records_without_or_with_a_malformed_decision_still_read():
+    old = {"trial": 2, "value": 0.5, "energy_per_epoch_j": 3.0, "stable_lr": 0.1}
+    record = RungRecord.from_json(old)
+    assert record is not None and record.decision is None and record.to_json() == old
+    decided = RungDecision(False, 3, 4, 2, 0.25, {"performance": 0.25, "energy": 0.0, "lr": 0.0})
+    stored = {**old, "decision": decided.to_json()}
+    assert RungRecord.from_json(stored) == RungRecord(2, 0.5, 3.0, 0.1, decision=decided)
+    for bad in (
+        {"promoted": 1},
+        {**decided.to_json(), "rank": 0},
+        {**decided.to_json(), "terms": []},
+    ):
+        again = RungRecord.from_json({**old, "decision": bad})
+        assert again is not None and again.decision is None  # read as undecided, not dropped
+
+
+def test_record_rung_stores_no_decision_and_prune_stores_one():
+    study = _study(alpha=1.0, rung_steps=[0])
+    pruner = study.pruner
+    a, b = study.ask(), study.ask()
+    report(a, 0.3, 0)
+    pruner.record_rung(study, study._storage.get_trial(a._trial_id))
+    report(b, 0.9, 0)
+    assert not b.should_prune()
+    assert "decision" not in _records(study, 0)[0]
+    assert _records(study, 0)[1]["decision"] == {
+        "promoted": True,
+        "rank": 1,
+        "competitors": 2,
+        "promote_count": 1,
+        "score": 1.0,
+        "terms": {"performance": 1.0, "energy": 0.0, "lr": 0.0},
+        "diverged": False,
+    }

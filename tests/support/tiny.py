@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import optuna
 import torch
-from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.trial import TrialState
 from torch import nn
 
-from optuna_sm2 import SM2Objective, _compat
+from optuna_sm2 import SM2Objective
 from optuna_sm2.energy import SimulatedMeter
+from tests.support.storages import fail_and_retry
 
 
 def tiny_data(n: int = 96, seed: int = 0):
@@ -59,13 +56,3 @@ def die_past_first_rung(study: optuna.Study, objective: SM2Objective) -> optuna.
     next(steps)
     fail_and_retry(study, trial)
     return trial
-
-
-def fail_and_retry(study: optuna.Study, trial: optuna.trial.Trial) -> None:
-    """Mark ``trial`` FAIL and enqueue its retry, as a stale heartbeat would."""
-    storage = _compat.storage_of(study)
-    storage.set_trial_state_values(_compat.trial_id(trial), TrialState.FAIL)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        callback = RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)
-    callback(study, storage.get_trial(_compat.trial_id(trial)))

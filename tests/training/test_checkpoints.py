@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState
 
 from optuna_sm2 import _compat, attrs
+from optuna_sm2.cli._common import open_storage
 from optuna_sm2.training import _checkpoint
 from optuna_sm2.training._checkpoint import (
     CheckpointKey,
@@ -75,7 +76,7 @@ def test_checkpoints_stay_under_checkpoint_dir(
     )
     study.optimize(objective, n_trials=1)
     written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
-    expected = work / "ckpt" / study_directory_name(name, _compat.study_id(study)) / "0.pt"
+    expected = study_directory(work / "ckpt", study) / "0.pt"
     assert written == [expected]
     assert not Path("/abs/evil").exists()
 
@@ -181,15 +182,17 @@ def test_malformed_retry_history_is_skipped(
     die_past_first_rung(study, objective)
     (waiting,) = study.get_trials(states=(TrialState.WAITING,))
     storage = _compat.storage_of(study)
-    history = [0, "../../../x", -1, 1.5]
+    history = [0, "../../../x", -1, 1.5, 10**30]  # the last: no storage keeps such a number
     storage.set_trial_system_attr(_compat.trial_id(waiting), "retry_history", history)
     with caplog.at_level(logging.WARNING, logger="optuna_sm2"):
         retry = _retry(study, objective)
     assert retry.user_attrs[attrs.RESUMED_FROM] == 0
     skipped = [r.getMessage() for r in caplog.records if "not a trial number" in r.getMessage()]
-    assert len(skipped) == 3
+    assert len(skipped) == 4
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    assert written == [Path("ckpt/tiny-1/0.pt"), Path("study.db")]
+    folder = study_directory(Path("ckpt"), study)
+    assert folder.name.startswith("tiny-1-")
+    assert written == [folder / "0.pt", Path("study.db")]
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint(
@@ -228,3 +231,67 @@ def test_retry_of_a_trial_killed_after_its_last_checkpoint_completes(tmp_path: P
     assert retry.user_attrs[attrs.RESUMED_FROM] == 0
     assert [number for number, _ in steps_run] == [0, 0]  # the retry had nothing left to run
     assert retry.value == study.trials[0].intermediate_values[objective.rung_steps[-1]]
+
+
+def test_a_retry_training_inherited_steps_stores_its_own_figures(tmp_path: Path) -> None:
+    """At a step whose value it inherited, a retry stores its own LR and energy (not the
+    failed trial's last ones), so that ``sm2.stable_lr`` and ``sm2.lr_window`` agree."""
+    stored = []
+
+    def check(trial: optuna.trial.Trial, result) -> None:
+        user_attrs = _compat.frozen(trial).user_attrs
+        stored.append((trial.number, result.step, user_attrs[attrs.STABLE_LR], result.lr))
+
+    objective = tiny_objective(batch_sizes=(8,), epochs_per_rung=1, callbacks=[check])
+    study = _sqlite(tmp_path, objective)
+    trial = study.ask()
+    steps = objective.run(trial)
+    for _ in range(3):  # past its first rung
+        next(steps)
+    steps.close()
+    # Its last exploration chose another LR (the issue's 0.336), then the worker was killed.
+    trial.set_user_attr(attrs.STABLE_LR, 0.336)
+    fail_and_retry(study, trial)
+    retry = _retry(study, objective)  # no checkpoint_dir: it trains again from step 0
+    inherited = study.trials[0].intermediate_values
+    at_inherited = [
+        (lr, own) for n, step, lr, own in stored if n == retry.number and step in inherited
+    ]
+    assert len(at_inherited) == len(inherited)
+    assert all(lr == own for lr, own in at_inherited)  # not the inherited 0.336
+
+
+def test_two_storages_whose_studies_share_name_and_id_never_share_checkpoints(
+    tmp_path: Path,
+) -> None:
+    """Two SQLite files (and two journal files), each with a study ``tiny`` of id 1: their
+    checkpoints go to two folders, so one never overwrites the other's."""
+    objective = tiny_objective(batch_sizes=(8,), checkpoint_dir=tmp_path / "ckpt")
+    for where in ("a", "b"):
+        (tmp_path / where).mkdir()
+    studies = [_sqlite(tmp_path / where, objective) for where in ("a", "b")]
+    journals = [
+        optuna.create_study(storage=open_storage(str(tmp_path / f"{w}.log"), must_exist=False))
+        for w in ("a", "b")
+    ]
+    assert _compat.study_id(studies[0]) == _compat.study_id(studies[1])
+    folders = {study_directory(tmp_path / "ckpt", s) for s in (*studies, *journals)}
+    assert len(folders) == 4
+    for study in studies:
+        die_past_first_rung(study, objective)
+    assert len(list((tmp_path / "ckpt").glob("*/0.pt"))) == 2
+
+
+def test_a_checkpoint_under_the_folder_name_without_the_storage_is_resumed(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint written by optuna-sm2 0.x (``<name>-<id>``, no storage digest) still
+    resumes its retry."""
+    objective = tiny_objective(batch_sizes=(8,), checkpoint_dir=tmp_path / "ckpt")
+    study = _sqlite(tmp_path, objective)
+    die_past_first_rung(study, objective)
+    path = _checkpoint_of_trial_0(tmp_path)
+    legacy = tmp_path / "ckpt" / study_directory_name("tiny", _compat.study_id(study))
+    path.parent.rename(legacy)
+    retry = _retry(study, objective)
+    assert retry.user_attrs[attrs.RESUMED_FROM] == 0

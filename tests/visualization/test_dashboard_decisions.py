@@ -73,3 +73,65 @@ def test_promoted_marks_are_the_pruners_decisions(
         note = trial_note(summary, number)
         line = next(x for x in note.splitlines() if x.startswith(f"  - rung {rung}:"))
         assert line.split(": ")[-1].startswith("promoted" if promoted else "pruned")
+
+
+def test_asynchronous_marks_are_the_decisions_stored_when_taken():
+    """study.optimize decides each trial when it arrives: the marks show that decision, not a
+    ranking of today's competitors, and the notes say why a trial pruned now went on."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = SuccessiveHalvingEnergyPruner(alpha=1.0, rung_steps=[0, 1])
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    values = iter([0.1, 0.5, 0.9])  # each arrives to find only worse trials at rung 0
+
+    def objective(trial):
+        value = next(values)
+        for step in (0, 1):
+            report(trial, value, step, energy_per_epoch_j=10.0, stable_lr=0.1)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study.optimize(objective, n_trials=3)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "COMPLETE"]
+    summary = summarize_study(study)
+    rung_0 = summary.rungs[0]
+    assert rung_0.all_stored
+    assert [(e.decision.rank, e.decision.competitors) for e in rung_0.entries] == [
+        (1, 1),
+        (1, 2),
+        (1, 3),
+    ]
+    # Ranked now, trial 0 (0.1 of 0.1, 0.5, 0.9; k = 1) would be pruned.
+    assert rung_0.ranking.promoted == (2,)
+    figure = figures_of(summary)[FIGURE_IDS["score"]]
+    marks = figure.data[-1]
+    assert list(marks.marker.symbol)[:3] == ["circle"] * 3
+    assert "rank 1 of 1 when it arrived" in marks.text[0]
+    assert all(e.explanation() is None for e in rung_0.entries)
+
+    # The same study's records without their decisions (as an older optuna-sm2 wrote them):
+    # ranked now, and the words say why trial 0, pruned now, completed.
+    older = optuna.create_study(direction="maximize")
+    older.set_user_attr("sm2.pruner", study.user_attrs["sm2.pruner"])
+    for t in study.trials:
+        system = {
+            k: {f: x for f, x in r.items() if f != "decision"} for k, r in t.system_attrs.items()
+        }
+        older.add_trial(
+            optuna.trial.create_trial(
+                state=t.state,
+                value=t.value,
+                intermediate_values=t.intermediate_values,
+                user_attrs=t.user_attrs,
+                system_attrs=system,
+            )
+        )
+    study = older
+    summary = summarize_study(study)
+    assert not any(rung.all_stored for rung in summary.rungs)
+    for rung, then in ((0, "went on"), (1, "complete")):
+        entry = summary.rungs[rung].entry(0)
+        assert not entry.promoted and entry.outcome == then
+        why = entry.explanation()
+        assert why is not None and "when it arrived" in why and f"but {then}" in why
+        assert why in trial_note(summary, 0)
