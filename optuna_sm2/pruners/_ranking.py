@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from optuna_sm2._validation import check_choice, check_int, check_real, check_unit_interval
 from optuna_sm2.pruners import _robust
+from optuna_sm2.pruners._columns import RungColumns
 from optuna_sm2.pruners._records import RungRecord
 from optuna_sm2.pruners._weighted_objective import (
     COMPONENTS,
@@ -37,9 +38,6 @@ RANKINGS: tuple[Ranking, ...] = ("robust", "paper")
 PERFORMANCE_TOLERANCE = 0.02
 """Default ``performance_tolerance`` of the robust rule (chosen with
 ``benchmarks/ranking_robustness.py``; see ``docs/pruner.md``)."""
-
-_ATTRIBUTES = {"energy": "energy_per_epoch_j", "lr": "stable_lr"}
-"""The record field behind each cost component of Eq. 2."""
 
 
 @dataclass(frozen=True)
@@ -162,29 +160,28 @@ class RungRanking:
 
 
 def _components(
-    records: Sequence[RungRecord], alpha: float, beta: float
-) -> tuple[dict[str, list[float] | None], dict[str, tuple[int, ...]]]:
-    """Step 2 of :func:`rank_rung`: each cost component's column over the records, or
-    ``None`` when its weight is 0 or some record lacks it; and the components left out for a
-    lack, with the trials lacking them."""
+    trials: npt.NDArray[np.int64],
+    figures: Mapping[str, npt.NDArray[np.float64]],
+    alpha: float,
+    beta: float,
+) -> tuple[dict[str, npt.NDArray[np.float64] | None], dict[str, tuple[int, ...]]]:
+    """Step 2 of :func:`rank_rung`: of each cost component's column over the competitors
+    (``trials``; NaN where unknown), the column, or ``None`` when its weight is 0 or some
+    competitor lacks it; and the components left out for a lack, with the trials lacking
+    them."""
     weights = dict(zip(COMPONENTS, component_weights(alpha, beta), strict=True))
-    columns: dict[str, list[float] | None] = {}
+    used: dict[str, npt.NDArray[np.float64] | None] = {}
     left_out: dict[str, tuple[int, ...]] = {}
-    for component, field in _ATTRIBUTES.items():
-        columns[component] = None
+    for component, column in figures.items():
+        used[component] = None
         if weights[component] == 0.0:
             continue  # not read: alpha=1 ranks by performance alone
-        column = [getattr(r, field) for r in records]
-        missing = tuple(r.trial for r, x in zip(records, column, strict=True) if x is None)
-        if missing:
-            left_out[component] = missing
+        missing = np.isnan(column)
+        if missing.any():
+            left_out[component] = tuple(trials[missing].tolist())
         else:
-            columns[component] = [float(x) for x in column if x is not None]
-    return columns, left_out
-
-
-def _array(column: list[float] | None) -> npt.NDArray[np.float64] | None:
-    return None if column is None else np.array(column, dtype=np.float64)
+            used[component] = column
+    return used, left_out
 
 
 def _ranks_and_promotion(
@@ -337,29 +334,34 @@ def rank_checked(
     bootstrap_count: int,
     ranking: Ranking,
     performance_tolerance: float,
+    columns: RungColumns | None = None,
 ) -> RungRanking:
     """:func:`rank_rung` over checked arguments: the private kernel each decision runs, which
-    trusts them (settings in range, at least one record, figures in range)."""
+    trusts them (settings in range, at least one record, figures in range). ``columns``, when
+    given, are ``RungColumns.of(records)``, kept by the caller."""
     robust = ranking == "robust"
     n = len(records)
-    values = np.array([r.value for r in records], dtype=np.float64)
+    columns = RungColumns.of(records) if columns is None else columns
+    values = columns.values
     finite = np.isfinite(values)
     oriented = values if direction == "maximize" else -values
     tie_breaks = np.where(finite, oriented, -np.inf)
     diverged = _robust.diverged_mask(oriented) if robust else np.zeros(n, dtype=np.bool_)
     counted = np.flatnonzero(~diverged)
-    kept = [records[i] for i in counted.tolist()]
-    columns, left_out = _components(kept, alpha, beta)
-    energies, lrs = columns["energy"], columns["lr"]
+    used, left_out = _components(
+        columns.trials[counted],
+        {"energy": columns.energies[counted], "lr": columns.lrs[counted]},
+        alpha,
+        beta,
+    )
+    energies, lrs = used["energy"], used["lr"]
     if robust and energies is not None:
         energies = _robust.tie_energies(
-            energies,
-            [r.energy_per_epoch_spread for r in kept],
-            [r.energy_per_epoch_resolution for r in kept],
+            energies, columns.spreads[counted], columns.resolutions[counted]
         )
     if robust and lrs is not None:
         lrs = _robust.tie_lrs(lrs)
-    scored = eq2(values[counted], _array(energies), _array(lrs), alpha, beta, direction, lr_scale)
+    scored = eq2(values[counted], energies, lrs, alpha, beta, direction, lr_scale)
     scores = np.zeros(n)
     scores[counted] = scored.score
     terms = {name: np.zeros(n) for name in COMPONENTS}

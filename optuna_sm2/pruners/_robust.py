@@ -5,7 +5,7 @@ them (``ranking="robust"``)."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -68,74 +68,111 @@ def diverged_mask(oriented: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
     return flags
 
 
+def _chain(following: list[int]) -> npt.NDArray[np.bool_]:
+    """The anchors of groups made from the first place on, ``following[a]`` being the place
+    after anchor ``a`` that starts the next group (``len(following)`` when none): one step per
+    group, over plain integers."""
+    anchors = np.zeros(len(following), dtype=np.bool_)
+    a = 0
+    while a < len(following):
+        anchors[a] = True
+        a = following[a]
+    return anchors
+
+
+def _anchored(
+    by: npt.NDArray[np.intp], sorted_x: npt.NDArray[np.float64], anchors: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float64]:
+    """``sorted_x`` (the values in the order ``by``) made equal to their group's anchor's (the
+    last of ``anchors`` at or before them), back in the original order."""
+    n = len(anchors)
+    anchor = np.maximum.accumulate(np.where(anchors, np.arange(n), 0))
+    tied = np.empty(n, dtype=np.float64)
+    tied[by] = sorted_x[anchor]
+    return tied
+
+
 def tie_energies(
-    energies: Sequence[float],
-    spreads: Sequence[float | None],
-    resolutions: Sequence[float | None] | None = None,
-) -> list[float]:
+    energies: npt.NDArray[np.float64],
+    spreads: npt.NDArray[np.float64],
+    resolutions: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:
     """Energies that differ by less than their combined spread and resolution, made equal.
 
-    Energy ``i`` stands for the interval ``e * (1 - h)`` .. ``e * (1 + h)`` of half-width
-    ``h = s + r``: ``s = spreads[i]``, its relative half-range (``None`` when unknown:
+    Energy ``i`` (finite and >= 0) stands for the interval ``e * (1 - h)`` .. ``e * (1 + h)``
+    of half-width ``h = s + r``: ``s = spreads[i]``, its relative half-range (NaN when unknown:
     :data:`ENERGY_NOISE_FLOOR`), and ``r = resolutions[i]``, how far the meter's steps may have
-    moved it (``None``, or no ``resolutions``: 0). From the lowest energy up, each energy joins
-    the group of the lowest one not yet grouped (the anchor ``a``; of equal energies, the one
-    with the widest interval) when their intervals overlap, ``e * (1 - h) <= e_a * (1 + h_a)``,
-    and takes the anchor's energy; otherwise it starts a group. The result does not depend on
-    the order of the competitors.
+    moved it (NaN, or no ``resolutions``: 0); both >= 0. From the lowest energy up, each energy
+    joins the group of the lowest one not yet grouped (the anchor ``a``; of equal energies, the
+    one with the widest interval) when their intervals overlap, ``e * (1 - h) <= e_a * (1 +
+    h_a)``, and takes the anchor's energy; otherwise it starts a group. The result does not
+    depend on the order of the competitors.
+
+    The next group starts at the first energy above the anchor whose interval starts after the
+    anchor's ends; no lower energy's interval does (``e * (1 - h) <= e <= e_a * (1 + h_a)``),
+    so that place is a binary search in the running maximum of the intervals' starts.
 
     Example:
-        >>> tie_energies([100.0, 108.0, 111.0, 300.0], [None, None, 0.01, None])
-        [100.0, 100.0, 111.0, 300.0]
-        >>> tie_energies([100.0, 130.0], [0.01, 0.01], [0.2, 0.1])  # a coarse meter's steps
-        [100.0, 100.0]
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> tie_energies(np.array([100.0, 108.0, 111.0, 300.0]), np.array([nan, nan, 0.01, nan]))
+        array([100., 100., 111., 300.])
+        >>> tie_energies(np.array([100.0, 130.0]), np.array([0.01, 0.01]), np.array([0.2, 0.1]))
+        array([100., 100.])
     """
-    r = [0.0] * len(energies) if resolutions is None else [x or 0.0 for x in resolutions]
-    h = [(ENERGY_NOISE_FLOOR if x is None else x) + r[i] for i, x in enumerate(spreads)]
-    tied = list(energies)
-    anchor: int | None = None
-    by_energy = np.lexsort(
-        (-np.asarray(h, dtype=np.float64), np.asarray(energies, dtype=np.float64))
-    )
-    for i in by_energy.tolist():
-        if anchor is None or energies[i] * (1.0 - h[i]) > energies[anchor] * (1.0 + h[anchor]):
-            anchor = i
-        tied[i] = energies[anchor]
-    return tied
+    h = np.where(np.isnan(spreads), ENERGY_NOISE_FLOOR, spreads)
+    if resolutions is not None:
+        h = h + np.where(np.isnan(resolutions), 0.0, resolutions)
+    by = np.lexsort((-h, energies))
+    e, h = energies[by], h[by]
+    starts = np.maximum.accumulate(e * (1.0 - h))
+    following = np.searchsorted(starts, e * (1.0 + h), side="right")
+    return _anchored(by, e, _chain(following.tolist()))
 
 
-def tie_lrs(lrs: Sequence[float]) -> list[float]:
+def tie_lrs(lrs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Learning rates within :data:`LR_TIE_RATIO` of a larger one, made equal.
 
-    From the largest down, each LR joins the group of the largest one not yet grouped (the
-    anchor) when ``anchor / lr <= LR_TIE_RATIO``, and takes the anchor's value; otherwise it
-    starts a group.
+    From the largest down, each LR (finite and > 0) joins the group of the largest one not yet
+    grouped (the anchor) when ``anchor / lr <= LR_TIE_RATIO``, and takes the anchor's value;
+    otherwise it starts a group.
 
     Example:
-        >>> tie_lrs([0.1, 0.07, 0.05, 1.0])
-        [0.1, 0.1, 0.05, 1.0]
+        >>> import numpy as np
+        >>> tie_lrs(np.array([0.1, 0.07, 0.05, 1.0]))
+        array([0.1 , 0.1 , 0.05, 1.  ])
     """
-    tied = list(lrs)
-    anchor: float | None = None
-    for i in np.argsort(-np.asarray(lrs, dtype=np.float64), kind="stable").tolist():
-        if anchor is None or anchor / lrs[i] > LR_TIE_RATIO:
-            anchor = lrs[i]
-        tied[i] = anchor
-    return tied
-
-
-def _window_ends(x: npt.NDArray[np.float64], tolerance: float) -> npt.NDArray[np.int64]:
-    """For ``x`` sorted from the largest down: per ``j``, how many of the first values are
-    within the tolerance of ``x[j]`` (``x[j] - x[m] <= tolerance * |x[j]|``, computed so), by
-    a binary search per ``j`` at once (the difference only grows with ``m``)."""
+    by = np.argsort(-lrs, kind="stable")
+    descending = lrs[by]
+    ascending, x = -descending, descending.tolist()
     n = len(x)
-    limit = tolerance * np.abs(x)
+    anchors = np.zeros(n, dtype=np.bool_)
+    a = 0
+    while a < n:  # one step per group: the next starts at the first LR out of a's ratio
+        anchors[a] = True
+        # Near it by a binary search, then exactly where the rule puts it (equal LRs at once).
+        m = max(int(np.searchsorted(ascending, -(x[a] / LR_TIE_RATIO), side="left")), a + 1)
+        while m > a + 1 and x[a] / x[m - 1] > LR_TIE_RATIO:
+            m = max(int(np.searchsorted(ascending, ascending[m - 1], side="left")), a + 1)
+        while m < n and x[a] / x[m] <= LR_TIE_RATIO:
+            m = int(np.searchsorted(ascending, ascending[m], side="right"))
+        a = m
+    return _anchored(by, descending, anchors)
+
+
+def _first_outside(
+    n: int, within: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.bool_]]
+) -> npt.NDArray[np.intp]:
+    """Per place ``j`` of ``n``: the first place after it out of its reach (``n`` when none),
+    ``within(m)`` saying per ``j`` whether place ``m[j]`` is in ``j``'s reach. Each place is
+    in its own reach, and a place out of reach leaves every later one out too: a binary search
+    per ``j`` at once."""
     low, high = np.arange(n), np.full(n, n)  # within at low, not at high (or high == n)
     while (searching := high - low > 1).any():
         middle = (low + high) // 2
-        within = x - x[np.minimum(middle, n - 1)] <= limit
-        low = np.where(searching & within, middle, low)
-        high = np.where(searching & ~within, middle, high)
+        reached = within(np.minimum(middle, n - 1))
+        low = np.where(searching & reached, middle, low)
+        high = np.where(searching & ~reached, middle, high)
     return high
 
 
@@ -167,7 +204,9 @@ def protected_order(
         return fast  # nobody overtakes a clearly better value
     n = len(scores)
     by_value = np.argsort(-oriented, kind="stable")
-    ends = _window_ends(oriented[by_value], tolerance).tolist()
+    x = oriented[by_value]
+    limit = tolerance * np.abs(x)
+    ends = _first_outside(n, lambda m: x - x[m] <= limit).tolist()
     priority = np.empty(n, dtype=np.int64)
     priority[by_key] = np.arange(n)  # 0 for the largest (score, x): the heap pops it first
     priority_by_value, trial_by_priority = priority[by_value].tolist(), by_key.tolist()

@@ -16,6 +16,7 @@ from optuna_sm2 import _compat
 from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2._validation import finite_or_none, is_int
+from optuna_sm2.pruners._columns import RungColumns
 from optuna_sm2.pruners._ranking import (
     PERFORMANCE_TOLERANCE,
     Ranking,
@@ -70,7 +71,8 @@ def value_at(trial: FrozenTrial, step: int) -> float | None:
 class _StudyCache:
     """What one process has learnt of one study; valid because records never change.
 
-    The records of finished trials are kept per rung (:attr:`at_rung`); :attr:`settled` trials
+    The records of finished trials are kept per rung (:attr:`at_rung`, and as numpy
+    :attr:`columns` for the ranking); :attr:`settled` trials
     (the first ones in number order) are finished and kept, so that a decision reads only the
     records of the trials after them.
     """
@@ -83,6 +85,7 @@ class _StudyCache:
         self.current_rung: dict[int, int] = {}
         self.finished: dict[int, Mapping[int, RungRecord]] = {}
         self.at_rung: dict[int, list[RungRecord]] = {}
+        self.columns: dict[int, RungColumns] = {}
         self.settled = 0
         self.lineages: dict[int, list[FrozenTrial]] = {}
         self.warned_malformed: set[tuple[int, str]] = set()
@@ -93,6 +96,15 @@ class _StudyCache:
         self.finished[number] = records
         for rung, record in records.items():
             self.at_rung.setdefault(rung, []).append(record)
+
+    def columns_at(self, rung: int, count: int) -> RungColumns:
+        """The columns of the first ``count`` records kept at ``rung`` (made once, then
+        extended by the records kept since)."""
+        kept = self.columns.setdefault(rung, RungColumns.of([]))
+        if len(kept) < count:
+            added = RungColumns.of(self.at_rung[rung][len(kept) : count])
+            kept = self.columns[rung] = RungColumns.joined([kept, added])
+        return kept
 
 
 class SuccessiveHalvingEnergyPruner(BasePruner):
@@ -252,8 +264,8 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
             record = self._new_record(study, cache, trial, rung)
             if record is None:
                 return True
-            others = self._rung_records(study, cache, rung, without=trial.number)
-            ranking = self._rank(cache, [*others, record])
+            others, columns = self._rung_records(study, cache, rung, without=trial.number)
+            ranking = self._rank(cache, [*others, record], columns, [record])
             decision = RungDecision.at(ranking, len(others))
             self._write_record(study, cache, trial, rung, replace(record, decision=decision))
             if not decision.promoted:
@@ -288,10 +300,10 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         the synchronous schedule ranks every configuration's record with this.
         """
         cache = self._cache(study)
-        records = self._rung_records(study, cache, rung)
+        records, columns = self._rung_records(study, cache, rung)
         if not any(r.trial == trial.number for r in records):
             return False
-        return self._rank(cache, records).is_promoted(trial.number)
+        return self._rank(cache, records, columns).is_promoted(trial.number)
 
     def rank(self, study: optuna.study.Study, records: list[RungRecord]) -> RungRanking:
         """:func:`~optuna_sm2.pruners.rank_rung` over ``records`` (checked) with this pruner's
@@ -301,9 +313,20 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         cache = self._cache(study)
         return self._warn_left_out(self._settings.rank(records, direction=cache.direction))
 
-    def _rank(self, cache: _StudyCache, records: list[RungRecord]) -> RungRanking:
-        """:meth:`rank` over records this pruner read or made (the kernel: nothing checked)."""
-        ranking = rank_checked(records, direction=cache.direction, **self._ranking_arguments)
+    def _rank(
+        self,
+        cache: _StudyCache,
+        records: list[RungRecord],
+        columns: RungColumns,
+        added: list[RungRecord] | None = None,
+    ) -> RungRanking:
+        """:meth:`rank` over records this pruner read or made (the kernel: nothing checked);
+        ``columns`` are those of ``records`` less the ``added`` ones, last in ``records``."""
+        if added:
+            columns = RungColumns.joined([columns, RungColumns.of(added)])
+        ranking = rank_checked(
+            records, direction=cache.direction, columns=columns, **self._ranking_arguments
+        )
         return self._warn_left_out(ranking)
 
     def _warn_left_out(self, ranking: RungRanking) -> RungRanking:
@@ -472,14 +495,17 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
         cache: _StudyCache,
         rung: int,
         without: int | None = None,
-    ) -> list[RungRecord]:
-        """The records held at ``rung`` (but trial number ``without``'s), in no set order.
+    ) -> tuple[list[RungRecord], RungColumns]:
+        """The records held at ``rung`` (but trial number ``without``'s), in no set order,
+        and their columns.
 
-        Finished trials never change: their records are parsed once and kept per rung, and
-        only the trials after the :attr:`_StudyCache.settled` ones are looked at.
+        Finished trials never change: their records are parsed once and kept per rung, with
+        their columns, and only the trials after the :attr:`_StudyCache.settled` ones are
+        looked at.
         """
         trials = study.get_trials(deepcopy=False)
         held = list(cache.at_rung.get(rung, ()))
+        kept = len(held)
         for t in trials[cache.settled :]:
             if t.number in cache.finished or t.number == without:
                 continue  # a finished one is in `held` already
@@ -490,7 +516,8 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
                 held.append(records[rung])
         while cache.settled < len(trials) and trials[cache.settled].number in cache.finished:
             cache.settled += 1
-        return held
+        columns = cache.columns_at(rung, kept)
+        return held, RungColumns.joined([columns, RungColumns.of(held[kept:])])
 
 
 def _once(steps: Any) -> Any:

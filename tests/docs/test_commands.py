@@ -92,8 +92,8 @@ def test_documented_command_runs_as_written(
 
         bind = server.make_dashboard_server
 
-        def on_a_free_port(storage: Any, host: str, port: int) -> Any:
-            return bind(storage, host, 0)
+        def on_a_free_port(storage: Any, host: str, port: int, **options: Any) -> Any:
+            return bind(storage, host, 0, **options)
 
         monkeypatch.setattr(server, "make_dashboard_server", on_a_free_port)
         monkeypatch.setattr(server, "serve_until_interrupted", lambda _server: None)
