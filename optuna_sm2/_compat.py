@@ -1,16 +1,17 @@
 """The one place that reaches into Optuna's private attributes.
 
-Optuna has no public way to get a trial's storage id, its frozen copy or reported steps from a
-running :class:`optuna.trial.Trial`, to write a trial's system attribute from a pruner, or to
-give a storage a heartbeat (:class:`BaseHeartbeat`, re-exported from here); everything else
-optuna-sm2 does goes through Optuna's public API. Keeping these accesses here means an Optuna
-upgrade that renames them breaks one small module, not the package.
+Optuna has no public way to get a trial's storage id, its frozen copy, reported steps or user
+attrs (without a copy) from a running :class:`optuna.trial.Trial`, to write a trial's system
+attribute from a pruner, or to give a storage a heartbeat (:class:`BaseHeartbeat`, re-exported
+from here); everything else optuna-sm2 does goes through Optuna's public API. Keeping these
+accesses here means an Optuna upgrade that renames them breaks one small module, not the
+package.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -97,6 +98,14 @@ def reported_steps(trial: optuna.trial.Trial) -> Collection[int]:
     of them (:class:`optuna.trial.FixedTrial`)."""
     cached = getattr(trial, "_cached_frozen_trial", None)
     return () if cached is None else cached.intermediate_values.keys()
+
+
+def held_user_attrs(trial: optuna.trial.BaseTrial) -> Mapping[str, Any]:
+    """The user attrs ``trial`` holds in this process: an :class:`optuna.trial.Trial`'s where
+    its ``set_user_attr`` keeps them (no copy, no storage query); any other trial's
+    ``user_attrs``."""
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    return trial.user_attrs if cached is None else cached.user_attrs
 
 
 def set_trial_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:

@@ -31,6 +31,12 @@ def finite_or_none(x: object) -> float | None:
     return float(x) if is_real(x) and math.isfinite(float(x)) else None  # type: ignore[arg-type]
 
 
+def count(x: object) -> int | None:
+    """``x`` as a non-negative int (``3`` or ``3.0``), else ``None``."""
+    value = finite_or_none(x)
+    return int(value) if value is not None and value >= 0 and value == int(value) else None
+
+
 def check_int(
     name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
 ) -> int:

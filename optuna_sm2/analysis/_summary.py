@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
-from optuna_sm2._validation import is_int
+from optuna_sm2 import _trial_attrs as trial_attrs
+from optuna_sm2._validation import count, is_int
 from optuna_sm2.analysis._format import format_trials, plural
 from optuna_sm2.analysis._rungs import RungSummary, ranked_by_note, summarize_rungs
 from optuna_sm2.analysis._sources import source_kind
-from optuna_sm2.analysis._trial import TrialSummary, count, summarize_trial
+from optuna_sm2.analysis._trial import TrialSummary, summarize_trial
 from optuna_sm2.attrs import (
     ENERGY_INVALID_WINDOWS,
     ENERGY_TOTAL_J,
     PRUNER,
-    RESUMED_FROM,
     SCHEDULE,
 )
 from optuna_sm2.pruners import (
@@ -191,8 +191,8 @@ def _retries(trials: list[FrozenTrial]) -> dict[int, tuple[int, ...]]:
     numbers of the trials that retry it, in order: the last carries its configuration on."""
     retries: dict[int, set[int]] = {}
     for t in trials:
-        for ref in (*_compat.retry_history(t), t.user_attrs.get(RESUMED_FROM)):
-            number = count(ref)
+        resumed_from = trial_attrs.RESUMED_FROM.read(t.user_attrs)
+        for number in (*map(count, _compat.retry_history(t)), resumed_from):
             if number is not None and number != t.number:
                 retries.setdefault(number, set()).add(t.number)
     return {number: tuple(sorted(by)) for number, by in retries.items()}

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from optuna.trial import TrialState
 
+from optuna_sm2._trial_attrs import TrialAttrs
 from optuna_sm2._validation import finite_or_none, is_real
-from optuna_sm2.attrs import (
-    ENERGY_EVAL_J,
-    ENERGY_EXPLORE_J,
-    ENERGY_INVALID_WINDOWS,
-    ENERGY_PER_EPOCH_J,
-    ENERGY_PER_EPOCH_SPREAD,
-    ENERGY_SOURCE,
-    ENERGY_TOTAL_J,
-    ENERGY_TRAIN_J,
-    EPOCHS_TRAINED,
-    EXPLORATIONS,
-    LR_DIVERGED_AT,
-    LR_WINDOW,
-    RESUMED_FROM,
-    STABLE_LR,
-)
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -34,12 +19,6 @@ if TYPE_CHECKING:
     from optuna_sm2.pruners import RungRecord
 
 EnergyStatus = Literal["measured", "partly measured", "unmeasured"]
-
-
-def count(x: Any) -> int | None:
-    """``x`` as a non-negative int (``3`` or ``3.0``), else ``None``."""
-    value = finite_or_none(x)
-    return int(value) if value is not None and value >= 0 and value == int(value) else None
 
 
 def json_float(x: float | None) -> float | None:
@@ -186,32 +165,25 @@ def _batch_size(params: Mapping[str, Any]) -> int | None:
     return int(value) if value is not None and value == int(value) else None
 
 
-def _lr_window(x: Any) -> tuple[float, float] | None:
-    if isinstance(x, Sequence) and not isinstance(x, str) and len(x) == 2:
-        low, high = finite_or_none(x[0]), finite_or_none(x[1])
-        if low is not None and high is not None:
-            return low, high
-    return None
-
-
 def summarize_trial(
     trial: FrozenTrial,
     totals: tuple[int, int] | None,
     retried: bool,
     rungs: Mapping[int, RungRecord],
 ) -> TrialSummary:
-    attrs = trial.user_attrs
-    total = finite_or_none(attrs.get(ENERGY_TOTAL_J))
-    per_epoch = finite_or_none(attrs.get(ENERGY_PER_EPOCH_J))
-    explore = finite_or_none(attrs.get(ENERGY_EXPLORE_J))
-    epochs = count(attrs.get(EPOCHS_TRAINED))
-    explorations = count(attrs.get(EXPLORATIONS))
-    source = attrs.get(ENERGY_SOURCE)
+    held = TrialAttrs.read(trial.user_attrs)
     projected = (
         None
         if totals is None
         else _projection(
-            trial.state, retried, total, per_epoch, explore, epochs, explorations, totals
+            trial.state,
+            retried,
+            held.energy_total_j,
+            held.energy_per_epoch_j,
+            held.energy_explore_j,
+            held.epochs_trained,
+            held.explorations,
+            totals,
         )
     )
     values = trial.intermediate_values
@@ -221,24 +193,24 @@ def summarize_trial(
         params={k: _json_value(v) for k, v in trial.params.items()},
         batch_size=_batch_size(trial.params),
         value=float(trial.values[0]) if trial.values else None,
-        stable_lr=finite_or_none(attrs.get(STABLE_LR)),
-        energy_per_epoch_j=per_epoch,
-        energy_per_epoch_spread=finite_or_none(attrs.get(ENERGY_PER_EPOCH_SPREAD)),
-        energy_total_j=total,
-        energy_explore_j=explore,
-        energy_train_j=finite_or_none(attrs.get(ENERGY_TRAIN_J)),
-        energy_eval_j=finite_or_none(attrs.get(ENERGY_EVAL_J)),
-        energy_invalid_windows=count(attrs.get(ENERGY_INVALID_WINDOWS)),
+        stable_lr=held.stable_lr,
+        energy_per_epoch_j=held.energy_per_epoch_j,
+        energy_per_epoch_spread=held.energy_per_epoch_spread,
+        energy_total_j=held.energy_total_j,
+        energy_explore_j=held.energy_explore_j,
+        energy_train_j=held.energy_train_j,
+        energy_eval_j=held.energy_eval_j,
+        energy_invalid_windows=held.energy_invalid_windows,
         last_value=float(values[max(values)]) if values else None,
         last_step=max(values) if values else None,
         rung=max(rungs) if rungs else None,
-        epochs_trained=epochs,
-        explorations=explorations,
-        energy_source=source if isinstance(source, str) else None,
+        epochs_trained=held.epochs_trained,
+        explorations=held.explorations,
+        energy_source=held.energy_source,
         projected_energy_j=projected,
-        lr_window=_lr_window(attrs.get(LR_WINDOW)),
-        lr_diverged_at=finite_or_none(attrs.get(LR_DIVERGED_AT)),
-        resumed_from=count(attrs.get(RESUMED_FROM)),
+        lr_window=held.lr_window,
+        lr_diverged_at=held.lr_diverged_at,
+        resumed_from=held.resumed_from,
         datetime_start=trial.datetime_start,
         datetime_complete=trial.datetime_complete,
     )

@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from optuna_sm2 import _compat
+from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyTracker
 from optuna_sm2.integration._blocks import Blocks, ScheduleSettings
@@ -240,7 +241,7 @@ class SM2PruningCallback(_Callback):
         value = self._monitored(trainer)
         prune = False
         if trainer.is_global_zero:
-            self._trial.set_user_attr(_attrs.EPOCHS_TRAINED, self._epochs)
+            book.writer.write(trial_attrs.EPOCHS_TRAINED, self._epochs)
             report(
                 self._trial,
                 value,
@@ -309,9 +310,9 @@ class SM2PruningCallback(_Callback):
         self._lr = float(lr)
         self._explorations += 1
         if trainer.is_global_zero:
-            self._trial.set_user_attr(_attrs.EXPLORATIONS, self._explorations)
-            self._trial.set_user_attr(_attrs.LR_WINDOW, [float(x) for x in window])
-            self._trial.set_user_attr(_attrs.LR_DIVERGED_AT, diverged_at)
+            book.writer.write(trial_attrs.EXPLORATIONS, self._explorations)
+            book.writer.write(trial_attrs.LR_WINDOW, (window[0], window[1]))
+            book.writer.write(trial_attrs.LR_DIVERGED_AT, diverged_at)
 
     @staticmethod
     def _check_validation(trainer: pl.Trainer) -> None:

@@ -15,6 +15,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from transformers.trainer_utils import default_compute_objective, default_hp_space_optuna
 
 from optuna_sm2 import _compat
+from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyTracker
 from optuna_sm2.integration._blocks import Blocks, ScheduleSettings
@@ -306,7 +307,7 @@ class SM2TrainerCallback(TrainerCallback):
         self._windows.close()
         epoch, self._ended = self._ended, None
         trial = self._open_trial()
-        trial.set_user_attr(_attrs.EPOCHS_TRAINED, self._epochs)
+        self._book.writer.write(trial_attrs.EPOCHS_TRAINED, self._epochs)
         self._own_report = True
         try:
             report(
@@ -397,10 +398,9 @@ class SM2TrainerCallback(TrainerCallback):
         _set_peak_lr(optimizer, scheduler, lr)
         self._lr = lr
         self._explorations += 1
-        trial = self._open_trial()
-        trial.set_user_attr(_attrs.EXPLORATIONS, self._explorations)
-        trial.set_user_attr(_attrs.LR_WINDOW, [float(x) for x in found.window])
-        trial.set_user_attr(_attrs.LR_DIVERGED_AT, found.diverged_at)
+        book.writer.write(trial_attrs.EXPLORATIONS, self._explorations)
+        book.writer.write(trial_attrs.LR_WINDOW, found.window)
+        book.writer.write(trial_attrs.LR_DIVERGED_AT, found.diverged_at)
 
 
 def _check_arguments(args: TrainingArguments) -> None:

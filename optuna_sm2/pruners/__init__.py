@@ -14,7 +14,7 @@ from optuna_sm2.pruners._records import (
     own_records,
     read_records,
 )
-from optuna_sm2.pruners._report import report
+from optuna_sm2.pruners._report import report, write_figures
 from optuna_sm2.pruners._settings import PrunerSettings, stored_pruner_settings
 from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
 from optuna_sm2.pruners._trial_energy import TrialEnergy, measured, per_epoch_and_spread
@@ -45,4 +45,5 @@ __all__ = [
     "stored_pruner_settings",
     "weighted_components",
     "weighted_objective",
+    "write_figures",
 ]

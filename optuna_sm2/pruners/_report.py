@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from optuna_sm2 import _compat
-from optuna_sm2 import attrs as _attrs
+from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2._validation import check_int, check_real, is_real
 
 if TYPE_CHECKING:
@@ -30,10 +30,11 @@ def report(
 
     Every argument is checked first; nothing is written unless all pass. Then the attributes
     are stored, as the user attributes ``sm2.energy_per_epoch_j``,
-    ``sm2.energy_per_epoch_spread`` and ``sm2.stable_lr``, and ``trial.report(value, step)``
-    is called, so that a following ``trial.should_prune()`` ranks the trial with them. An
-    attribute passed as ``None`` keeps its previous value (``TrialEnergy`` stores the spread
-    of its figure itself).
+    ``sm2.energy_per_epoch_spread`` and ``sm2.stable_lr`` (each only when the trial does not
+    hold that value already), and ``trial.report(value, step)`` is called, so that a
+    following ``trial.should_prune()`` ranks the trial with them. An attribute passed as
+    ``None`` keeps its previous value (``TrialEnergy`` stores the spread of its figure
+    itself).
 
     A step the trial has already reported is Optuna's case: ``trial.report`` ignores the value
     (with Optuna's warning), and the stored energy, spread and learning rate are left as they
@@ -103,13 +104,26 @@ def report(
             f"values in a study with {len(study.directions)} directions."
         )
     if step not in _compat.reported_steps(trial):
-        if energy is not None:
-            trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_J, energy)
-        if spread is not None:
-            trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_SPREAD, spread)
-        if lr is not None:
-            trial.set_user_attr(_attrs.STABLE_LR, lr)
+        write_figures(trial_attrs.TrialWriter(trial), energy, spread, lr)
     trial.report(float(value), step)
+
+
+def write_figures(
+    writer: trial_attrs.TrialWriter,
+    energy_per_epoch_j: float | None,
+    energy_per_epoch_spread: float | None,
+    stable_lr: float | None,
+) -> None:
+    """Store the figures :func:`report` stores for a step, those not ``None``, with
+    ``writer`` (without reporting: SM²'s loop stores a retry's own figures at a step whose
+    value it inherited)."""
+    for attr, figure in (
+        (trial_attrs.ENERGY_PER_EPOCH_J, energy_per_epoch_j),
+        (trial_attrs.ENERGY_PER_EPOCH_SPREAD, energy_per_epoch_spread),
+        (trial_attrs.STABLE_LR, stable_lr),
+    ):
+        if figure is not None:
+            writer.write(attr, figure)
 
 
 def _optional(name: str, value: Any, *, low: float, low_inclusive: bool) -> float | None:

@@ -13,6 +13,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
+from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2._validation import finite_or_none, is_int
 from optuna_sm2.pruners._columns import RungColumns
@@ -33,6 +34,14 @@ if TYPE_CHECKING:
 
 
 _WHAT = {"energy": "energy per epoch", "lr": "stable learning rate"}
+
+_RECORD_FIGURES = (
+    trial_attrs.ENERGY_PER_EPOCH_J,
+    trial_attrs.STABLE_LR,
+    trial_attrs.ENERGY_PER_EPOCH_SPREAD,
+    trial_attrs.ENERGY_PER_EPOCH_RESOLUTION,
+)
+"""The trial's figures a rung record holds, each under its field's name."""
 
 _CHOSEN = frozenset({"lr"})
 """Components a study may lack by design, without a warning, when no competitor of a rung
@@ -404,17 +413,10 @@ class SuccessiveHalvingEnergyPruner(BasePruner):
             ),
             trial,
         )
-        attrs = source.user_attrs
-        return RungRecord.from_json(  # a figure out of its range reads as unknown
-            {
-                "trial": trial.number,
-                "value": value,
-                "energy_per_epoch_j": attrs.get(_attrs.ENERGY_PER_EPOCH_J),
-                "stable_lr": attrs.get(_attrs.STABLE_LR),
-                "energy_per_epoch_spread": attrs.get(_attrs.ENERGY_PER_EPOCH_SPREAD),
-                "energy_per_epoch_resolution": attrs.get(_attrs.ENERGY_PER_EPOCH_RESOLUTION),
-            }
-        )
+        held = source.user_attrs
+        figures = {attr.name: attr.read(held) for attr in _RECORD_FIGURES}
+        # A figure out of its range reads as unknown.
+        return RungRecord.from_json({"trial": trial.number, "value": value, **figures})
 
     def _write_record(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from optuna_sm2 import attrs as _attrs
+from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2._validation import check_choice
 from optuna_sm2.energy import EnergyTracker, EnergyWindow, relative_resolution, shared_tracker
 
@@ -19,19 +19,13 @@ _logger = logging.getLogger(__name__)
 PARTS = ("explore", "train", "eval")
 """The parts of a trial's energy: the LR exploration, thorough training, evaluation."""
 
-_PART_KEYS = {
-    "explore": _attrs.ENERGY_EXPLORE_J,
-    "train": _attrs.ENERGY_TRAIN_J,
-    "eval": _attrs.ENERGY_EVAL_J,
-}
-
-_KEYS = (
-    _attrs.ENERGY_TOTAL_J,
-    *_PART_KEYS.values(),
-    _attrs.ENERGY_SOURCE,
-    _attrs.ENERGY_INVALID_WINDOWS,
-    _attrs.ENERGY_PER_EPOCH_SPREAD,
-    _attrs.ENERGY_PER_EPOCH_RESOLUTION,
+_ATTRS: tuple[trial_attrs.TrialAttr[Any], ...] = (
+    trial_attrs.ENERGY_TOTAL_J,
+    *trial_attrs.ENERGY_PARTS_J.values(),
+    trial_attrs.ENERGY_SOURCE,
+    trial_attrs.ENERGY_INVALID_WINDOWS,
+    trial_attrs.ENERGY_PER_EPOCH_SPREAD,
+    trial_attrs.ENERGY_PER_EPOCH_RESOLUTION,
 )
 """Every user attr the book owns."""
 
@@ -163,15 +157,19 @@ class TrialEnergy:
         self._block_windows: list[tuple[float, float]] = []
         """``(seconds, update_period_s)`` of each of :attr:`_block`'s windows."""
         self._open = False
-        held = trial.user_attrs
-        self._stored: dict[str, Any] = {key: held[key] for key in _KEYS if key in held}
-        """What the trial holds of the book's keys, so that only changes are written."""
+        self._writer = trial_attrs.TrialWriter(trial)
         self.store()
 
     @property
     def trial(self) -> optuna.trial.BaseTrial:
         """The trial written to."""
         return self._trial
+
+    @property
+    def writer(self) -> trial_attrs.TrialWriter:
+        """The trial's writer, which the book stores with; SM²'s loop and callbacks write the
+        trial's other attributes with it too."""
+        return self._writer
 
     @property
     def tracker(self) -> EnergyTracker:
@@ -307,30 +305,31 @@ class TrialEnergy:
 
     def user_attrs(self) -> dict[str, Any]:
         """The book's figures as the trial stores them; a figure not measured has no key."""
-        figures: dict[str, Any] = {_attrs.ENERGY_INVALID_WINDOWS: self._invalid}
+        return {attr.key: attr.to_json(value) for attr, value in self._figures().items()}
+
+    def _figures(self) -> dict[trial_attrs.TrialAttr[Any], Any]:
+        figures: dict[trial_attrs.TrialAttr[Any], Any] = {
+            trial_attrs.ENERGY_INVALID_WINDOWS: self._invalid
+        }
         total = self.total_j
         if total is not None:
-            figures[_attrs.ENERGY_TOTAL_J] = total
-        for part, key in _PART_KEYS.items():
+            figures[trial_attrs.ENERGY_TOTAL_J] = total
+        for part, attr in trial_attrs.ENERGY_PARTS_J.items():
             joules = self.part_j(part)
             if joules is not None:
-                figures[key] = joules
+                figures[attr] = joules
         if self.source is not None:
-            figures[_attrs.ENERGY_SOURCE] = self.source
+            figures[trial_attrs.ENERGY_SOURCE] = self.source
         if self._trained:
-            figures[_attrs.ENERGY_PER_EPOCH_SPREAD] = self.energy_per_epoch_spread
-            figures[_attrs.ENERGY_PER_EPOCH_RESOLUTION] = self.energy_per_epoch_resolution
+            figures[trial_attrs.ENERGY_PER_EPOCH_SPREAD] = self.energy_per_epoch_spread
+            figures[trial_attrs.ENERGY_PER_EPOCH_RESOLUTION] = self.energy_per_epoch_resolution
         return figures
 
     def store(self) -> None:
-        """Write to the trial what changed since the last write. A figure the trial holds but
-        the book has not measured (inherited from a retried trial) is set to null."""
-        figures = self.user_attrs()
-        for key in _KEYS:
-            if key not in figures and key not in self._stored:
-                continue
-            value = figures.get(key)
-            if key in self._stored and self._stored[key] == value:
-                continue
-            self._trial.set_user_attr(key, value)
-            self._stored[key] = value
+        """Write to the trial what it does not hold already (its :attr:`writer`). A figure
+        the trial holds but the book has not measured (inherited from a retried trial) is set
+        to null."""
+        figures = self._figures()
+        for attr in _ATTRS:
+            if attr in figures or self._writer.holds(attr):
+                self._writer.write(attr, figures.get(attr))

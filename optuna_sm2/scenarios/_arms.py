@@ -20,7 +20,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from optuna_sm2 import attrs as _attrs
+from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2.analysis import summarize_study
 from optuna_sm2.energy import EnergyMeter, EnergyTracker, Resolution
 from optuna_sm2.pruners import TrialEnergy
@@ -124,7 +124,7 @@ def _objective_arm(
     notes: list[str] = list(summary.notes)
     final, params, chosen = _best(study, notes)
     if chosen is not None:
-        params["lr"] = study.best_trial.user_attrs.get(_attrs.STABLE_LR)
+        params["lr"] = trial_attrs.STABLE_LR.read(study.best_trial.user_attrs)
     return ArmResult(
         arm=arm,
         seed=seed,
@@ -279,7 +279,7 @@ def _grid_configuration(
     trial = study.trials[0]
     if trial.state == TrialState.COMPLETE:
         return TableConfiguration(k, batch_size, tuple(recorder.steps))
-    booked = float(trial.user_attrs.get(_attrs.ENERGY_TOTAL_J) or 0.0)
+    booked = trial_attrs.ENERGY_TOTAL_J.read(trial.user_attrs) or 0.0
     tail = max(booked - sum_joules(recorder.steps)[0], 0.0)
     return TableConfiguration(
         k, batch_size, tuple(recorder.steps), (trial.state.name.lower(),), tail

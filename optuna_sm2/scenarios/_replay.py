@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
-from optuna_sm2 import attrs as _attrs
+from optuna_sm2._trial_attrs import ENERGY_PER_EPOCH_SPREAD, TrialWriter
 from optuna_sm2.pruners import Ranking, SuccessiveHalvingEnergyPruner, report
 from optuna_sm2.scenarios._table import GridTable, TableConfiguration, TableStep
 
@@ -173,7 +173,7 @@ class _Replay:
 
 def _report(trial: optuna.trial.Trial, step: TableStep) -> None:
     """Report ``step`` as the objective did: its value, energy per epoch, spread and LR."""
-    trial.set_user_attr(_attrs.ENERGY_PER_EPOCH_SPREAD, step.energy_per_epoch_spread)
+    TrialWriter(trial).write(ENERGY_PER_EPOCH_SPREAD, step.energy_per_epoch_spread)
     report(
         trial, step.value, step.step, energy_per_epoch_j=step.energy_per_epoch_j, stable_lr=step.lr
     )

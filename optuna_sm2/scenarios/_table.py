@@ -22,19 +22,13 @@ from typing import Any
 
 import optuna
 
-from optuna_sm2 import attrs as _attrs
+from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2.scenarios._base import Direction
 from optuna_sm2.scenarios._results import StepKind, StepRecord
 from optuna_sm2.training import PhaseResult
 
 FORMAT = "optuna-sm2 grid table"
 VERSION = 1
-
-_PART_KEYS = {
-    "explore": _attrs.ENERGY_EXPLORE_J,
-    "train": _attrs.ENERGY_TRAIN_J,
-    "eval": _attrs.ENERGY_EVAL_J,
-}
 
 
 def table_name(scenario: str, seed: int) -> str:
@@ -262,13 +256,16 @@ class TableRecorder:
 
     def __init__(self) -> None:
         self.steps: list[TableStep] = []
-        self._parts: dict[str, float] = dict.fromkeys(_PART_KEYS, 0.0)
+        self._parts: dict[str, float] = dict.fromkeys(trial_attrs.ENERGY_PARTS_J, 0.0)
         self._invalid = 0
 
     def __call__(self, trial: optuna.trial.Trial, result: PhaseResult) -> None:
         held = trial.user_attrs
-        spent = {part: self._spent(part, held.get(key)) for part, key in _PART_KEYS.items()}
-        invalid = int(held.get(_attrs.ENERGY_INVALID_WINDOWS) or 0)
+        spent = {
+            part: self._spent(part, attr.read(held))
+            for part, attr in trial_attrs.ENERGY_PARTS_J.items()
+        }
+        invalid = trial_attrs.ENERGY_INVALID_WINDOWS.read(held) or 0
         self.steps.append(
             TableStep(
                 step=result.step,
@@ -285,9 +282,9 @@ class TableRecorder:
         )
         self._invalid = invalid
 
-    def _spent(self, part: str, total: Any) -> float | None:
+    def _spent(self, part: str, total: float | None) -> float | None:
         """Joules booked under ``part`` since the previous step; ``None`` when none was."""
-        now = float(total) if total is not None else 0.0
+        now = 0.0 if total is None else total
         spent, self._parts[part] = now - self._parts[part], now
         return spent if spent > 0.0 else None
 

@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from optuna_sm2 import _compat
+from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
 from optuna_sm2.lr import BUILD_LR
-from optuna_sm2.pruners import TrialEnergy, report
+from optuna_sm2.pruners import TrialEnergy, report, write_figures
 from optuna_sm2.training._configurations import configuration_number
 from optuna_sm2.training._data import ObjectiveData
 from optuna_sm2.training._loss import Loss
@@ -93,30 +94,6 @@ class PhaseResult:
 
 PhaseCallback = Callable[[optuna.trial.Trial, PhaseResult], None]
 """``callback(trial, result)``, called after each step is reported, before any pruning decision."""
-
-
-class _TrialAttrs:
-    """Writes a trial's user attrs, skipping those whose value it already wrote."""
-
-    def __init__(self, trial: optuna.trial.Trial) -> None:
-        self._trial = trial
-        self._written: dict[str, Any] = {}
-
-    def write(self, values: dict[str, Any]) -> None:
-        for key, value in values.items():
-            if self._written.get(key, self) != value:
-                self._trial.set_user_attr(key, value)
-                self._written[key] = value
-
-
-def _figures(energy: float | None, lr: float, spread: float | None) -> dict[str, Any]:
-    """The user attrs :func:`~optuna_sm2.report` writes for a step, those known."""
-    figures = {
-        _attrs.ENERGY_PER_EPOCH_J: energy,
-        _attrs.STABLE_LR: lr,
-        _attrs.ENERGY_PER_EPOCH_SPREAD: spread,
-    }
-    return {key: value for key, value in figures.items() if value is not None}
 
 
 _REFUSED_BY_OPTUNA = ("does not support dynamic value space", "Cannot set different")
@@ -261,26 +238,29 @@ class TrialLoop:
             if self._checkpoint_dir is None
             else TrialCheckpoints(self._checkpoint_dir, trial.study)
         )
-        if checkpoints is not None:
-            resumed_from = checkpoints.resume(trial, state, batch_size, len(phases))
-            if resumed_from is not None:
-                trial.set_user_attr(_attrs.RESUMED_FROM, resumed_from)
+        resumed_from = (
+            None
+            if checkpoints is None
+            else checkpoints.resume(trial, state, batch_size, len(phases))
+        )
         book = TrialEnergy(trial, self.tracker)
-        attrs = _TrialAttrs(trial)
+        writer = book.writer
+        if resumed_from is not None:
+            writer.write(trial_attrs.RESUMED_FROM, resumed_from)
         inherited = _compat.frozen(trial).intermediate_values
-        attrs.write(self._progress_attrs(state))
+        self._write_progress(writer, state)
         # A retry resumed past its last step has nothing to run: its value is the one inherited.
         value = inherited.get(state.next_step - 1, math.nan)
         for phase in phases[state.next_step :]:
             started = time.perf_counter()
             with state.stream.drawn():
-                energy_per_epoch, spread = self._step(trial, phase, state, batch_size, book, attrs)
+                energy_per_epoch, spread = self._step(trial, phase, state, batch_size, book)
                 value, window = evaluate(state.model, self._metric, self._data.valid, self.tracker)
             seconds = time.perf_counter() - started
             book.add("eval", window)
             check_finite_metric(value, phase.step, trial.number)
             state.next_step = phase.step + 1
-            attrs.write(self._progress_attrs(state))
+            self._write_progress(writer, state)
             if phase.step not in inherited:
                 report(
                     trial,
@@ -291,7 +271,7 @@ class TrialLoop:
                     energy_per_epoch_spread=spread,
                 )
             else:  # a retry: the step's value is inherited, its figures are the retry's own
-                attrs.write(_figures(energy_per_epoch, state.lr, spread))
+                write_figures(writer, energy_per_epoch, spread, state.lr)
             self._log(trial, batch_size, phase, value, state.lr, energy_per_epoch)
             if phase.rung is not None and checkpoints is not None:
                 checkpoints.save(trial, state, batch_size)
@@ -320,7 +300,6 @@ class TrialLoop:
         state: TrainingState,
         batch_size: int,
         book: TrialEnergy,
-        attrs: _TrialAttrs,
     ) -> tuple[float | None, float | None]:
         """Run one phase's work; the energy per full epoch to report (``None`` if not
         measured) and its spread."""
@@ -339,12 +318,8 @@ class TrialLoop:
             found = exploration.result
             state.adopt_lr(found.selected_lr)
             state.explorations += 1
-            attrs.write(
-                {
-                    _attrs.LR_WINDOW: [float(x) for x in found.window],
-                    _attrs.LR_DIVERGED_AT: found.diverged_at,
-                }
-            )
+            book.writer.write(trial_attrs.LR_WINDOW, found.window)
+            book.writer.write(trial_attrs.LR_DIVERGED_AT, found.diverged_at)
             assert found.energy is not None
             joules = book.add("explore", found.energy)
             book.start_block()
@@ -354,7 +329,7 @@ class TrialLoop:
         )
         book.add("train", epoch.window)
         if epoch.diverged_loss is not None:
-            attrs.write(self._progress_attrs(state))
+            self._write_progress(book.writer, state)
             raise optuna.TrialPruned(
                 f"training diverged at lr={state.lr:.3g}: the loss is {epoch.diverged_loss}"
             )
@@ -362,11 +337,9 @@ class TrialLoop:
         return book.energy_per_epoch_j, book.energy_per_epoch_spread
 
     @staticmethod
-    def _progress_attrs(state: TrainingState) -> dict[str, Any]:
-        return {
-            _attrs.EPOCHS_TRAINED: state.epochs_trained,
-            _attrs.EXPLORATIONS: state.explorations,
-        }
+    def _write_progress(writer: trial_attrs.TrialWriter, state: TrainingState) -> None:
+        writer.write(trial_attrs.EPOCHS_TRAINED, state.epochs_trained)
+        writer.write(trial_attrs.EXPLORATIONS, state.explorations)
 
     def _log(
         self,

@@ -18,7 +18,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "optuna_sm2"
 
-BASE = {"attrs", "_compat", "_validation", "_process"}
+BASE = {"attrs", "_trial_attrs", "_compat", "_validation", "_process"}
 """Top-level modules every layer may import."""
 
 ALLOWED: dict[str, set[str]] = {

@@ -29,6 +29,7 @@ from optuna_sm2 import EnergyTracker, SuccessiveHalvingEnergyPruner, attrs  # no
 from optuna_sm2.integration import SM2TrainerCallback  # noqa: E402
 from tests.support.cli import run_cli  # noqa: E402
 from tests.support.meters import StepMeter  # noqa: E402
+from tests.support.writes import CountedWrites  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -170,7 +171,9 @@ def test_hyperparameter_search_books_energy_counts_rungs_in_epochs_and_prunes(
     )
 
 
-def test_an_objective_that_calls_train_explores_and_prunes(tmp_path: Path) -> None:
+def test_an_objective_that_calls_train_explores_and_prunes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tracker = EnergyTracker(StepMeter(WATTS))
     callbacks: list[SM2TrainerCallback] = []
 
@@ -193,8 +196,10 @@ def test_an_objective_that_calls_train_explores_and_prunes(tmp_path: Path) -> No
         return float(trainer.evaluate()["eval_accuracy"])
 
     storage = f"sqlite:///{tmp_path / 'own.db'}"
+    rdb = optuna.storages.RDBStorage(storage)
+    writes = CountedWrites(rdb, monkeypatch)  # no write of a value the trial stores already
     study = optuna.create_study(
-        storage=storage,
+        storage=rdb,
         study_name="own",
         direction="maximize",
         sampler=optuna.samplers.BruteForceSampler(seed=0),
@@ -203,6 +208,7 @@ def test_an_objective_that_calls_train_explores_and_prunes(tmp_path: Path) -> No
     study.optimize(objective, n_trials=4)
     assert optuna.trial.TrialState.PRUNED in [trial.state for trial in study.trials]
     check_energy(study)
+    assert writes.total > 0 and writes.unchanged == []
     for trial, callback in zip(study.trials, callbacks, strict=True):
         user = trial.user_attrs
         epochs = user[attrs.EPOCHS_TRAINED]
