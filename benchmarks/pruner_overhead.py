@@ -34,7 +34,8 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from optuna_sm2 import SuccessiveHalvingEnergyPruner, report
-from optuna_sm2.pruners import RungRecord, rung_key
+from optuna_sm2.pruners import RungRecord
+from optuna_sm2.pruners._records import rung_key
 
 SIZES = (1000, 3000, 10000)
 RUNG_ARGS = {"min_resource": 1, "reduction_factor": 2}

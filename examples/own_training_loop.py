@@ -58,7 +58,8 @@ def main() -> None:
                 trial,
                 value,
                 epoch,
-                energy_per_epoch_j=energy.energy_per_epoch_j,  # the median epoch so far
+                # the median epoch so far (the mean on a meter coarser than an epoch)
+                energy_per_epoch_j=energy.energy_per_epoch_j,
                 stable_lr=sweep.selected_lr,
             )
             if trial.should_prune():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 ENERGY_PER_EPOCH_J = "sm2.energy_per_epoch_j"
-"""User attr: energy (J) of the latest training window, scaled to one full pass over the data."""
+"""User attr: energy (J) of one full pass over the training data, the figure the pruner ranks by.
+After training epochs it is the current block's median epoch, or the mean of its epochs when one
+read 0 J on a meter coarser than an epoch (:func:`~optuna_sm2.pruners.per_epoch_and_spread`);
+after an exploration, the exploration's joules per sample times the training set's size."""
 
 STABLE_LR = "sm2.stable_lr"
 """User attr: learning rate chosen by the latest exploratory sweep."""
@@ -57,8 +60,9 @@ never 0 J."""
 
 ENERGY_PER_EPOCH_SPREAD = "sm2.energy_per_epoch_spread"
 """User attr: how much the figures behind :data:`ENERGY_PER_EPOCH_J` varied, as the relative
-half-range ``(max - min) / (2 * median)`` of the block's per-epoch figures; null with one
-window."""
+half-range ``(max - min) / (2 * figure)`` of the block's measured epochs, ``figure`` being
+:data:`ENERGY_PER_EPOCH_J` (their median, or their mean on a meter coarser than an epoch); null
+with one measured epoch."""
 
 ENERGY_PER_EPOCH_RESOLUTION = "sm2.energy_per_epoch_resolution"
 """User attr: how far :data:`ENERGY_PER_EPOCH_J` may be off because the meter advances in steps,

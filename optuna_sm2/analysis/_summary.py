@@ -28,12 +28,12 @@ from optuna_sm2.attrs import (
     SCHEDULE,
 )
 from optuna_sm2.pruners import (
+    LRScale,
     PrunerSettings,
     RungRecord,
     read_records,
     stored_pruner_settings,
 )
-from optuna_sm2.pruners._weighted_objective import LRScale
 
 if TYPE_CHECKING:
     import optuna
@@ -229,37 +229,125 @@ def _metric_name(study: optuna.Study, schedule: Any) -> str:
     return names[0] if names else "objective value"
 
 
+@dataclass(frozen=True)
+class _Gaps:
+    """What a summary could not read, or did not use as given: the data its notes are worded
+    from (:func:`_notes`), next to what :class:`StudyReport` holds itself."""
+
+    schedule_missing: bool
+    """The study has no ``sm2.schedule`` (a schedule without its totals is not missing)."""
+    has_rungs: bool
+    """Some trial holds rung records: only then is it said what they are ranked with."""
+    pruner_unreadable: str | None
+    """Why the stored ``sm2.pruner`` cannot be read, ``None`` when it can or is absent."""
+    overrides: tuple[str, ...]
+    """The names of the settings given as arguments (``alpha``, ``beta``, ``lr_scale``)."""
+    overrides_ignored: bool
+    """The study stores settings that differ from those given, and they win."""
+    malformed: tuple[tuple[int, tuple[str, ...]], ...]
+    """``(trial number, its malformed rung records)``, left out of the rankings."""
+
+
 def _pruner_settings(
-    study: optuna.Study,
-    overrides: Mapping[str, Any],
-    notes: list[str],
-    has_rungs: bool,
-) -> tuple[PrunerSettings, SettingsOrigin]:
-    """The study's stored pruner settings, else the defaults with ``overrides`` applied; the
-    notes say which when the study has rungs to rank."""
-    if not has_rungs:
-        notes = []
+    study: optuna.Study, overrides: Mapping[str, Any]
+) -> tuple[PrunerSettings, SettingsOrigin, str | None, bool]:
+    """The study's stored pruner settings, else the defaults with ``overrides`` applied; where
+    they came from, why the stored ones cannot be read (or ``None``), and whether overrides
+    that differ from the stored ones were ignored."""
     given = {k: v for k, v in overrides.items() if v is not None}
+    unreadable = None
     try:
         stored = stored_pruner_settings(study)
     except ValueError as exc:
-        notes.append(f"{PRUNER} cannot be read ({exc}); the rungs are ranked without it")
-        stored = None
+        unreadable, stored = str(exc), None
     if stored is not None:
-        if any(getattr(stored, k) != v for k, v in given.items()):
-            notes.append(
-                f"the study stores its pruner's settings ({PRUNER}); the rungs are ranked with "
-                f"them, not with the {', '.join(sorted(given))} given"
-            )
-        return stored, "study"
+        return stored, "study", None, any(getattr(stored, k) != v for k, v in given.items())
     settings = replace(PrunerSettings(), **given).checked()
-    notes.append(
-        f"the study does not store its pruner's settings ({PRUNER}): the rungs are ranked with "
-        + (f"the {', '.join(sorted(given))} given and " if given else "")
-        + "the pruner's defaults"
-        + ("" if given else " (give α and β to rank with the ones it ran with)")
-    )
-    return settings, "arguments" if given else "defaults"
+    return settings, "arguments" if given else "defaults", unreadable, False
+
+
+def _projection(
+    measured: Sequence[TrialSummary], running: Sequence[int]
+) -> tuple[float, float, tuple[int, ...]]:
+    """``(projected, basis, unprojected)`` over the finished, measured trials: what training
+    them all to the end would have spent, what they spent, and the trials counted at their
+    actual energy for lack of a figure the projection needs."""
+    projected = basis = 0.0
+    unprojected: list[int] = []
+    for s in measured:
+        if s.number in running:
+            continue
+        basis += s.energy_total_j or 0.0
+        if s.projected_energy_j is not None:
+            projected += s.projected_energy_j
+        else:
+            projected += s.energy_total_j or 0.0
+            unprojected.append(s.number)
+    return projected, basis, tuple(unprojected)
+
+
+def _notes(report: StudyReport, gaps: _Gaps) -> tuple[str, ...]:
+    """What ``report`` left out and why, in words, from its figures and ``gaps``."""
+    notes: list[str] = []
+    given = ", ".join(gaps.overrides)
+    if gaps.has_rungs and gaps.pruner_unreadable is not None:
+        notes.append(
+            f"{PRUNER} cannot be read ({gaps.pruner_unreadable}); the rungs are ranked without it"
+        )
+    if gaps.has_rungs and gaps.overrides_ignored:
+        notes.append(
+            f"the study stores its pruner's settings ({PRUNER}); the rungs are ranked with "
+            f"them, not with the {given} given"
+        )
+    elif gaps.has_rungs and report.pruner_origin != "study":
+        ranked_with = (
+            f"the {given} given and the pruner's defaults"
+            if given
+            else "the pruner's defaults (give α and β to rank with the ones it ran with)"
+        )
+        notes.append(
+            f"the study does not store its pruner's settings ({PRUNER}): the rungs are ranked "
+            f"with {ranked_with}"
+        )
+    if gaps.schedule_missing:
+        notes.append(
+            f"no {SCHEDULE}: the study was not written by SM2Objective, so there is no "
+            "projection of what training every configuration to the end would have spent"
+        )
+    elif report.projected_energy_j is None:
+        notes.append(f"{SCHEDULE} lacks train_epochs_total or explorations_total: no projection")
+    if gaps.malformed:
+        trials = "; ".join(f"{n} ({', '.join(records)})" for n, records in gaps.malformed)
+        notes.append(f"malformed rung records, left out of the rankings: trial {trials}")
+    if report.unmeasured_trials:
+        notes.append(
+            f"unmeasured trials (no {ENERGY_TOTAL_J}), left out of the totals and the saving: "
+            f"{format_trials(report.unmeasured_trials)}"
+        )
+    if report.partly_measured_trials:
+        partly = set(report.partly_measured_trials)
+        windows = ", ".join(
+            f"{t.number} ({plural(t.energy_invalid_windows or 0, 'window')})"
+            for t in report.trials
+            if t.number in partly
+        )
+        notes.append(
+            "partly measured trials, whose totals miss the windows that could not be measured "
+            f"({ENERGY_INVALID_WINDOWS}; the totals are lower bounds): {windows}"
+        )
+    if report.unprojected_trials:
+        notes.append(
+            "trials lacking what the projection needs count their actual energy in it "
+            f"(the saving is understated): {format_trials(report.unprojected_trials)}"
+        )
+    if report.projected_energy_j is not None and report.running_trials:
+        notes.append(
+            "running trials, left out of the projection and the saving (they are still "
+            f"spending; their energy so far is in the total): "
+            f"{format_trials(report.running_trials)}"
+        )
+    ranked_by = ranked_by_note(report.rungs)
+    return (*notes, ranked_by) if ranked_by is not None else tuple(notes)
 
 
 def _best_trial(
@@ -359,27 +447,9 @@ def summarize_study(
     direction = _direction(study)
     read = {t.number: read_records(t.number, t.system_attrs) for t in trials}
     held = {n: r.records for n, r in read.items()}
-    notes: list[str] = []
-    settings, origin = _pruner_settings(
-        study,
-        {"alpha": alpha, "beta": beta, "lr_scale": lr_scale},
-        notes,
-        any(held.values()),
-    )
+    overrides = {"alpha": alpha, "beta": beta, "lr_scale": lr_scale}
+    settings, origin, unreadable, ignored = _pruner_settings(study, overrides)
     totals = _schedule_totals(schedule)
-    if schedule is None:
-        notes.append(
-            f"no {SCHEDULE}: the study was not written by SM2Objective, so there is no "
-            "projection of what training every configuration to the end would have spent"
-        )
-    elif totals is None:
-        notes.append(f"{SCHEDULE} lacks train_epochs_total or explorations_total: no projection")
-
-    malformed = [f"{n} ({', '.join(r.malformed)})" for n, r in read.items() if r.malformed]
-    if malformed:
-        notes.append(
-            f"malformed rung records, left out of the rankings: trial {'; '.join(malformed)}"
-        )
     retries = _retries(trials)
     summaries = tuple(
         summarize_trial(
@@ -387,92 +457,56 @@ def summarize_study(
         )
         for t in trials
     )
-
     measured = [s for s in summaries if s.energy_total_j is not None]
-    unmeasured = tuple(s.number for s in summaries if s.energy_total_j is None)
-    partly = tuple(s.number for s in measured if s.energy_invalid_windows)
     running = tuple(
         s.number
         for s in summaries
         if s.state in (TrialState.RUNNING.name, TrialState.WAITING.name)
     )
-    total = sum(s.energy_total_j or 0.0 for s in measured)
-    explore = sum(s.energy_explore_j or 0.0 for s in measured)
-    pruned = sum(s.energy_total_j or 0.0 for s in measured if s.state == TrialState.PRUNED.name)
-    if unmeasured:
-        notes.append(
-            f"unmeasured trials (no {ENERGY_TOTAL_J}), left out of the totals and the saving: "
-            f"{format_trials(unmeasured)}"
-        )
-    if partly:
-        windows = [
-            f"{s.number} ({plural(s.energy_invalid_windows, 'window')})"
-            for s in measured
-            if s.energy_invalid_windows
-        ]
-        notes.append(
-            "partly measured trials, whose totals miss the windows that could not be measured "
-            f"({ENERGY_INVALID_WINDOWS}; the totals are lower bounds): {', '.join(windows)}"
-        )
-
-    projected: float | None = None
-    basis: float | None = None
-    unprojected: list[int] = []
-    if totals is not None:
-        projected = basis = 0.0
-        for s in measured:
-            if s.number in running:
-                continue
-            basis += s.energy_total_j or 0.0
-            if s.projected_energy_j is not None:
-                projected += s.projected_energy_j
-            else:
-                projected += s.energy_total_j or 0.0
-                unprojected.append(s.number)
-        if unprojected:
-            notes.append(
-                "trials lacking what the projection needs count their actual energy in it "
-                f"(the saving is understated): {format_trials(unprojected)}"
-            )
-        if running:
-            notes.append(
-                "running trials, left out of the projection and the saving (they are still "
-                f"spending; their energy so far is in the total): {format_trials(running)}"
-            )
-    sources = sorted({s.energy_source for s in summaries if s.energy_source is not None})
-    schedule_steps = schedule.get("rung_steps") if isinstance(schedule, Mapping) else None
-    rungs = summarize_rungs(
-        trials,
-        held,
-        settings,
-        direction,
-        schedule_steps
-        if isinstance(schedule_steps, list) and all(is_int(s) for s in schedule_steps)
-        else None,
-        retries,
+    projected, basis, unprojected = (
+        _projection(measured, running) if totals is not None else (None, None, ())
     )
-    ranked_by = ranked_by_note(rungs)
-    if ranked_by is not None:
-        notes.append(ranked_by)
-    return StudyReport(
+    schedule_steps = schedule.get("rung_steps") if isinstance(schedule, Mapping) else None
+    report = StudyReport(
         study_name=study.study_name,
         direction=direction,
         schedule=dict(schedule) if isinstance(schedule, Mapping) else None,
         trials=summaries,
-        total_energy_j=total,
-        explore_energy_j=explore,
-        pruned_energy_j=pruned,
+        total_energy_j=sum(s.energy_total_j or 0.0 for s in measured),
+        explore_energy_j=sum(s.energy_explore_j or 0.0 for s in measured),
+        pruned_energy_j=sum(
+            s.energy_total_j or 0.0 for s in measured if s.state == TrialState.PRUNED.name
+        ),
         projected_energy_j=projected,
-        energy_sources=tuple(sources),
-        unprojected_trials=tuple(unprojected),
-        notes=tuple(notes),
+        energy_sources=tuple(
+            sorted({s.energy_source for s in summaries if s.energy_source is not None})
+        ),
+        unprojected_trials=unprojected,
         metric_name=_metric_name(study, schedule),
         pruner=settings,
         pruner_origin=origin,
-        rungs=rungs,
+        rungs=summarize_rungs(
+            trials,
+            held,
+            settings,
+            direction,
+            schedule_steps
+            if isinstance(schedule_steps, list) and all(is_int(s) for s in schedule_steps)
+            else None,
+            retries,
+        ),
         saving_basis_j=basis,
-        unmeasured_trials=unmeasured,
-        partly_measured_trials=partly,
+        unmeasured_trials=tuple(s.number for s in summaries if s.energy_total_j is None),
+        partly_measured_trials=tuple(s.number for s in measured if s.energy_invalid_windows),
         running_trials=running,
         best_trial=_best_trial(summaries, direction),
     )
+    gaps = _Gaps(
+        schedule_missing=schedule is None,
+        has_rungs=any(held.values()),
+        pruner_unreadable=unreadable,
+        overrides=tuple(sorted(k for k, v in overrides.items() if v is not None)),
+        overrides_ignored=ignored,
+        malformed=tuple((n, r.malformed) for n, r in read.items() if r.malformed),
+    )
+    return replace(report, notes=_notes(report, gaps))

@@ -117,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
     import optuna
     import torch
 
-    from optuna_sm2.scenarios import SCENARIOS, ScenarioDataMissing
-    from optuna_sm2.scenarios._bench import run_bench
+    from optuna_sm2.scenarios import SCENARIOS, ScenarioDataMissing, run_bench
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CLIError(f"--out {args.out} exists and is not a folder")
@@ -162,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _replay(folder: str, out: str) -> int:
-    from optuna_sm2.scenarios._replay_report import run_replay
+    from optuna_sm2.scenarios import run_replay
 
     if not os.path.isdir(folder):
         raise CLIError(f"--replay {folder} is not a folder")

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_sm2 import attrs as _attrs
-from optuna_sm2.analysis._summary import summarize_study
+from optuna_sm2.analysis import summarize_study
 from optuna_sm2.cli._common import (
     CLIError,
     check_writable_folder,

@@ -7,7 +7,7 @@ Nothing here knows Optuna; :class:`EnergyTracker` measures any block of code. Se
 from __future__ import annotations
 
 from optuna_sm2.energy._auto import auto_meter, probe_meters
-from optuna_sm2.energy._cpu_time import WATTS_PER_CORE, CpuTimeMeter
+from optuna_sm2.energy._cpu_time import CpuTimeMeter
 from optuna_sm2.energy._meter import (
     DEFAULT_MAX_POWER_W,
     EDGE_SLACK_S,
@@ -18,11 +18,10 @@ from optuna_sm2.energy._meter import (
     SourceProbe,
     SumMeter,
 )
-from optuna_sm2.energy._nvml import NVML_COUNTER_PERIOD_S, NvmlMeter, parse_visible_devices
+from optuna_sm2.energy._nvml import NVML_COUNTER_PERIOD_S, NvmlMeter
 from optuna_sm2.energy._rapl import RaplMeter
 from optuna_sm2.energy._resolution import (
     Resolution,
-    counter_steps,
     poll_resolution,
     relative_resolution,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "EDGE_SLACK_S",
     "NVML_COUNTER_PERIOD_S",
     "SOURCES",
-    "WATTS_PER_CORE",
     "CpuTimeMeter",
     "EnergyMeter",
     "EnergyMeterUnavailable",
@@ -50,8 +48,6 @@ __all__ = [
     "SumMeter",
     "ZeusMeter",
     "auto_meter",
-    "counter_steps",
-    "parse_visible_devices",
     "poll_resolution",
     "probe_meters",
     "relative_resolution",

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from optuna_sm2.integration._lightning import SM2PruningCallback
     from optuna_sm2.integration._transformers import SM2TrainerCallback
-    from optuna_sm2.training._distributed import DistributedEnergyTracker
+    from optuna_sm2.training import DistributedEnergyTracker
 
 _LAZY = {
     "SM2PruningCallback": "optuna_sm2.integration._lightning",
     "SM2TrainerCallback": "optuna_sm2.integration._transformers",
-    "DistributedEnergyTracker": "optuna_sm2.training._distributed",
+    "DistributedEnergyTracker": "optuna_sm2.training",
 }
 """Name -> its module, imported when the name is first used."""
 

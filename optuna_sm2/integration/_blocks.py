@@ -11,7 +11,7 @@ from optuna.pruners import BasePruner
 from optuna_sm2._validation import check_int
 from optuna_sm2.energy import EnergyTracker
 from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner
-from optuna_sm2.training._phases import SweepSettings
+from optuna_sm2.training import SweepSettings
 
 DEFAULT_BLOCK_EPOCHS = 5
 """Epochs per block when neither ``explore_every`` nor the pruner's rung steps say (the

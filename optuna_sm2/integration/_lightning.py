@@ -19,7 +19,7 @@ from optuna_sm2.integration._blocks import Blocks, ScheduleSettings
 from optuna_sm2.integration._module_sweep import sweep_module
 from optuna_sm2.integration._namespaces import callback_base
 from optuna_sm2.pruners import TrialEnergy, report
-from optuna_sm2.training._distributed import DistributedEnergyTracker
+from optuna_sm2.training import DistributedEnergyTracker
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -38,7 +38,8 @@ class SM2PruningCallback(_Callback):
     :class:`~optuna_sm2.TrialEnergy`: ``sm2.energy_total_j`` and its train, eval and explore
     parts, ``sm2.energy_source`` and ``sm2.energy_invalid_windows``. At the end of each training
     epoch :func:`~optuna_sm2.report` stores ``trainer.callback_metrics[monitor]`` at step
-    ``current_epoch``, the block's median energy per epoch and the stable LR, then asks
+    ``current_epoch``, the block's energy per epoch (its median epoch, or the mean on a meter
+    coarser than an epoch) and the stable LR, then asks
     ``trial.should_prune()``. A pruned trial stops the trainer cleanly
     (``trainer.should_stop``); as with Optuna's ``PyTorchLightningPruningCallback``, call
     :meth:`check_pruned` right after ``trainer.fit`` to raise :class:`optuna.TrialPruned`.

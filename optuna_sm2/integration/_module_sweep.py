@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from optuna_sm2.lr import LRExploration, SweepPlan, explore_lr, sweep_plan
-from optuna_sm2.training._phases import SweepSettings
+from optuna_sm2.training import SweepSettings
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl

@@ -21,7 +21,7 @@ from optuna_sm2.energy import EnergyTracker
 from optuna_sm2.integration._blocks import Blocks, ScheduleSettings
 from optuna_sm2.lr import SweepPlan, explore_lr, sweep_plan
 from optuna_sm2.pruners import TrialEnergy, report
-from optuna_sm2.training._phases import SweepSettings
+from optuna_sm2.training import SweepSettings
 
 HpSpace = Callable[[optuna.trial.Trial], dict[str, Any]]
 Metric = Callable[[dict[str, float]], float]
@@ -39,7 +39,8 @@ class SM2TrainerCallback(TrainerCallback):
 
     **Rungs in epochs.** After each epoch's evaluation the callback reports
     ``metric(metrics)`` with :func:`~optuna_sm2.report` at the **epoch index** (0, 1, ...),
-    with the block's median energy per epoch (and the stable LR when exploring), then asks
+    with the block's energy per epoch (its median epoch, or the mean on a meter coarser than an
+    epoch; the stable LR too when exploring), then asks
     ``trial.should_prune()``. The Trainer's own report, at ``global_step``, is kept from the
     study: a batch size of 16 and one of 128 then meet the pruner's rungs after the same
     number of epochs. Inside ``trainer.hyperparameter_search`` the Trainer's ``trial.report``

@@ -49,7 +49,7 @@ def report(
         energy_per_epoch_j: Energy of one full pass over the training data, in joules (>= 0).
         stable_lr: The largest stable learning rate found for the trial (> 0).
         energy_per_epoch_spread: How much the figures behind ``energy_per_epoch_j`` varied,
-            as a relative half-range ``(max - min) / (2 * median)`` (>= 0); needs
+            as a relative half-range ``(max - min) / (2 * energy_per_epoch_j)`` (>= 0); needs
             ``energy_per_epoch_j``. The dashboard draws it as error bars.
 
     Raises:

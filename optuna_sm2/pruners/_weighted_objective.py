@@ -92,7 +92,10 @@ def weighted_objective(
             )
             best = int(scores.argmax())
     """
-    return _checked_eq2(values, energies, lrs, alpha, beta, direction, lr_scale).score
+    terms = weighted_components(
+        values, energies, lrs, alpha=alpha, beta=beta, direction=direction, lr_scale=lr_scale
+    )
+    return _score(terms)
 
 
 COMPONENTS = ("performance", "energy", "lr")
@@ -111,16 +114,14 @@ def weighted_components(
 ) -> dict[str, npt.NDArray[np.float64]]:
     """Each term of :func:`weighted_objective`'s score, per competitor.
 
-    Same arguments, validation and normalization as :func:`weighted_objective`. Returns one
-    array per name of :data:`COMPONENTS`: the component's normalized attribute (1 best) times
-    its weight, the weights renormalized as :func:`weighted_objective` renormalizes them. A
+    Same arguments and validation as :func:`weighted_objective`, which is the sum of these
+    terms clipped to [0, 1]. Returns one array per name of :data:`COMPONENTS`: the component's
+    normalized attribute (1 best) times its weight, the weights renormalized to sum 1. A
     component passed as ``None`` (or dropped because nothing but zero weights remained) is all
-    zeros, and every term of a competitor with a non-finite value is 0. The terms of a
-    competitor sum to its :func:`weighted_objective` score up to rounding (the score is also
-    clipped to [0, 1]).
+    zeros, and every term of a competitor with a non-finite value is 0.
 
     Example:
-        >>> from optuna_sm2.pruners._weighted_objective import weighted_components
+        >>> from optuna_sm2.pruners import weighted_components
         >>> parts = weighted_components([0.9, 0.8], energies=[100.0, 50.0], lrs=[0.1, 0.1])
         >>> [float(x) for x in parts["performance"]], [float(x) for x in parts["energy"]]
         ([0.75, 0.0], [0.0, 0.125])
@@ -211,10 +212,14 @@ def eq2(
         term = np.asarray(w * s / total_weight, dtype=np.float64)
         term[~finite] = 0.0
         terms[name] = term
-    score = np.clip(sum(terms.values()), 0.0, 1.0)
-    score[~finite] = 0.0
     weights = {name: w / total_weight for name, w, _ in normalized}
-    return Eq2(weights=weights, terms=terms, score=np.asarray(score, dtype=np.float64))
+    return Eq2(weights=weights, terms=terms, score=_score(terms))
+
+
+def _score(terms: Mapping[str, npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+    """Eq. 2's score: the sum of its terms per competitor, clipped to [0, 1] (0 for a
+    competitor with a non-finite value, whose terms are all 0)."""
+    return np.asarray(np.clip(sum(terms.values()), 0.0, 1.0), dtype=np.float64)
 
 
 def _vector(name: str, seq: Any, n: int | None = None) -> npt.NDArray[np.float64]:

@@ -21,7 +21,7 @@ import torch
 from optuna.trial import TrialState
 
 from optuna_sm2 import _trial_attrs as trial_attrs
-from optuna_sm2.analysis._summary import summarize_study
+from optuna_sm2.analysis import summarize_study
 from optuna_sm2.energy import EnergyMeter, EnergyTracker, Resolution
 from optuna_sm2.pruners import TrialEnergy
 from optuna_sm2.scenarios._base import Scenario
@@ -32,13 +32,17 @@ from optuna_sm2.scenarios._table import (
     TableRecorder,
     sum_joules,
 )
-from optuna_sm2.training._data import ObjectiveData, check_data
-from optuna_sm2.training._loop import PhaseResult
-from optuna_sm2.training._loss import Loss
-from optuna_sm2.training._objective import SM2Objective
-from optuna_sm2.training._optimizer import sgd
-from optuna_sm2.training._phases import evaluate, train_epoch
-from optuna_sm2.training._synchronous import optimize_synchronous
+from optuna_sm2.training import (
+    Loss,
+    ObjectiveData,
+    PhaseResult,
+    SM2Objective,
+    check_data,
+    evaluate,
+    optimize_synchronous,
+    sgd,
+    train_epoch,
+)
 
 Progress = Callable[[str], None]
 

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
-from optuna_sm2.training._objective import SM2Objective
-from optuna_sm2.training._schedule import Schedule
+from optuna_sm2.training import Schedule, SM2Objective
 
 if TYPE_CHECKING:
     import optuna

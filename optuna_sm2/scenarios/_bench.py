@@ -24,7 +24,6 @@ from optuna_sm2.energy import (
     auto_meter,
     poll_resolution,
 )
-from optuna_sm2.scenarios import Scenario, load_scenario
 from optuna_sm2.scenarios._arms import (
     ArmRunner,
     OutOfTime,
@@ -36,7 +35,9 @@ from optuna_sm2.scenarios._arms import (
     run_vanilla,
     run_zeus_cost,
 )
+from optuna_sm2.scenarios._base import Scenario
 from optuna_sm2.scenarios._figure import plot_arms, plot_run
+from optuna_sm2.scenarios._registry import load_scenario
 from optuna_sm2.scenarios._results import (
     ARM_LABELS,
     ARMS,

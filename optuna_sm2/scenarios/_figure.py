@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from optuna_sm2.scenarios._results import ARM_LABELS, ARMS, J_PER_WH, ScenarioResult
-from optuna_sm2.training._schedule import Phase
+from optuna_sm2.training import Phase
 
 if TYPE_CHECKING:
     from optuna_sm2.scenarios._replay_report import RuleSummary

@@ -25,8 +25,7 @@ from optuna.trial import TrialState
 
 from optuna_sm2 import _compat
 from optuna_sm2._trial_attrs import ENERGY_PER_EPOCH_SPREAD, TrialWriter
-from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner, report
-from optuna_sm2.pruners._ranking import Ranking
+from optuna_sm2.pruners import Ranking, SuccessiveHalvingEnergyPruner, report
 from optuna_sm2.scenarios._table import GridTable, TableConfiguration, TableStep
 
 RuleKind = Literal["sm2", "optuna_sha"]

@@ -25,7 +25,7 @@ import optuna
 from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2.scenarios._base import Direction
 from optuna_sm2.scenarios._results import StepKind, StepRecord
-from optuna_sm2.training._loop import PhaseResult
+from optuna_sm2.training import PhaseResult
 
 FORMAT = "optuna-sm2 grid table"
 VERSION = 1

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from optuna_sm2.training._objective import SM2Objective
+from optuna_sm2.training import SM2Objective
 
 if TYPE_CHECKING:
     import optuna

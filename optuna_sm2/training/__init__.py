@@ -13,18 +13,33 @@ trial and its checkpoint files), ``_schedule`` and ``_synchronous``.
 from __future__ import annotations
 
 from optuna_sm2.training._batches import PreloadedBatches
-from optuna_sm2.training._data import ValidBatches
+from optuna_sm2.training._data import ObjectiveData, ValidBatches, check_data
+from optuna_sm2.training._distributed import DistributedEnergyTracker
 from optuna_sm2.training._driver import StepDriver
 from optuna_sm2.training._loop import PhaseCallback, PhaseResult
+from optuna_sm2.training._loss import Loss
 from optuna_sm2.training._objective import SM2Objective
+from optuna_sm2.training._optimizer import sgd
+from optuna_sm2.training._phases import SweepSettings, evaluate, train_epoch
+from optuna_sm2.training._schedule import Phase, Schedule
 from optuna_sm2.training._synchronous import optimize_synchronous
 
 __all__ = [
+    "DistributedEnergyTracker",
+    "Loss",
+    "ObjectiveData",
+    "Phase",
     "PhaseCallback",
     "PhaseResult",
     "PreloadedBatches",
     "SM2Objective",
+    "Schedule",
     "StepDriver",
+    "SweepSettings",
     "ValidBatches",
+    "check_data",
+    "evaluate",
     "optimize_synchronous",
+    "sgd",
+    "train_epoch",
 ]

@@ -24,9 +24,8 @@ from optuna_sm2 import _compat
 from optuna_sm2 import _trial_attrs as trial_attrs
 from optuna_sm2 import attrs as _attrs
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
-from optuna_sm2.lr._state import BUILD_LR
-from optuna_sm2.pruners._report import report, write_figures
-from optuna_sm2.pruners._trial_energy import TrialEnergy
+from optuna_sm2.lr import BUILD_LR
+from optuna_sm2.pruners import TrialEnergy, report, write_figures
 from optuna_sm2.training._configurations import configuration_number
 from optuna_sm2.training._data import ObjectiveData
 from optuna_sm2.training._loss import Loss
@@ -67,11 +66,13 @@ class PhaseResult:
         value: The metric on the validation data after the step.
         energy_per_epoch_j: The energy of one full pass over the training data, as reported:
             after an exploration, its joules per sample times the training set's size; after a
-            thorough epoch, the median of the block's measured epochs so far. ``None`` when
+            thorough epoch, the figure of the block's measured epochs so far: their median, or
+            their mean when one read 0 J on a meter coarser than an epoch. ``None`` when
             not measured (the exploration's window, or every epoch of the block so far, was
             invalid).
-        energy_per_epoch_spread: The relative half-range of the block's measured epochs
-            (``None`` after an exploration, or with fewer than two measured epochs).
+        energy_per_epoch_spread: The relative half-range of the block's measured epochs,
+            ``(max - min) / (2 * energy_per_epoch_j)`` (``None`` after an exploration, or with
+            fewer than two measured epochs).
         lr: The stable LR the trial trains at after this step.
         seconds: Wall time of the step, its evaluation included.
         n_steps: Steps of the whole schedule: a trial that survives every rung reports steps

@@ -23,8 +23,8 @@ from torch import nn
 
 from optuna_sm2 import _validation as _check
 from optuna_sm2.energy import EnergyMeter, EnergyTracker
-from optuna_sm2.lr._device import check_device
-from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
+from optuna_sm2.lr import check_device
+from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner
 from optuna_sm2.training._arguments import (
     check_callbacks,
     check_checkpoint_dir,

@@ -16,11 +16,8 @@ import torch
 from torch import nn
 
 from optuna_sm2 import _validation as _check
-from optuna_sm2.lr._plan import SweepPlan, sweep_plan
-from optuna_sm2.lr._result import LRExploration
-from optuna_sm2.lr._selection import MIN_LRS
-from optuna_sm2.lr._sweep import explore_lr
-from optuna_sm2.pruners._trial_energy import measured
+from optuna_sm2.lr import MIN_LRS, LRExploration, SweepPlan, explore_lr, sweep_plan
+from optuna_sm2.pruners import measured
 from optuna_sm2.training._data import DataPair, TrialBatches, ValidBatches
 from optuna_sm2.training._loss import Loss
 from optuna_sm2.training._optimizer import PlainFactory

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_sm2 import _compat
 from optuna_sm2 import _validation as _check
 from optuna_sm2 import attrs as _attrs
-from optuna_sm2.pruners._successive_halving_energy import SuccessiveHalvingEnergyPruner
+from optuna_sm2.pruners import SuccessiveHalvingEnergyPruner
 from optuna_sm2.training._configurations import (
     Configuration,
     configuration_number,

@@ -11,7 +11,6 @@ from optuna_sm2.visualization._attach import (
     AttachResult,
     attach_to_dashboard,
     build_figures,
-    figures_of,
 )
 from optuna_sm2.visualization._cumulative import plot_cumulative_energy
 from optuna_sm2.visualization._energy_split import plot_energy_split
@@ -25,7 +24,6 @@ __all__ = [
     "AttachResult",
     "attach_to_dashboard",
     "build_figures",
-    "figures_of",
     "plot_cumulative_energy",
     "plot_energy_split",
     "plot_pareto",

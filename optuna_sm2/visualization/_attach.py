@@ -26,7 +26,7 @@ from optuna_sm2.visualization._rung_scores import plot_rung_scores
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from optuna_sm2.pruners._weighted_objective import LRScale
+    from optuna_sm2.pruners import LRScale
 
 FIGURE_IDS = {
     "pareto": "sm2-energy-vs-performance",

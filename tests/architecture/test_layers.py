@@ -1,7 +1,8 @@
 """The layer rule of docs/architecture.md, read from the source with ``ast``.
 
-Each subpackage of ``optuna_sm2`` may import only the layers listed for it, and the core layers
-never import torch. Imports under ``if TYPE_CHECKING:`` are annotations, not imports, and are
+Each subpackage of ``optuna_sm2`` may import only the layers listed for it, through the layer's
+package (its ``__init__``), never another layer's private module, and the core layers never
+import torch. Imports under ``if TYPE_CHECKING:`` are annotations, not imports, and are
 skipped; imports inside functions count (a lazy import is still a dependency), except that
 ``cli`` may import any layer lazily, which is how ``--help`` stays fast.
 """
@@ -93,11 +94,12 @@ def _imports(tree: ast.AST, module: str) -> list[tuple[str, bool]]:
                 else:
                     name = child.module or ""
                 found.append((name, top))
-                if name == "optuna_sm2":  # ``from optuna_sm2 import energy``: a module
+                if name.startswith("optuna_sm2"):  # ``from optuna_sm2 import energy``: a module
+                    folder = PACKAGE.joinpath(*name.split(".")[1:])
                     found.extend(
-                        (f"optuna_sm2.{a.name}", top)
+                        (f"{name}.{a.name}", top)
                         for a in child.names
-                        if (PACKAGE / a.name).is_dir() or (PACKAGE / f"{a.name}.py").is_file()
+                        if (folder / a.name).is_dir() or (folder / f"{a.name}.py").is_file()
                     )
             inner = top and not isinstance(
                 child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
@@ -122,10 +124,17 @@ def _violations() -> list[str]:
             if root != "optuna_sm2" or imported == "optuna_sm2":
                 continue
             target = _layer(imported)
+            if target != layer and target != "base" and _private(imported):
+                problems.append(f"{module} ({layer}) imports {imported}, private to {target}")
             if target in (layer, "base") or target in ALLOWED[layer]:
                 continue
             problems.append(f"{module} ({layer}) imports {imported} ({target})")
     return problems
+
+
+def _private(module: str) -> bool:
+    """Whether ``module`` lies behind a layer's front door (``optuna_sm2.<layer>._x``)."""
+    return any(part.startswith("_") for part in module.split(".")[2:])
 
 
 def test_every_module_belongs_to_a_known_layer() -> None:
@@ -143,6 +152,16 @@ def test_the_rule_catches_a_violation() -> None:
     assert ("torch", True) in imported
     assert ("optuna_sm2.training", True) in imported
     assert _layer("optuna_sm2.training._objective") not in ALLOWED["pruners"]
+
+
+def test_the_rule_catches_a_private_import_from_another_layer() -> None:
+    tree = ast.parse(
+        "from optuna_sm2.lr._plan import sweep_plan\nfrom optuna_sm2.pruners import _report\n"
+    )
+    imported = {name for name, _top in _imports(tree, "optuna_sm2.training._x")}
+    assert {"optuna_sm2.lr._plan", "optuna_sm2.pruners._report"} <= imported
+    assert _private("optuna_sm2.lr._plan") and _private("optuna_sm2.pruners._report")
+    assert not _private("optuna_sm2.lr") and not _private("optuna_sm2._compat")
 
 
 def test_no_import_cycles_between_modules() -> None:

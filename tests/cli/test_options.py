@@ -109,10 +109,10 @@ def _fake_runner(calls: list[dict[str, Any]]) -> Any:
 def test_bench_passes_seeds_and_arms_to_the_runner(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from optuna_sm2.scenarios import _bench
+    from optuna_sm2 import scenarios
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(_bench, "run_bench", _fake_runner(calls))
+    monkeypatch.setattr(scenarios, "run_bench", _fake_runner(calls))
     argv = ["bench", "--scenario", "household", "--budget", "tiny", "--out", str(tmp_path)]
     code, out, err = run_cli([*argv, "--seeds", "3", "--arms", "sm2, vanilla"])
     assert code == 0, err

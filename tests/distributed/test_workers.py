@@ -9,7 +9,8 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_sm2 import attrs
-from optuna_sm2.pruners import own_records, rung_key
+from optuna_sm2.pruners import own_records
+from optuna_sm2.pruners._records import rung_key
 from tests.support.servers import postgres_database
 from tests.support.workers import start_worker
 

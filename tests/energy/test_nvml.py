@@ -14,8 +14,8 @@ from optuna_sm2.energy import (
     EnergyTracker,
     NvmlMeter,
     _nvml,
-    parse_visible_devices,
 )
+from optuna_sm2.energy._nvml import parse_visible_devices
 from optuna_sm2.testing import fake_pynvml
 from optuna_sm2.testing.fake_pynvml import FakeGpu
 

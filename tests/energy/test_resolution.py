@@ -4,7 +4,8 @@ import itertools
 
 import pytest
 
-from optuna_sm2.energy import Resolution, counter_steps, poll_resolution
+from optuna_sm2.energy import Resolution, poll_resolution
+from optuna_sm2.energy._resolution import counter_steps
 
 
 def test_counter_steps_needs_three_changes() -> None:

@@ -11,7 +11,6 @@ import pytest
 from optuna_sm2 import EnergyMeter, EnergyTracker
 from optuna_sm2.energy import (
     DEFAULT_MAX_POWER_W,
-    WATTS_PER_CORE,
     CpuTimeMeter,
     EnergyReadError,
     EnergyWindow,
@@ -19,6 +18,7 @@ from optuna_sm2.energy import (
     SumMeter,
     _tracker,
 )
+from optuna_sm2.energy._cpu_time import WATTS_PER_CORE
 from tests.support.meters import CoarseMeter, ScriptedMeter
 
 

@@ -12,13 +12,13 @@ import torch
 from optuna_sm2.cli import main
 from optuna_sm2.energy import EnergyMeter, SimulatedMeter
 from optuna_sm2.scenarios import (
-    INSTALL_HINT,
     SCENARIOS,
     ScenarioDataMissing,
     _base,
     load_scenario,
 )
 from optuna_sm2.scenarios._arms import run_vanilla
+from optuna_sm2.scenarios._base import INSTALL_HINT
 from optuna_sm2.scenarios._bench import run_bench
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

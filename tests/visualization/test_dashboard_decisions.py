@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from optuna_sm2 import SuccessiveHalvingEnergyPruner, report
 from optuna_sm2.analysis import summarize_study
-from optuna_sm2.visualization import FIGURE_IDS, figures_of, trial_note
+from optuna_sm2.visualization import FIGURE_IDS, trial_note
+from optuna_sm2.visualization._attach import figures_of
 
 competitor = st.tuples(
     st.one_of(st.floats(-100, 100), st.sampled_from([0.0, 1.0])),  # value
