@@ -4,10 +4,11 @@ from collections.abc import Iterator
 
 import optuna
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
-# These machines are shared and noisy: no property test may fail on wall-clock time.
-settings.register_profile("sm2", deadline=None)
+# These machines are shared and noisy: no property test may fail on wall-clock time (neither an
+# example's deadline nor the health check that times how fast examples are drawn).
+settings.register_profile("sm2", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("sm2")
 
 
