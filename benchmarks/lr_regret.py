@@ -451,7 +451,7 @@ def start_of(case: Case, train: Pair) -> Start:
     for _ in range(2):
         for x, y in epochs.batches(16):
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
+            torch.autograd.backward(F.cross_entropy(model(x), y))
             optimizer.step()
     return Start(model, copy.deepcopy(optimizer.state_dict()))
 
@@ -490,7 +490,7 @@ def train_schedule(
                 loss = F.cross_entropy(model(x), y)
                 if not torch.isfinite(loss):
                     return Arm(None, lrs, begun, order.hexdigest()[:16])
-                loss.backward()
+                torch.autograd.backward(loss)
                 optimizer.step()
     return Arm(accuracy(model, valid), lrs, begun, order.hexdigest()[:16])
 

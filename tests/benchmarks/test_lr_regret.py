@@ -129,8 +129,12 @@ def test_cases_are_stored_and_a_run_resumes(
     # another label trains only the SM² arm: the constants are kept
     calls: list[object] = []
     first = stored.constants[key][0]
-    real = bench.Arm(0.5, [0.1, 0.1], first["start_digest"], first["order_digest"])
-    monkeypatch.setattr(bench, "train_schedule", lambda *a: calls.append(a) or real)
+
+    def sm2_only(*args: object) -> Any:
+        calls.append(args)
+        return bench.Arm(0.5, [0.1, 0.1], first["start_digest"], first["order_digest"])
+
+    monkeypatch.setattr(bench, "train_schedule", sm2_only)
     bench.run_horizon(cases[:1], schedule, stored, "after", minutes=None)
     assert len(calls) == 1
 
