@@ -384,6 +384,8 @@ class Arm:
 
 @dataclass(frozen=True)
 class Case:
+    """One cell of the horizon table: an optimizer, a family, a batch size and a start."""
+
     optimizer: str
     family: str  # a key of SHORT_NAMES
     batch_size: int
