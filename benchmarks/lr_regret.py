@@ -384,6 +384,8 @@ class Arm:
 
 @dataclass(frozen=True)
 class Case:
+    """One cell of the horizon table: an optimizer, a family, a batch size and a start."""
+
     optimizer: str
     family: str  # a key of SHORT_NAMES
     batch_size: int
@@ -451,7 +453,7 @@ def start_of(case: Case, train: Pair) -> Start:
     for _ in range(2):
         for x, y in epochs.batches(16):
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
+            torch.autograd.backward(F.cross_entropy(model(x), y))
             optimizer.step()
     return Start(model, copy.deepcopy(optimizer.state_dict()))
 
@@ -470,9 +472,9 @@ def train_schedule(
     train, valid = data
     model = copy.deepcopy(start.model)
     optimizer = OPTIMIZERS[optimizer_name](model.parameters(), USER_LR[optimizer_name])
-    if start.optimizer_state is not None:
-        optimizer.load_state_dict(start.optimizer_state)
-    begun = Start(model, start.optimizer_state).digest()
+    if start.optimizer_state is not None:  # a copy: torch's load_state_dict shares tensors
+        optimizer.load_state_dict(copy.deepcopy(start.optimizer_state))
+    begun = Start(model, optimizer.state_dict()).digest()
     order = hashlib.sha256()
     epochs = PreloadedBatches(*train, seed=ORDER_SEED)
     torch.manual_seed(ORDER_SEED)
@@ -490,7 +492,7 @@ def train_schedule(
                 loss = F.cross_entropy(model(x), y)
                 if not torch.isfinite(loss):
                     return Arm(None, lrs, begun, order.hexdigest()[:16])
-                loss.backward()
+                torch.autograd.backward(loss)
                 optimizer.step()
     return Arm(accuracy(model, valid), lrs, begun, order.hexdigest()[:16])
 
@@ -579,6 +581,8 @@ def run_case(
     started = time.perf_counter()
     rule = sm2_rule(data[0], case.batch_size)
     arm = train_schedule(start, case.optimizer, data, case.batch_size, schedule, rule)
+    if any(c["start_digest"] != arm.start_digest for c in store.constants[key]):
+        raise RuntimeError(f"{key}: the SM² arm started elsewhere than the constants")
     finished = [c for c in store.constants[key] if c["quality"] is not None]
     if arm.quality is not None and any(c["order_digest"] != arm.order_digest for c in finished):
         raise RuntimeError(f"{key}: the SM² arm trained on other batches than the constants")

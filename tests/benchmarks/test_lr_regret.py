@@ -129,7 +129,28 @@ def test_cases_are_stored_and_a_run_resumes(
     # another label trains only the SM² arm: the constants are kept
     calls: list[object] = []
     first = stored.constants[key][0]
-    real = bench.Arm(0.5, [0.1, 0.1], first["start_digest"], first["order_digest"])
-    monkeypatch.setattr(bench, "train_schedule", lambda *a: calls.append(a) or real)
+
+    def sm2_only(*args: object) -> Any:
+        calls.append(args)
+        return bench.Arm(0.5, [0.1, 0.1], first["start_digest"], first["order_digest"])
+
+    monkeypatch.setattr(bench, "train_schedule", sm2_only)
     bench.run_horizon(cases[:1], schedule, stored, "after", minutes=None)
     assert len(calls) == 1
+
+
+def test_a_trained_start_gives_every_arm_the_same_optimizer_state() -> None:
+    data = _data()
+    case = bench.Case("adam", "logreg", 8, "trained")
+    start = bench.start_of(case, data[0])
+    assert start.optimizer_state is not None and start.optimizer_state["state"]
+    digest = start.digest()
+    schedule = bench.Schedule(blocks=1, epochs=1)
+    arms = [
+        bench.train_schedule(start, "adam", data, 8, schedule, bench.constant(lr))
+        for lr in (1e-3, 1e-1, 1e-3)
+    ]
+    # the arms' training leaves the start's state alone: each arm starts from it
+    assert start.digest() == digest
+    assert {arm.start_digest for arm in arms} == {digest}
+    assert arms[0] == arms[2]
